@@ -1,0 +1,1 @@
+"""The `mesainterp` command line: one module per subcommand."""

@@ -1,0 +1,73 @@
+"""Entry point of the `mesainterp` command.
+
+Each subcommand lives in its own module under `mesainterp.cli` and exposes
+`add_parser(subparsers)`; the parser's `run` default returns a `CommandResult`.
+Bad input ends with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from mesainterp._version import __version__
+from mesainterp.cli.output import CommandResult, to_json
+from mesainterp.errors import MesaInterpError
+
+__all__ = ["build_parser", "main"]
+
+# Subcommand modules, in the order `--help` lists them.
+SUBCOMMANDS: tuple[str, ...] = ("info",)
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mesainterp",
+        description="Find internal search in transformers.",
+    )
+    parser.add_argument("--version", action="version", version=f"mesainterp {__version__}")
+    parser.add_argument(
+        "--json", action="store_true", help="print one machine-readable JSON line on stdout"
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="turn progress bars off (for batch logs)"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"mesainterp.cli.{name.replace('-', '_')}")
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.no_progress:
+        import os
+
+        os.environ["MESAINTERP_NO_PROGRESS"] = "1"
+    try:
+        result: CommandResult = args.run(args)
+    except MesaInterpError as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if args.json:
+            print(to_json({"error": message}))
+        print(f"mesainterp {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"mesainterp {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(to_json(result.data) if args.json else result.text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
