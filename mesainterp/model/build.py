@@ -21,7 +21,8 @@ def build_model(
 ) -> TransformerBridge:
     """A `TransformerBridge` around a freshly initialised native model (seeded by
     `config.seed`), in eval mode."""
-    bridge = TransformerBridge.boot_native(
+    # boot_native is attached to the class at import time, so type checkers cannot see it.
+    bridge = TransformerBridge.boot_native(  # type: ignore[attr-defined]
         config.to_bridge_dict(), device=device, dtype=dtype, model_name="mesainterp-native"
     )
     bridge.eval()

@@ -105,7 +105,9 @@ def read_checkpoint_document(directory: str | os.PathLike[str]) -> dict[str, Any
     path = Path(directory)
     config_path = path / CONFIG_FILE
     if not path.is_dir():
-        raise CheckpointError(f"{path}: not a checkpoint directory (expected {CONFIG_FILE} and {WEIGHTS_FILE})")
+        raise CheckpointError(
+            f"{path}: not a checkpoint directory (expected {CONFIG_FILE} and {WEIGHTS_FILE})"
+        )
     if not config_path.is_file():
         raise CheckpointError(f"{path}: missing {CONFIG_FILE}")
     try:
@@ -123,7 +125,9 @@ def read_checkpoint_document(directory: str | os.PathLike[str]) -> dict[str, Any
         )
     version = document["schema_version"]
     if not isinstance(version, int) or isinstance(version, bool):
-        raise CheckpointError(f"{config_path}: field 'schema_version' must be an int, got {version!r}")
+        raise CheckpointError(
+            f"{config_path}: field 'schema_version' must be an int, got {version!r}"
+        )
     if version > CHECKPOINT_SCHEMA_VERSION:
         raise CheckpointError(
             f"{config_path}: schema_version {version} is newer than this mesainterp reads "

@@ -58,7 +58,9 @@ class ModelConfig:
             get_args(PositionalEmbedding),
         )
         if isinstance(self.attn_only, bool) is False:
-            raise ConfigError("attn_only", f"expected a bool, got {self.attn_only!r}", "true, false")
+            raise ConfigError(
+                "attn_only", f"expected a bool, got {self.attn_only!r}", "true, false"
+            )
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ConfigError("seed", f"expected a non-negative int, got {self.seed!r}")
 

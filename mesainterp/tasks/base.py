@@ -119,7 +119,9 @@ class Task(Protocol):
         """`n` fresh examples; the same seed always gives the same batch."""
         ...
 
-    def counterfactual_pairs(self, n: int, *, seed: int, family: str | None = None) -> CounterfactualPair:
+    def counterfactual_pairs(
+        self, n: int, *, seed: int, family: str | None = None
+    ) -> CounterfactualPair:
         """`n` clean/corrupted pairs from a counterfactual family (default: the first)."""
         ...
 

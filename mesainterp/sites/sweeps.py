@@ -1,0 +1,126 @@
+"""Standard site sets and their validation against a model.
+
+A site set is any sequence of `Site` values; these constructors build the usual sweeps
+in a fixed order (layer, then head, then position) so result tables line up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from mesainterp.errors import ConfigError, MesaInterpError, allowed
+from mesainterp.model.build import ModelShape
+from mesainterp.sites.site import HEAD_KINDS, SITE_KINDS, Site
+
+__all__ = [
+    "SiteError",
+    "attn_out_sites",
+    "head_sites",
+    "mlp_sites",
+    "resid_sites",
+    "unique_hook_names",
+    "validate_sites",
+]
+
+_RESID_KINDS = ("resid_pre", "resid_mid", "resid_post")
+
+
+class SiteError(MesaInterpError):
+    """A site does not exist in the model it is used on."""
+
+
+def _positions(seq_len: int | None, by_pos: bool) -> list[int | None]:
+    if not by_pos:
+        return [None]
+    if seq_len is None or seq_len <= 0:
+        raise ConfigError("seq_len", "a positive int is needed for a by-position sweep")
+    return list(range(seq_len))
+
+
+def resid_sites(
+    shape: ModelShape, *, seq_len: int | None = None, kind: str = "resid_pre", by_pos: bool = True
+) -> list[Site]:
+    """Residual stream by layer (× position when `by_pos`)."""
+    if kind not in _RESID_KINDS:
+        raise ConfigError("kind", f"got {kind!r}", allowed(_RESID_KINDS))
+    return [
+        Site(kind=kind, layer=layer, pos=pos)  # type: ignore[arg-type]
+        for layer in range(shape.n_layers)
+        for pos in _positions(seq_len, by_pos)
+    ]
+
+
+def head_sites(
+    shape: ModelShape, *, seq_len: int | None = None, kind: str = "z", by_pos: bool = False
+) -> list[Site]:
+    """Every attention head (× position when `by_pos`), for one head kind."""
+    if kind not in HEAD_KINDS:
+        raise ConfigError("kind", f"got {kind!r}", allowed(HEAD_KINDS))
+    return [
+        Site(kind=kind, layer=layer, head=head, pos=pos)  # type: ignore[arg-type]
+        for layer in range(shape.n_layers)
+        for head in range(shape.n_heads)
+        for pos in _positions(seq_len, by_pos)
+    ]
+
+
+def mlp_sites(shape: ModelShape, *, seq_len: int | None = None, by_pos: bool = True) -> list[Site]:
+    """MLP output by layer (× position when `by_pos`)."""
+    if shape.attn_only:
+        raise SiteError("mlp sites: this model is attention-only (it has no MLPs)")
+    return [
+        Site(kind="mlp_out", layer=layer, pos=pos)
+        for layer in range(shape.n_layers)
+        for pos in _positions(seq_len, by_pos)
+    ]
+
+
+def attn_out_sites(
+    shape: ModelShape, *, seq_len: int | None = None, by_pos: bool = True
+) -> list[Site]:
+    """Whole attention-layer output by layer (× position when `by_pos`)."""
+    return [
+        Site(kind="attn_out", layer=layer, pos=pos)
+        for layer in range(shape.n_layers)
+        for pos in _positions(seq_len, by_pos)
+    ]
+
+
+def validate_sites(sites: Iterable[Site], shape: ModelShape, *, seq_len: int) -> list[Site]:
+    """Check every site fits the model and the input length; returns the sites as a list.
+
+    Refuses with the valid choices, before any forward pass.
+    """
+    out = list(sites)
+    if not out:
+        raise SiteError("sites: the site set is empty")
+    for i, site in enumerate(out):
+        if not isinstance(site, Site):
+            raise SiteError(f"sites[{i}]: expected a Site, got {type(site).__name__}")
+        if site.kind not in SITE_KINDS:  # a Site built by object.__setattr__ tricks
+            raise SiteError(f"sites[{i}].kind: got {site.kind!r} (allowed: {allowed(SITE_KINDS)})")
+        if site.layer >= shape.n_layers:
+            raise SiteError(
+                f"sites[{i}] ({site.label()}): layer {site.layer} out of range "
+                f"(allowed: 0..{shape.n_layers - 1})"
+            )
+        if site.head is not None and site.head >= shape.n_heads:
+            raise SiteError(
+                f"sites[{i}] ({site.label()}): head {site.head} out of range "
+                f"(allowed: 0..{shape.n_heads - 1})"
+            )
+        if site.pos is not None and site.pos >= seq_len:
+            raise SiteError(
+                f"sites[{i}] ({site.label()}): pos {site.pos} out of range "
+                f"(allowed: 0..{seq_len - 1} for inputs of length {seq_len})"
+            )
+        if shape.attn_only and site.kind in ("mlp_out", "resid_mid"):
+            raise SiteError(
+                f"sites[{i}] ({site.label()}): the model is attention-only, it has no {site.kind}"
+            )
+    return out
+
+
+def unique_hook_names(sites: Sequence[Site]) -> list[str]:
+    """Hook names the sites live on, in first-seen order (what a sweep must cache)."""
+    return list(dict.fromkeys(site.hook_name for site in sites))

@@ -1,0 +1,18 @@
+"""Model organisms of search: seeded task generators with labels and counterfactual pairs."""
+
+from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair, Metric, Task, TaskBatch
+from mesainterp.tasks.registry import TASKS, get_task, task_from_config
+from mesainterp.tasks.tree_path import TreeInstance, TreePathTask
+
+__all__ = [
+    "IGNORE_INDEX",
+    "TASKS",
+    "CounterfactualPair",
+    "Metric",
+    "Task",
+    "TaskBatch",
+    "TreeInstance",
+    "TreePathTask",
+    "get_task",
+    "task_from_config",
+]

@@ -1,0 +1,169 @@
+"""Pieces shared by the task generators: config checks, seeded draws, token metrics.
+
+Kept private: the public surface of a task is its class (see `base.Task`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from mesainterp.errors import ConfigError, allowed
+from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair, Metric, TaskBatch
+
+__all__ = [
+    "Uniforms",
+    "check_choice",
+    "check_float",
+    "check_int",
+    "config_dict_of",
+    "config_from_dict",
+    "logit_diff_metric",
+    "pick_family",
+    "token_scores",
+]
+
+
+def check_int(task: str, field: str, value: object, lo: int, hi: int | None = None) -> None:
+    """Refuse a non-int or out-of-range value, naming `task.field` and the allowed range."""
+    span = f"an int in [{lo}, {hi}]" if hi is not None else f"an int >= {lo}"
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"{task}.{field}", f"expected an int, got {value!r}", span)
+    if value < lo or (hi is not None and value > hi):
+        raise ConfigError(f"{task}.{field}", f"out of range: {value}", span)
+
+
+def check_float(task: str, field: str, value: object, lo: float, hi: float | None = None) -> None:
+    """Refuse a non-number or out-of-range value, naming `task.field`."""
+    span = f"a number in [{lo}, {hi}]" if hi is not None else f"a number >= {lo}"
+    if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
+        raise ConfigError(f"{task}.{field}", f"expected a number, got {value!r}", span)
+    if value < lo or (hi is not None and value > hi):
+        raise ConfigError(f"{task}.{field}", f"out of range: {value}", span)
+
+
+def check_choice(task: str, field: str, value: object, choices: Iterable[object]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ConfigError(f"{task}.{field}", f"unknown value {value!r}", allowed(choices))
+
+
+def config_dict_of(task: Any) -> dict[str, Any]:
+    """`{"name": ..., <every field>: value}` for a task dataclass (JSON-able)."""
+    out: dict[str, Any] = {"name": task.name}
+    for f in dataclasses.fields(task):
+        out[f.name] = getattr(task, f.name)
+    return out
+
+
+def config_from_dict(cls: Any, data: dict[str, Any]) -> Any:
+    """Build a task dataclass from a mapping; unknown fields are named with the known ones."""
+    if not isinstance(data, dict):
+        raise ConfigError(cls.name, f"expected a mapping, got {type(data).__name__}")
+    data = dict(data)
+    name = data.pop("name", cls.name)
+    if name != cls.name:
+        raise ConfigError("name", f"expected {cls.name!r}, got {name!r}", allowed([cls.name]))
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"{cls.name}.{unknown[0]}", "unknown parameter", allowed(known))
+    return cls(**data)
+
+
+def pick_family(task: Any, family: str | None) -> str:
+    families: tuple[str, ...] = task.counterfactual_families
+    if family is None:
+        return families[0]
+    if family not in families:
+        raise ConfigError(
+            f"{task.name}.family", f"unknown counterfactual family {family!r}", allowed(families)
+        )
+    return family
+
+
+class Uniforms:
+    """Uniform [0, 1) draws pulled from a numpy Generator in chunks.
+
+    Scalar `Generator` calls cost microseconds each; drawing in chunks keeps
+    per-example generation cheap while staying a pure function of the seed.
+    """
+
+    def __init__(self, seed: int | Sequence[int], chunk: int = 4096) -> None:
+        self._rng = np.random.default_rng(seed)
+        self._chunk = chunk
+        self._buf = self._rng.random(chunk)
+        self._i = 0
+
+    def random(self) -> float:
+        if self._i >= self._chunk:
+            self._buf = self._rng.random(self._chunk)
+            self._i = 0
+        u = float(self._buf[self._i])
+        self._i += 1
+        return u
+
+    def below(self, k: int) -> int:
+        """Uniform int in [0, k)."""
+        return min(int(self.random() * k), k - 1)
+
+    def choice(self, items: Sequence[Any]) -> Any:
+        return items[self.below(len(items))]
+
+    def shuffled(self, items: Sequence[Any]) -> list[Any]:
+        """Fisher-Yates shuffle of a copy."""
+        out = list(items)
+        for i in range(len(out) - 1, 0, -1):
+            j = self.below(i + 1)
+            out[i], out[j] = out[j], out[i]
+        return out
+
+    def normal(self, shape: tuple[int, ...]) -> np.ndarray:
+        return self._rng.standard_normal(shape)
+
+
+def logit_diff_metric(pair: CounterfactualPair) -> Metric:
+    """Logit(clean answer) - logit(corrupted answer) at each example's answer position."""
+    answer_pos = pair.answer_pos
+    clean_answer = pair.clean_answer
+    corrupted_answer = pair.corrupted_answer
+
+    def metric(outputs: Tensor, batch: TaskBatch) -> Float[Tensor, " batch"]:
+        rows = torch.arange(outputs.shape[0], device=outputs.device)
+        pos = answer_pos.to(outputs.device)
+        at = outputs[rows, pos]
+        good = at[rows, clean_answer.to(outputs.device)]
+        bad = at[rows, corrupted_answer.to(outputs.device)]
+        return good - bad
+
+    return metric
+
+
+def token_scores(outputs: Tensor, batch: TaskBatch, exact_key: str) -> dict[str, Tensor]:
+    """Teacher-forced argmax scores on supervised positions.
+
+    `exact_key` is True where the argmax is right at every supervised position;
+    since the targets are the model's own next inputs, this equals greedy
+    decoding being right. `token_acc` is the fraction of supervised positions right.
+    """
+    if outputs.ndim != 3 or outputs.shape[:2] != batch.targets.shape:
+        raise ConfigError(
+            "outputs",
+            f"expected shape [batch, pos, d_vocab_out] = [{batch.batch_size}, {batch.seq_len}, ...],"
+            f" got {list(outputs.shape)}",
+        )
+    targets = batch.targets.to(outputs.device)
+    mask = targets != IGNORE_INDEX
+    correct = (outputs.argmax(dim=-1) == targets) & mask
+    n_sup = mask.sum(dim=1)
+    n_right = correct.sum(dim=1)
+    return {
+        exact_key: n_right == n_sup,
+        "token_acc": n_right.float() / n_sup.clamp(min=1).float(),
+    }

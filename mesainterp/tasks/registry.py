@@ -1,0 +1,40 @@
+"""Tasks by name: `get_task("tree-path", n_nodes=12)` and config round-trips.
+
+A checkpoint stores `task.config_dict()` (which includes the task name);
+`task_from_config` rebuilds the same task from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mesainterp.errors import ConfigError, allowed
+from mesainterp.tasks._common import config_from_dict
+from mesainterp.tasks.base import Task
+from mesainterp.tasks.tree_path import TreePathTask
+
+__all__ = ["TASKS", "get_task", "task_from_config"]
+
+TASKS: dict[str, type] = {
+    TreePathTask.name: TreePathTask,
+}
+
+
+def _task_class(name: object) -> type:
+    if not isinstance(name, str) or name not in TASKS:
+        raise ConfigError("task", f"unknown task {name!r}", allowed(sorted(TASKS)))
+    return TASKS[name]
+
+
+def get_task(name: str, **params: Any) -> Task:
+    """The task `name` with `params` (unknown or invalid parameters are named)."""
+    cls = _task_class(name)
+    task: Task = config_from_dict(cls, {"name": name, **params})
+    return task
+
+
+def task_from_config(config: dict[str, Any]) -> Task:
+    """Inverse of `task.config_dict()`."""
+    if not isinstance(config, dict) or "name" not in config:
+        raise ConfigError("task.name", "missing task name", allowed(sorted(TASKS)))
+    return get_task(config["name"], **{k: v for k, v in config.items() if k != "name"})

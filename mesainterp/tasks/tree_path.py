@@ -1,0 +1,339 @@
+"""Tree path finding (Brinkmann et al. 2024): the path from the root to a goal node.
+
+A random rooted tree gets its node labels randomly permuted; the prompt is the
+shuffled edge list and the goal, the answer is the path from the root to the goal:
+
+    p c , p c , ... , p c , | goal :  root n1 ... goal END PAD ...
+
+- `n_nodes - 1` edges of three tokens each (parent, child, ","), then "|", the
+  goal and ":", so the prompt length is fixed by the config:
+  `prompt_len = 3 * (n_nodes - 1) + 3`.
+- The answer is the path (1 to `max_depth + 1` nodes) then END, padded with PAD
+  to `seq_len = prompt_len + max_depth + 2`. Targets are next tokens on the path
+  and END (the model has to say where the path stops); everything else is
+  IGNORE_INDEX.
+- Tokens: node labels are `0 .. n_nodes-1`, then "," "|" ":" END PAD.
+
+Goal depth distribution (`goal_depth`):
+- "uniform_depth" (default): draw the goal depth uniformly from
+  `[min_goal_depth, max_depth]`, grow a spine of that depth from the root, attach
+  the other nodes at random (depth <= max_depth, at most `max_children` children),
+  then pick the goal uniformly among the nodes at that depth. Deep goals, which
+  need the most chaining, are as common as shallow ones.
+- "uniform_node": grow the tree at random and pick the goal uniformly among
+  nodes of depth >= min_goal_depth (deep goals are then rare).
+
+Defaults (12 nodes, binary, depth <= 5): paths of up to 6 nodes, sequence length
+43, vocabulary 17. Backward chaining climbs one level per layer, so a model of
+about 6 layers has room for the deepest goals, and a ~1M-parameter model has
+few enough distinct structures to fit quickly; Brinkmann et al. used 16 nodes.
+
+Counterfactual family "goal": the same tree, labels and edge order with a
+different goal whose path diverges from the clean one (neither goal is an
+ancestor of the other). `answer_pos` is the position predicting the first path
+token where the two paths differ; the default metric is the logit difference
+between the clean and corrupted tokens there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, get_args
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mesainterp.errors import ConfigError
+from mesainterp.tasks._common import (
+    Uniforms,
+    check_choice,
+    check_int,
+    config_dict_of,
+    config_from_dict,
+    logit_diff_metric,
+    pick_family,
+    token_scores,
+)
+from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair, Metric, TaskBatch
+
+__all__ = ["GoalDepthDistribution", "TreeInstance", "TreePathTask"]
+
+GoalDepthDistribution = Literal["uniform_depth", "uniform_node"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TreeInstance:
+    """One example: edges (parent, child) in prompt order, root, goal, root-to-goal path."""
+
+    edges: tuple[tuple[int, int], ...]
+    root: int
+    goal: int
+    path: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Tree:
+    """Structure in generation order (node 0 is the root) plus the label permutation."""
+
+    parent: tuple[int, ...]  # structural parent, -1 for the root
+    depth: tuple[int, ...]
+    label: tuple[int, ...]  # structural node -> token label
+    edge_order: tuple[int, ...]  # structural children in prompt order
+
+
+@dataclass(frozen=True, kw_only=True)
+class TreePathTask:
+    """Root-to-goal path in a shuffled-edge-list tree. See the module docstring."""
+
+    name: ClassVar[str] = "tree-path"
+    counterfactual_families: ClassVar[tuple[str, ...]] = ("goal",)
+
+    n_nodes: int = 12
+    max_depth: int = 5
+    max_children: int | None = 2
+    min_goal_depth: int = 1
+    goal_depth: GoalDepthDistribution = "uniform_depth"
+
+    def __post_init__(self) -> None:
+        t = self.name
+        check_int(t, "n_nodes", self.n_nodes, 2, 200)
+        check_int(t, "max_depth", self.max_depth, 1, self.n_nodes - 1)
+        if self.max_children is not None:
+            check_int(t, "max_children", self.max_children, 1, self.n_nodes - 1)
+            capacity = sum(self.max_children**d for d in range(self.max_depth + 1))
+            if capacity < self.n_nodes:
+                raise ConfigError(
+                    f"{t}.n_nodes",
+                    f"{self.n_nodes} nodes do not fit a tree of depth <= {self.max_depth}"
+                    f" with <= {self.max_children} children",
+                    f"an int <= {capacity}, or raise max_depth / max_children",
+                )
+        check_int(t, "min_goal_depth", self.min_goal_depth, 0, self.max_depth)
+        check_choice(t, "goal_depth", self.goal_depth, get_args(GoalDepthDistribution))
+
+    # ---- vocabulary and layout -------------------------------------------------
+    @property
+    def comma(self) -> int:
+        return self.n_nodes
+
+    @property
+    def goal_marker(self) -> int:
+        return self.n_nodes + 1
+
+    @property
+    def path_marker(self) -> int:
+        return self.n_nodes + 2
+
+    @property
+    def end(self) -> int:
+        return self.n_nodes + 3
+
+    @property
+    def pad(self) -> int:
+        return self.n_nodes + 4
+
+    @property
+    def d_vocab(self) -> int:
+        return self.n_nodes + 5
+
+    @property
+    def d_vocab_out(self) -> int:
+        return self.d_vocab
+
+    @property
+    def vocab(self) -> tuple[str, ...]:
+        """Display string of every token id."""
+        return (*(str(i) for i in range(self.n_nodes)), ",", "|", ":", "END", "PAD")
+
+    @property
+    def n_edges(self) -> int:
+        return self.n_nodes - 1
+
+    @property
+    def prompt_len(self) -> int:
+        return 3 * self.n_edges + 3
+
+    @property
+    def goal_pos(self) -> int:
+        """Position of the goal token in the prompt."""
+        return self.prompt_len - 2
+
+    @property
+    def max_path_len(self) -> int:
+        return self.max_depth + 1
+
+    @property
+    def seq_len(self) -> int:
+        return self.prompt_len + self.max_path_len + 1
+
+    def config_dict(self) -> dict[str, Any]:
+        return config_dict_of(self)
+
+    @classmethod
+    def from_config(cls, data: dict[str, Any]) -> TreePathTask:
+        return config_from_dict(cls, data)  # type: ignore[no-any-return]
+
+    # ---- generation ------------------------------------------------------------
+    def _grow(self, u: Uniforms, spine: int) -> _Tree:
+        n, cap = self.n_nodes, self.max_children
+        parent = [-1] * n
+        depth = [0] * n
+        children = [0] * n
+        for v in range(1, spine + 1):
+            parent[v], depth[v] = v - 1, v
+            children[v - 1] += 1
+        for v in range(spine + 1, n):
+            eligible = [
+                w
+                for w in range(v)
+                if depth[w] < self.max_depth and (cap is None or children[w] < cap)
+            ]
+            p = u.choice(eligible)
+            parent[v], depth[v] = p, depth[p] + 1
+            children[p] += 1
+        return _Tree(
+            parent=tuple(parent),
+            depth=tuple(depth),
+            label=tuple(u.shuffled(range(n))),
+            edge_order=tuple(u.shuffled(range(1, n))),
+        )
+
+    def _pick_goal(self, u: Uniforms, tree: _Tree, candidates: list[int]) -> int:
+        """A goal among `candidates` under the configured depth distribution."""
+        if self.goal_depth == "uniform_node":
+            return int(u.choice(candidates))
+        depths = sorted({tree.depth[v] for v in candidates})
+        d = u.choice(depths)
+        return int(u.choice([v for v in candidates if tree.depth[v] == d]))
+
+    def _draw(self, u: Uniforms) -> tuple[_Tree, int]:
+        lo = self.min_goal_depth
+        if self.goal_depth == "uniform_depth":
+            d = lo + u.below(self.max_depth - lo + 1)
+            tree = self._grow(u, spine=d)
+            return tree, int(u.choice([v for v in range(self.n_nodes) if tree.depth[v] == d]))
+        while True:
+            tree = self._grow(u, spine=0)
+            candidates = [v for v in range(self.n_nodes) if tree.depth[v] >= lo]
+            if candidates:
+                return tree, self._pick_goal(u, tree, candidates)
+
+    @staticmethod
+    def _struct_path(tree: _Tree, goal: int) -> list[int]:
+        path = [goal]
+        while tree.parent[path[-1]] >= 0:
+            path.append(tree.parent[path[-1]])
+        return path[::-1]
+
+    def _instance(self, tree: _Tree, goal: int) -> TreeInstance:
+        lab = tree.label
+        return TreeInstance(
+            edges=tuple((lab[tree.parent[c]], lab[c]) for c in tree.edge_order),
+            root=lab[0],
+            goal=lab[goal],
+            path=tuple(lab[v] for v in self._struct_path(tree, goal)),
+        )
+
+    def _batch(self, instances: list[TreeInstance]) -> TaskBatch:
+        n, p0, md = len(instances), self.prompt_len, self.max_depth
+        inputs = np.full((n, self.seq_len), self.pad, dtype=np.int64)
+        targets = np.full((n, self.seq_len), IGNORE_INDEX, dtype=np.int64)
+        goal = np.empty(n, dtype=np.int64)
+        root = np.empty(n, dtype=np.int64)
+        depth = np.empty(n, dtype=np.int64)
+        path = np.full((n, md + 1), -1, dtype=np.int64)
+        ancestors = np.full((n, md), -1, dtype=np.int64)
+        parent = np.full((n, self.n_nodes), -1, dtype=np.int64)
+        node_depth = np.zeros((n, self.n_nodes), dtype=np.int64)
+        on_path = np.zeros((n, self.n_nodes), dtype=bool)
+        for b, inst in enumerate(instances):
+            row = inputs[b]
+            for e, (pa, ch) in enumerate(inst.edges):
+                row[3 * e : 3 * e + 3] = (pa, ch, self.comma)
+                parent[b, ch] = pa
+            row[p0 - 3 : p0] = (self.goal_marker, inst.goal, self.path_marker)
+            k = len(inst.path)
+            row[p0 : p0 + k] = inst.path
+            row[p0 + k] = self.end
+            targets[b, p0 - 1 : p0 + k] = row[p0 : p0 + k + 1]
+            goal[b], root[b], depth[b] = inst.goal, inst.root, k - 1
+            path[b, :k] = inst.path
+            ancestors[b, : k - 1] = inst.path[-2::-1]
+            on_path[b, list(inst.path)] = True
+            for v in range(self.n_nodes):
+                d, w = 0, v
+                while parent[b, w] >= 0:
+                    w, d = parent[b, w], d + 1
+                node_depth[b, v] = d
+        labels = {
+            "goal": goal,
+            "root": root,
+            "depth": depth,
+            "path": path,
+            "ancestors": ancestors,
+            "parent": parent,
+            "node_depth": node_depth,
+            "on_path": on_path,
+        }
+        return TaskBatch(
+            inputs=torch.from_numpy(inputs),
+            targets=torch.from_numpy(targets),
+            prompt_len=p0,
+            labels={k: torch.from_numpy(v) for k, v in labels.items()},
+            instances=list(instances),
+        )
+
+    def sample(self, n: int, *, seed: int) -> TaskBatch:
+        check_int(self.name, "n", n, 1)
+        u = Uniforms([seed, 0])
+        return self._batch([self._instance(*self._draw(u)) for _ in range(n)])
+
+    def counterfactual_pairs(
+        self, n: int, *, seed: int, family: str | None = None
+    ) -> CounterfactualPair:
+        family = pick_family(self, family)
+        check_int(self.name, "n", n, 1)
+        u = Uniforms([seed, 1])
+        clean: list[TreeInstance] = []
+        corrupt: list[TreeInstance] = []
+        for _ in range(n):
+            while True:
+                tree, goal = self._draw(u)
+                on_path = set(self._struct_path(tree, goal))
+                candidates = [
+                    v
+                    for v in range(self.n_nodes)
+                    if v not in on_path
+                    and tree.depth[v] >= self.min_goal_depth
+                    and goal not in self._struct_path(tree, v)
+                ]
+                if candidates:
+                    break
+            clean.append(self._instance(tree, goal))
+            corrupt.append(self._instance(tree, self._pick_goal(u, tree, candidates)))
+        answer_pos, clean_answer, corrupted_answer = [], [], []
+        for c, r in zip(clean, corrupt, strict=True):
+            i = next(i for i, (a, b) in enumerate(zip(c.path, r.path, strict=False)) if a != b)
+            answer_pos.append(self.prompt_len - 1 + i)
+            clean_answer.append(c.path[i])
+            corrupted_answer.append(r.path[i])
+        return CounterfactualPair(
+            family=family,
+            clean=self._batch(clean),
+            corrupted=self._batch(corrupt),
+            answer_pos=torch.tensor(answer_pos, dtype=torch.long),
+            clean_answer=torch.tensor(clean_answer, dtype=torch.long),
+            corrupted_answer=torch.tensor(corrupted_answer, dtype=torch.long),
+        )
+
+    def default_metric(self, pair: CounterfactualPair) -> Metric:
+        return logit_diff_metric(pair)
+
+    def score(self, outputs: Tensor, batch: TaskBatch) -> dict[str, Tensor]:
+        return token_scores(outputs, batch, "exact_path")
+
+    def render(self, tokens: Tensor | list[int]) -> str:
+        """Tokens as a readable string, e.g. '3 7 , 7 1 , ... | 1 : 3 7 1 END'."""
+        ids = tokens.tolist() if isinstance(tokens, Tensor) else list(tokens)
+        return " ".join(self.vocab[i] for i in ids if i != self.pad)

@@ -1,0 +1,175 @@
+"""Held-out evaluation: fresh samples from seeds no training run ever draws.
+
+Training batches come from seeds below `HELD_OUT_SEED_BASE` (see `train_seed`);
+evaluation uses `held_out_seed(k)` at or above it, so the two streams never share
+a seed. Inputs are checked against the model before any forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens.model_bridge import TransformerBridge
+
+from mesainterp.errors import MesaInterpError
+from mesainterp.model.build import model_shape
+from mesainterp.tasks.base import IGNORE_INDEX, Task, TaskBatch
+
+__all__ = [
+    "HELD_OUT_SEED_BASE",
+    "EvalResult",
+    "batch_loss",
+    "evaluate",
+    "held_out_seed",
+    "train_seed",
+    "validate_inputs",
+    "wilson_interval",
+]
+
+HELD_OUT_SEED_BASE = 2**60
+
+
+def train_seed(seed: int, step: int) -> int:
+    """The seed of training batch `step` of a run with `seed` (always < HELD_OUT_SEED_BASE)."""
+    return seed * 2**32 + step
+
+
+def held_out_seed(k: int = 0) -> int:
+    """The `k`-th held-out seed; disjoint from every training seed."""
+    return HELD_OUT_SEED_BASE + k
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval for a binomial proportion (sane at 0 and 1)."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def validate_inputs(
+    model: TransformerBridge,
+    inputs: Int[Tensor, "batch pos"] | Float[Tensor, "batch pos d_model"],
+) -> None:
+    """Refuse inputs the model cannot read, naming the allowed range."""
+    shape = model_shape(model)
+    if inputs.ndim not in (2, 3):
+        raise MesaInterpError(
+            f"inputs: expected [batch, pos] tokens or [batch, pos, d_model] embeddings, "
+            f"got shape {list(inputs.shape)}"
+        )
+    if inputs.shape[1] > shape.n_ctx:
+        raise MesaInterpError(
+            f"inputs: sequence length {inputs.shape[1]} exceeds the model's context "
+            f"n_ctx={shape.n_ctx} (allowed: 1..{shape.n_ctx})"
+        )
+    if inputs.dtype.is_floating_point:
+        if inputs.ndim != 3 or inputs.shape[2] != shape.d_model:
+            raise MesaInterpError(
+                f"inputs: float inputs are embeddings [batch, pos, d_model={shape.d_model}], "
+                f"got shape {list(inputs.shape)}"
+            )
+        if not bool(torch.isfinite(inputs).all()):
+            raise MesaInterpError("inputs: embeddings contain NaN or infinite values")
+        return
+    if inputs.ndim != 2:
+        raise MesaInterpError(f"inputs: token inputs are [batch, pos], got {list(inputs.shape)}")
+    if inputs.numel():
+        lo, hi = int(inputs.min()), int(inputs.max())
+        if lo < 0 or hi >= shape.d_vocab:
+            bad = lo if lo < 0 else hi
+            raise MesaInterpError(
+                f"inputs: token {bad} is outside the model's vocabulary "
+                f"(allowed: 0..{shape.d_vocab - 1})"
+            )
+
+
+def batch_loss(outputs: Float[Tensor, "batch pos out"], batch: TaskBatch) -> Tensor:
+    """Cross-entropy on supervised token positions, or MSE on supervised float targets."""
+    targets = batch.targets.to(outputs.device)
+    if targets.dtype.is_floating_point:
+        mask = ~torch.isnan(targets)
+        pred = outputs[..., 0]
+        return ((pred[mask] - targets[mask]) ** 2).mean()
+    return torch.nn.functional.cross_entropy(
+        outputs.reshape(-1, outputs.shape[-1]).float(),
+        targets.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalResult:
+    """Held-out metrics: means of the task's per-example scores, with a 95% Wilson
+    interval for each boolean score, plus the held-out loss."""
+
+    task: dict[str, Any]
+    n: int
+    seed: int
+    metrics: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": self.task, "n": self.n, "seed": self.seed, "metrics": dict(self.metrics)}
+
+
+@torch.no_grad()
+def evaluate(
+    model: TransformerBridge,
+    task: Task,
+    n: int = 1000,
+    *,
+    seed: int | None = None,
+    batch_size: int = 250,
+) -> EvalResult:
+    """Score `model` on `n` fresh held-out samples of `task` (teacher-forced)."""
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+        raise MesaInterpError(f"n: expected a positive int, got {n!r}")
+    seed = held_out_seed(0) if seed is None else seed
+    shape = model_shape(model)
+    if task.d_vocab_out != shape.d_vocab_out:
+        raise MesaInterpError(
+            f"task {task.name!r} predicts {task.d_vocab_out} outputs but the model has "
+            f"d_vocab_out={shape.d_vocab_out}"
+        )
+    batch = task.sample(n, seed=seed)
+    validate_inputs(model, batch.inputs)
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    trues: dict[str, int] = {}
+    loss_sum = 0.0
+    try:
+        for start in range(0, n, batch_size):
+            part = _slice(batch, start, start + batch_size)
+            outputs = model(part.inputs)
+            loss_sum += float(batch_loss(outputs, part)) * part.batch_size
+            for key, values in task.score(outputs, part).items():
+                if values.dtype == torch.bool:
+                    trues[key] = trues.get(key, 0) + int(values.sum())
+                sums[key] = sums.get(key, 0.0) + float(values.double().sum())
+    finally:
+        model.train(was_training)
+    metrics = {key: total / n for key, total in sums.items()}
+    for key, k in trues.items():
+        lo, hi = wilson_interval(k, n)
+        metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"] = lo, hi
+    metrics["loss"] = loss_sum / n
+    return EvalResult(task=task.config_dict(), n=n, seed=seed, metrics=metrics)
+
+
+def _slice(batch: TaskBatch, start: int, stop: int) -> TaskBatch:
+    return TaskBatch(
+        inputs=batch.inputs[start:stop],
+        targets=batch.targets[start:stop],
+        prompt_len=batch.prompt_len,
+        labels={k: v[start:stop] for k, v in batch.labels.items()},
+        instances=batch.instances[start:stop],
+    )

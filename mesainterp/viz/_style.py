@@ -1,0 +1,85 @@
+"""Shared look of every figure: publication matplotlib settings, palettes, checks.
+
+Matplotlib figures are built with the object-oriented `matplotlib.figure.Figure`
+(never pyplot), so no global figure registry or theme is touched; the
+publication settings apply only while a figure is being built (`rc_context`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
+
+from mesainterp.errors import ConfigError, allowed
+
+__all__ = [
+    "CONTROL_COLORS",
+    "DIVERGING",
+    "SEQUENTIAL",
+    "new_figure",
+    "publication_style",
+    "require_columns",
+]
+
+# Colour-blind-safe (Okabe–Ito) colours for control curves and highlights.
+CONTROL_COLORS = {
+    "value": "#0072B2",
+    "random_init": "#E69F00",
+    "shuffled": "#009E73",
+    "majority": "#7F7F7F",
+    "highlight": "#D55E00",
+    "path": "#0072B2",
+}
+DIVERGING = "RdBu"
+SEQUENTIAL = "Blues"
+
+_PUBLICATION_RC: dict[str, Any] = {
+    "font.size": 8,
+    "axes.titlesize": 9,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.linewidth": 0.6,
+    "lines.linewidth": 1.2,
+    "savefig.dpi": 300,
+    "savefig.bbox": "tight",
+    "pdf.fonttype": 42,  # embed TrueType so text stays editable in PDFs
+    "ps.fonttype": 42,
+    "svg.fonttype": "none",  # keep text as text in SVG
+    "svg.hashsalt": "mesainterp",  # deterministic SVG ids
+}
+
+
+@contextmanager
+def publication_style() -> Iterator[None]:
+    """Publication settings for the figures built inside this block only."""
+    with matplotlib.rc_context(_PUBLICATION_RC):
+        yield
+
+
+def new_figure(width: float = 3.4, height: float = 2.6) -> Figure:
+    """A pyplot-free figure (inches; 3.4 in is one column of a two-column paper)."""
+    return Figure(figsize=(width, height), dpi=150, layout="constrained")
+
+
+def require_columns(table: pd.DataFrame, columns: Iterable[str], *, what: str) -> None:
+    """Refuse a table that lacks the columns a figure reads."""
+    if not isinstance(table, pd.DataFrame):
+        raise ConfigError(what, f"expected a pandas DataFrame, got {type(table).__name__}")
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ConfigError(
+            what,
+            f"table lacks column(s) {allowed(missing)}",
+            allowed(list(columns)),
+        )
+    if table.empty:
+        raise ConfigError(what, "table is empty")

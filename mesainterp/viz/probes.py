@@ -1,0 +1,182 @@
+"""Probe accuracy by layer (and position) with its control curves.
+
+Input is the tidy probe table (columns layer, pos, target, value, se,
+random_init, shuffled, majority; one row per fitted probe). The curves show the
+probe on the trained model with a ±1.96·se band against the same probe on a
+random-init model, on shuffled labels, and the majority-class baseline.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from matplotlib.figure import Figure
+
+from mesainterp.errors import ConfigError, allowed
+from mesainterp.viz._style import (
+    CONTROL_COLORS,
+    SEQUENTIAL,
+    new_figure,
+    publication_style,
+    require_columns,
+)
+
+__all__ = ["PROBE_COLUMNS", "probe_curves", "probe_curves_mpl", "probe_heatmap", "probe_rows"]
+
+PROBE_COLUMNS = ("layer", "pos", "target", "value", "se", "random_init", "shuffled", "majority")
+CONTROLS = ("random_init", "shuffled", "majority")
+Z95 = 1.96
+
+
+def probe_rows(
+    table: pd.DataFrame, *, target: str | None = None, pos: int | None = None
+) -> pd.DataFrame:
+    """Rows of one target (and, when given, one position), sorted by layer."""
+    require_columns(table, PROBE_COLUMNS, what="table")
+    targets = sorted(str(t) for t in table["target"].unique())
+    if target is None:
+        if len(targets) != 1:
+            raise ConfigError(
+                "target", "the table holds several targets; choose one", allowed(targets)
+            )
+        target = targets[0]
+    elif target not in targets:
+        raise ConfigError("target", f"no rows for target {target!r}", allowed(targets))
+    rows = table[table["target"] == target]
+    if pos is not None:
+        positions = sorted(int(p) for p in rows["pos"].unique())
+        if pos not in positions:
+            raise ConfigError("pos", f"no rows at position {pos}", allowed(positions))
+        rows = rows[rows["pos"] == pos]
+    return rows.sort_values(["pos", "layer"])
+
+
+def _title(target: str, pos: int | None) -> str:
+    where = f" at position {pos}" if pos is not None else ""
+    return f"Probe for {target!r}{where}: accuracy by layer"
+
+
+def probe_curves(
+    table: pd.DataFrame,
+    *,
+    target: str | None = None,
+    pos: int | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Interactive accuracy-by-layer curves: one per position unless `pos` is given,
+    plus the three controls (averaged over the shown positions)."""
+    rows = probe_rows(table, target=target, pos=pos)
+    target = str(rows["target"].iloc[0])
+    fig = go.Figure()
+    for p, group in rows.groupby("pos", sort=True):
+        band = Z95 * group["se"].to_numpy(float)
+        fig.add_trace(
+            go.Scatter(
+                x=group["layer"],
+                y=group["value"],
+                error_y={"type": "data", "array": band, "visible": True, "thickness": 1},
+                mode="lines+markers",
+                name=f"pos {p}",
+                hovertemplate="layer %{x}<br>acc %{y:.3f} ± %{error_y.array:.3f}<extra>pos "
+                + str(p)
+                + "</extra>",
+            )
+        )
+    controls = rows.groupby("layer", sort=True)[list(CONTROLS)].mean()
+    for name in CONTROLS:
+        fig.add_trace(
+            go.Scatter(
+                x=controls.index,
+                y=controls[name],
+                mode="lines",
+                name=name.replace("_", "-"),
+                line={"dash": "dash", "color": CONTROL_COLORS[name]},
+            )
+        )
+    fig.update_layout(
+        title=title or _title(target, pos),
+        xaxis_title="layer",
+        yaxis_title="accuracy",
+        yaxis={"range": [0, 1.02]},
+        template="simple_white",
+    )
+    return fig
+
+
+def probe_curves_mpl(
+    table: pd.DataFrame,
+    *,
+    target: str | None = None,
+    pos: int | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Static version of `probe_curves`, with shaded ±1.96·se bands."""
+    rows = probe_rows(table, target=target, pos=pos)
+    target = str(rows["target"].iloc[0])
+    with publication_style():
+        fig = new_figure(3.4, 2.4)
+        ax = fig.add_subplot()
+        for p, group in rows.groupby("pos", sort=True):
+            layer = group["layer"].to_numpy(float)
+            value = group["value"].to_numpy(float)
+            band = Z95 * group["se"].to_numpy(float)
+            (line,) = ax.plot(layer, value, marker="o", markersize=3, label=f"pos {p}")
+            ax.fill_between(layer, value - band, value + band, alpha=0.2, color=line.get_color())
+        controls = rows.groupby("layer", sort=True)[list(CONTROLS)].mean()
+        for name in CONTROLS:
+            ax.plot(
+                controls.index.to_numpy(float),
+                controls[name].to_numpy(float),
+                linestyle="--",
+                color=CONTROL_COLORS[name],
+                label=name.replace("_", "-"),
+            )
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("layer")
+        ax.set_ylabel("accuracy")
+        ax.set_title(title or _title(target, pos))
+        ax.legend(frameon=False, loc="best", ncols=2)
+    return fig
+
+
+def probe_heatmap(
+    table: pd.DataFrame, *, target: str | None = None, title: str | None = None
+) -> go.Figure:
+    """Interactive layer × position grid of probe accuracy (hover: se and controls)."""
+    rows = probe_rows(table, target=target)
+    target = str(rows["target"].iloc[0])
+    layers = sorted(int(v) for v in rows["layer"].unique())
+    positions = sorted(int(v) for v in rows["pos"].unique())
+    fields = ("value", "se", *CONTROLS)
+    grids = {f: np.full((len(layers), len(positions)), np.nan) for f in fields}
+    for _, row in rows.iterrows():
+        i, j = layers.index(int(row["layer"])), positions.index(int(row["pos"]))
+        for f in fields:
+            grids[f][i, j] = float(row[f])
+    custom = np.stack([grids[f] for f in fields[1:]], axis=-1)
+    fig = go.Figure(
+        go.Heatmap(
+            z=grids["value"],
+            x=[str(p) for p in positions],
+            y=[f"L{layer}" for layer in layers],
+            zmin=0,
+            zmax=1,
+            colorscale=SEQUENTIAL,
+            customdata=custom,
+            colorbar={"title": {"text": "accuracy"}},
+            hovertemplate=(
+                "layer %{y}, pos %{x}<br>acc %{z:.3f} (se %{customdata[0]:.3f})"
+                "<br>random-init %{customdata[1]:.3f}<br>shuffled %{customdata[2]:.3f}"
+                "<br>majority %{customdata[3]:.3f}<extra></extra>"
+            ),
+        )
+    )
+    fig.update_layout(
+        title=title or f"Probe for {target!r}: accuracy by layer and position",
+        xaxis_title="position",
+        yaxis_title="layer",
+        yaxis={"autorange": "reversed"},
+        template="simple_white",
+    )
+    return fig

@@ -1,0 +1,72 @@
+"""Importing the package has no side effects; the CLI speaks clearly."""
+
+import json
+import os
+import subprocess
+import sys
+
+import mesainterp
+
+CLEAN_IMPORT = """
+import os, sys, socket
+def refuse(*a, **k):
+    raise RuntimeError("network access at import")
+socket.socket.connect = refuse
+before = set(os.listdir('.'))
+argv = list(sys.argv)
+hook = sys.excepthook
+import mesainterp, mesainterp.cli.main
+import matplotlib
+assert set(os.listdir('.')) == before, 'files written'
+assert sys.argv == argv and sys.excepthook is hook
+print('ok')
+"""
+
+
+def test_import_has_no_side_effects(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", CLEAN_IMPORT], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_public_api_is_curated():
+    assert "build_model" in mesainterp.__all__
+    for name in mesainterp.__all__:
+        assert hasattr(mesainterp, name)
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "mesainterp", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=os.environ | {"MESAINTERP_NO_PROGRESS": "1"},
+    )
+
+
+def test_cli_help_and_version():
+    assert _cli("--help").returncode == 0
+    version = _cli("--version")
+    assert version.returncode == 0 and mesainterp.__version__ in version.stdout
+
+
+def test_cli_bad_input_is_one_line_and_nonzero(tmp_path):
+    result = _cli("info", str(tmp_path / "missing"))
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "not a checkpoint directory" in result.stderr
+
+
+def test_cli_json_output(tmp_path, tiny_model, tiny_config):
+    from mesainterp import save_checkpoint
+
+    digest = save_checkpoint(tiny_model, tmp_path / "m", config=tiny_config)
+    result = _cli("--json", "info", str(tmp_path / "m"))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["fingerprint"] == digest
+    assert data["model"]["n_layers"] == tiny_config.n_layers
