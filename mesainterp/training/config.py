@@ -89,7 +89,9 @@ class TrainConfig:
         if self.grad_clip is not None:
             _positive_float("grad_clip", self.grad_clip)
         if self.lr_schedule not in get_args(LrSchedule):
-            raise ConfigError("lr_schedule", f"got {self.lr_schedule!r}", allowed(get_args(LrSchedule)))
+            raise ConfigError(
+                "lr_schedule", f"got {self.lr_schedule!r}", allowed(get_args(LrSchedule))
+            )
         if not isinstance(self.min_lr_ratio, int | float) or not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError("min_lr_ratio", f"got {self.min_lr_ratio!r}", "a number in [0, 1]")
         if not isinstance(self.curriculum, tuple) or not all(
