@@ -1,6 +1,7 @@
 """Model organisms of search: seeded task generators with labels and counterfactual pairs."""
 
 from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair, Metric, Task, TaskBatch
+from mesainterp.tasks.graph_search import DagInstance, GraphSearchTask
 from mesainterp.tasks.maze import MazeInstance, MazeTask
 from mesainterp.tasks.registry import TASKS, get_task, task_from_config
 from mesainterp.tasks.tree_path import TreeInstance, TreePathTask
@@ -9,6 +10,8 @@ __all__ = [
     "IGNORE_INDEX",
     "TASKS",
     "CounterfactualPair",
+    "DagInstance",
+    "GraphSearchTask",
     "MazeInstance",
     "MazeTask",
     "Metric",

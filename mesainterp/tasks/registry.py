@@ -11,6 +11,7 @@ from typing import Any
 from mesainterp.errors import ConfigError, allowed
 from mesainterp.tasks._common import config_from_dict
 from mesainterp.tasks.base import Task
+from mesainterp.tasks.graph_search import GraphSearchTask
 from mesainterp.tasks.maze import MazeTask
 from mesainterp.tasks.tree_path import TreePathTask
 
@@ -19,6 +20,7 @@ __all__ = ["TASKS", "get_task", "task_from_config"]
 TASKS: dict[str, type] = {
     TreePathTask.name: TreePathTask,
     MazeTask.name: MazeTask,
+    GraphSearchTask.name: GraphSearchTask,
 }
 
 
