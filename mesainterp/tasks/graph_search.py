@@ -351,7 +351,9 @@ class GraphSearchTask:
         family = pick_family(self, family)
         check_int(self.name, "n", n, 1)
         u = Uniforms([seed, 1])
-        clean, corrupt, pos = [], [], []
+        clean: list[tuple[DagInstance, tuple[int | None, ...]]] = []
+        corrupt: list[tuple[DagInstance, tuple[int | None, ...]]] = []
+        pos: list[int] = []
         while len(clean) < n:
             adj, start, goal, big_l = self._graph(u)
             path = _unique_path(adj, start, goal)
