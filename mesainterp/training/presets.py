@@ -21,7 +21,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "d_head": 32,
             "d_mlp": 256,
         },
-        "steps": 4000,
+        "steps": 8000,
         "batch_size": 64,
         "lr": 1e-3,
         "warmup_steps": 200,
