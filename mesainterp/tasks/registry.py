@@ -12,6 +12,7 @@ from mesainterp.errors import ConfigError, allowed
 from mesainterp.tasks._common import config_from_dict
 from mesainterp.tasks.base import Task
 from mesainterp.tasks.graph_search import GraphSearchTask
+from mesainterp.tasks.icl_regression import ICLRegressionTask
 from mesainterp.tasks.maze import MazeTask
 from mesainterp.tasks.tree_path import TreePathTask
 
@@ -21,6 +22,7 @@ TASKS: dict[str, type] = {
     TreePathTask.name: TreePathTask,
     MazeTask.name: MazeTask,
     GraphSearchTask.name: GraphSearchTask,
+    ICLRegressionTask.name: ICLRegressionTask,
 }
 
 
