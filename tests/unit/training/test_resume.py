@@ -90,3 +90,26 @@ def test_curriculum_stage_must_fit_the_model():
             }
         ).stage_tasks()
     assert CurriculumStage(until_step=3).task_params == {}
+
+
+def test_regression_task_trains_on_mse_and_resumes_exactly(tmp_path):
+    torch.set_num_threads(1)
+    config = TrainConfig.from_dict(
+        {
+            "task": "icl-regression",
+            "task_params": {"d_x": 3, "n_context": 4, "d_model": 8},
+            "model": {"n_layers": 1, "d_model": 8, "n_heads": 2, "d_head": 4, "d_mlp": 16},
+            "steps": 4,
+            "batch_size": 8,
+            "eval_every": 2,
+            "eval_n": 16,
+            "checkpoint_every": 2,
+        }
+    )
+    assert config.model.d_vocab_out == 1
+    full = train(config, tmp_path / "full", progress=False)
+    assert set(full.eval.metrics) == {"mse", "loss"}
+    assert full.eval.metrics["mse"] == pytest.approx(full.eval.metrics["loss"], rel=1e-5)
+    train(config, tmp_path / "split", progress=False, stop_at=1)
+    resumed = train(config, tmp_path / "split", resume=True, progress=False)
+    assert resumed.fingerprint == full.fingerprint
