@@ -298,7 +298,7 @@ class TreePathTask:
         clean: list[TreeInstance] = []
         corrupt: list[TreeInstance] = []
         for _ in range(n):
-            while True:
+            for _attempt in range(1000):
                 tree, goal = self._draw(u)
                 on_path = set(self._struct_path(tree, goal))
                 candidates = [
@@ -310,6 +310,12 @@ class TreePathTask:
                 ]
                 if candidates:
                     break
+            else:
+                raise ConfigError(
+                    f"{self.name}.max_children",
+                    "no two goals with diverging paths in 1000 trees: the trees are (nearly) chains",
+                    "a larger max_children, or more nodes than max_depth + 1",
+                )
             clean.append(self._instance(tree, goal))
             corrupt.append(self._instance(tree, self._pick_goal(u, tree, candidates)))
         answer_pos, clean_answer, corrupted_answer = [], [], []

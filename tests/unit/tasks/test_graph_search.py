@@ -5,6 +5,8 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mesainterp.errors import ConfigError
 from mesainterp.tasks import IGNORE_INDEX, GraphSearchTask
@@ -124,3 +126,32 @@ def test_metric_and_score():
 def test_bad_params_name_the_field(params, field):
     with pytest.raises(ConfigError, match=field):
         GraphSearchTask(**params)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    n_vertices=st.integers(3, 20),
+    max_lookahead=st.integers(1, 6),
+    n_branches=st.integers(2, 4),
+    extra_edges=st.integers(0, 12),
+    seed=st.integers(0, 2**31),
+)
+def test_any_valid_config_has_a_unique_path(
+    n_vertices, max_lookahead, n_branches, extra_edges, seed
+):
+    try:
+        task = GraphSearchTask(
+            n_vertices=n_vertices,
+            max_lookahead=max_lookahead,
+            n_branches=n_branches,
+            extra_edges=extra_edges,
+        )
+    except ConfigError:
+        return
+    pair = task.counterfactual_pairs(3, seed=seed)
+    for half in (pair.clean, pair.corrupted):
+        assert half.inputs.shape == (3, task.seq_len)
+        for inst in half.instances:
+            g = _graph(inst)
+            assert nx.is_directed_acyclic_graph(g) and len(inst.edges) <= task.max_edges
+            assert list(nx.all_simple_paths(g, inst.start, inst.goal)) == [list(inst.path)]

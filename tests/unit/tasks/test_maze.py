@@ -161,3 +161,17 @@ def test_score():
 def test_bad_grid_refused(bad):
     with pytest.raises(ConfigError, match="grid_n"):
         MazeTask(grid_n=bad)
+
+
+@pytest.mark.parametrize("grid_n", [2, 3, 5])
+def test_other_grid_sizes(grid_n):
+    task = MazeTask(grid_n=grid_n)
+    batch = task.sample(6, seed=grid_n)
+    assert batch.inputs.shape == (6, 3 * (grid_n**2 - 1) + 5 + grid_n**2 + 1)
+    for inst in batch.instances:
+        g = _graph(inst)
+        assert nx.is_tree(g)
+        assert list(inst.path) == nx.shortest_path(g, inst.origin, inst.target)
+    for family in task.counterfactual_families:
+        pair = task.counterfactual_pairs(4, seed=0, family=family)
+        assert (pair.clean_answer != pair.corrupted_answer).all()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mesainterp.errors import ConfigError
 from mesainterp.tasks import IGNORE_INDEX, TreePathTask
@@ -168,3 +170,35 @@ def test_bad_params_name_the_field(params, field):
 def test_unknown_family_refused():
     with pytest.raises(ConfigError, match="goal"):
         TASK.counterfactual_pairs(2, seed=0, family="root")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_nodes=st.integers(2, 16),
+    depth_frac=st.floats(0, 1),
+    max_children=st.one_of(st.none(), st.integers(1, 4)),
+    goal_depth=st.sampled_from(["uniform_depth", "uniform_node"]),
+    seed=st.integers(0, 2**31),
+)
+def test_any_valid_config_gives_correct_labels(n_nodes, depth_frac, max_children, goal_depth, seed):
+    max_depth = 1 + int(depth_frac * (n_nodes - 2))
+    try:
+        task = TreePathTask(
+            n_nodes=n_nodes, max_depth=max_depth, max_children=max_children, goal_depth=goal_depth
+        )
+    except ConfigError:
+        return  # e.g. too many nodes for the depth and fan-out
+    batch = task.sample(5, seed=seed)
+    assert batch.inputs.shape == (5, task.seq_len)
+    for b, inst in enumerate(batch.instances):
+        g = _graph(inst)
+        assert nx.is_arborescence(g) and g.number_of_nodes() == n_nodes
+        root = next(v for v in g if g.in_degree(v) == 0)
+        assert list(inst.path) == nx.shortest_path(g, root, inst.goal)
+        assert batch.labels["depth"][b] == len(inst.path) - 1 <= max_depth
+        assert max(nx.shortest_path_length(g, root).values()) <= max_depth
+
+
+def test_chain_trees_cannot_make_goal_pairs():
+    with pytest.raises(ConfigError, match="max_children"):
+        TreePathTask(n_nodes=4, max_depth=3, max_children=1).counterfactual_pairs(1, seed=0)
