@@ -61,7 +61,7 @@ _PUBLICATION_RC: dict[str, Any] = {
 @contextmanager
 def publication_style() -> Iterator[None]:
     """Publication settings for the figures built inside this block only."""
-    with matplotlib.rc_context(_PUBLICATION_RC):
+    with matplotlib.rc_context(_PUBLICATION_RC):  # type: ignore[arg-type]
         yield
 
 

@@ -1,0 +1,278 @@
+"""Report sections: a titled figure, table or circuitsvis view, and how a run's
+results become sections.
+
+A `Section` holds objects, not HTML: an interactive plotly figure and/or a
+static matplotlib figure, a table, a circuitsvis view, or an image file's
+bytes. `build_report` renders them; `write_static_figures` saves the static ones.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+from matplotlib.figure import Figure
+
+from mesainterp.errors import ConfigError
+from mesainterp.report.rundir import Result, Run, RunDirError, read_table
+from mesainterp.viz.attention import CircuitsVisHTML, attention_heads
+from mesainterp.viz.circuit import circuit_graph, circuit_graph_mpl
+from mesainterp.viz.patching import patching_heatmap, patching_heatmap_mpl
+from mesainterp.viz.probes import probe_curves, probe_curves_mpl, probe_heatmap
+from mesainterp.viz.scatter import align_sites, attribution_scatter, attribution_scatter_mpl
+
+__all__ = ["IMAGE_TYPES", "Section", "sections_from_run", "slug"]
+
+IMAGE_TYPES = {".svg": "image/svg+xml", ".png": "image/png"}
+MAX_HEAD_POSITIONS = 6  # heads-by-position tables: one heatmap per position, at most this many
+
+
+def slug(text: str) -> str:
+    """A file- and id-safe name."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "section"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Section:
+    """One block of the report. Give at least one of plotly, static, table, view, image."""
+
+    title: str
+    name: str = ""
+    caption: str = ""
+    plotly: go.Figure | None = None
+    static: Figure | None = None
+    table: pd.DataFrame | None = None
+    view: CircuitsVisHTML | None = None
+    image: bytes | None = None
+    image_type: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.title:
+            raise ConfigError("title", "a section needs a title")
+        if all(v is None for v in (self.plotly, self.static, self.table, self.view, self.image)):
+            raise ConfigError(
+                "Section",
+                f"{self.title!r} has nothing to show (plotly, static, table, view or image)",
+            )
+        if self.image is not None and self.image_type not in IMAGE_TYPES.values():
+            raise ConfigError(
+                "image_type", f"unsupported {self.image_type!r}", ", ".join(IMAGE_TYPES.values())
+            )
+        if not self.name:
+            object.__setattr__(self, "name", slug(self.title))
+
+
+def _patching(run: Run, result: Result) -> list[Section]:
+    table = read_table(run.file(result.path))
+    opts = result.options
+    kinds = (
+        [opts["kind"]]
+        if "kind" in opts
+        else sorted(str(k) for k in table["kind"].dropna().unique())
+    )
+    sections = []
+    for kind in kinds:
+        rows = table[table["kind"] == kind]
+        has_heads = (
+            "head" in rows and rows["head"].notna().any() and (rows["head"].dropna() >= 0).any()
+        )
+        x = opts.get("x", "head" if has_heads else "position")
+        if x == "head" and "position" in rows and rows["position"].nunique(dropna=True) > 1:
+            wanted = (
+                [opts["position"]]
+                if "position" in opts
+                else sorted(rows["position"].dropna().unique())
+            )
+            chunks = [
+                (f" at position {int(p)}", rows[rows["position"] == p])
+                for p in wanted[-MAX_HEAD_POSITIONS:]
+            ]
+        else:
+            chunks = [("", rows)]
+        for suffix, chunk in chunks:
+            title = f"{opts.get('title', f'Patching: {kind}')}{suffix}"
+            sections.append(
+                Section(
+                    title=title,
+                    name=slug(f"{result.name}-{kind}{suffix}"),
+                    caption=opts.get(
+                        "caption",
+                        "Effect of patching each site; hover for the confidence interval and n.",
+                    ),
+                    plotly=patching_heatmap(chunk, x=x, kind=kind, title=title),
+                    static=patching_heatmap_mpl(chunk, x=x, kind=kind, title=title),
+                )
+            )
+    return sections
+
+
+def _probes(run: Run, result: Result) -> list[Section]:
+    table = read_table(run.file(result.path))
+    opts = result.options
+    targets = (
+        [opts["target"]] if "target" in opts else sorted(str(t) for t in table["target"].unique())
+    )
+    sections = []
+    for target in targets:
+        pos = opts.get("pos")
+        title = opts.get("title", f"Probe: {target}")
+        caption = opts.get(
+            "caption",
+            "Probe accuracy by layer (±1.96 se) against random-init, shuffled-label and majority controls.",
+        )
+        sections.append(
+            Section(
+                title=title,
+                name=slug(f"{result.name}-{target}"),
+                caption=caption,
+                plotly=probe_curves(table, target=target, pos=pos),
+                static=probe_curves_mpl(table, target=target, pos=pos),
+            )
+        )
+        if pos is None and table[table["target"] == target]["pos"].nunique() > 1:
+            sections.append(
+                Section(
+                    title=f"{title}: layer × position",
+                    name=slug(f"{result.name}-{target}-grid"),
+                    plotly=probe_heatmap(table, target=target),
+                )
+            )
+    return sections
+
+
+def _attribution(run: Run, result: Result) -> list[Section]:
+    if "exact" not in result.options:
+        raise RunDirError(
+            f"results[{result.name!r}]: an attribution result needs 'exact' (the exact patching table)"
+        )
+    merged = align_sites(
+        read_table(run.file(result.options["exact"])), read_table(run.file(result.path))
+    )
+    title = result.options.get("title", "Attribution vs exact patching")
+    return [
+        Section(
+            title=title,
+            name=slug(result.name),
+            caption=result.options.get("caption", "One point per site; the dotted line is y = x."),
+            plotly=attribution_scatter(
+                merged["exact"], merged["attribution"], labels=list(merged["site"]), title=title
+            ),
+            static=attribution_scatter_mpl(merged["exact"], merged["attribution"], title=title),
+        )
+    ]
+
+
+def _json(run: Run, result: Result) -> Any:
+    path = run.file(result.path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunDirError(f"{path}: not valid JSON ({err})") from err
+
+
+def _circuit(run: Run, result: Result) -> list[Section]:
+    data = _json(run, result)
+    try:
+        nodes, edges = data["nodes"], data["edges"]
+        scores = data.get("scores") or [float(e["score"]) for e in edges]
+    except (KeyError, TypeError) as err:
+        raise RunDirError(
+            f"{result.path}: a circuit needs 'nodes' and 'edges' with scores ({err!r} missing)"
+        ) from err
+    faithfulness = data.get("faithfulness")
+    title = result.options.get("title", data.get("title", "Circuit"))
+    table = pd.DataFrame(
+        [
+            {"source": e["source"], "target": e["target"], "score": s}
+            if isinstance(e, dict)
+            else {"source": e[0], "target": e[1], "score": s}
+            for e, s in zip(edges, scores, strict=True)
+        ]
+    )
+    return [
+        Section(
+            title=title,
+            name=slug(result.name),
+            caption=result.options.get(
+                "caption", "Nodes by layer; edge width ∝ |score|, blue positive, orange negative."
+            ),
+            plotly=circuit_graph(nodes, edges, scores, faithfulness=faithfulness, title=title),
+            static=circuit_graph_mpl(nodes, edges, scores, faithfulness=faithfulness, title=title),
+            table=table.sort_values("score", key=abs, ascending=False).reset_index(drop=True),
+        )
+    ]
+
+
+def _attention(run: Run, result: Result) -> list[Section]:
+    data = _json(run, result)
+    try:
+        view = attention_heads(
+            data["attention"], list(data["tokens"]), head_names=data.get("head_names")
+        )
+    except (KeyError, TypeError) as err:
+        raise RunDirError(
+            f"{result.path}: attention needs 'tokens' and 'attention' ({err!r})"
+        ) from err
+    return [
+        Section(
+            title=result.options.get("title", "Attention"),
+            name=slug(result.name),
+            caption=result.options.get("caption", ""),
+            view=view,
+        )
+    ]
+
+
+def _figure(run: Run, result: Result) -> list[Section]:
+    path = run.file(result.path)
+    if path.suffix not in IMAGE_TYPES:
+        raise RunDirError(f"{path}: figures must be {', '.join(IMAGE_TYPES)}")
+    return [
+        Section(
+            title=result.options.get("title", result.name),
+            name=slug(result.name),
+            caption=result.options.get("caption", ""),
+            image=path.read_bytes(),
+            image_type=IMAGE_TYPES[path.suffix],
+        )
+    ]
+
+
+def _table(run: Run, result: Result) -> list[Section]:
+    table = read_table(run.file(result.path))
+    return [
+        Section(
+            title=result.options.get("title", result.name),
+            name=slug(result.name),
+            caption=result.options.get("caption", ""),
+            table=table,
+        )
+    ]
+
+
+_BUILDERS = {
+    "patching": _patching,
+    "probes": _probes,
+    "attribution": _attribution,
+    "circuit": _circuit,
+    "attention": _attention,
+    "figure": _figure,
+    "table": _table,
+}
+
+
+def sections_from_run(run: Run) -> list[Section]:
+    """The report sections of every result in a run, in manifest order."""
+    sections: list[Section] = []
+    for result in run.results:
+        try:
+            sections.extend(_BUILDERS[result.kind](run, result))
+        except ConfigError as err:
+            raise RunDirError(
+                f"{result.path}: cannot draw {result.kind} result {result.name!r}: {err}"
+            ) from err
+    return sections

@@ -1,0 +1,53 @@
+"""Figures: they draw what they are given and return objects.
+
+Every function returns a plotly `Figure`, a matplotlib `Figure` (built without
+pyplot, so no global state or theme is touched) or a `CircuitsVisHTML`; none
+displays or saves anything. `mesainterp.viz.export` turns figures into SVG,
+PNG or files when the caller asks. Functions ending in `_mpl` are the static,
+publication versions of the plotly figures of the same name.
+"""
+
+from mesainterp.viz.attention import CircuitsVisHTML, attention_heads
+from mesainterp.viz.circuit import circuit_graph, circuit_graph_mpl
+from mesainterp.viz.export import plotly_fragment, save_static, to_png, to_svg
+from mesainterp.viz.icl import icl_regression_figure
+from mesainterp.viz.maze import draw_maze, maze_before_after, maze_figure, maze_small_multiples
+from mesainterp.viz.patching import patching_heatmap, patching_heatmap_mpl
+from mesainterp.viz.probes import probe_curves, probe_curves_mpl, probe_heatmap
+from mesainterp.viz.scatter import align_sites, attribution_scatter, attribution_scatter_mpl
+from mesainterp.viz.tree import (
+    attention_to_nodes,
+    draw_tree,
+    tree_before_after,
+    tree_figure,
+    tree_small_multiples,
+)
+
+__all__ = [
+    "CircuitsVisHTML",
+    "align_sites",
+    "attention_heads",
+    "attention_to_nodes",
+    "attribution_scatter",
+    "attribution_scatter_mpl",
+    "circuit_graph",
+    "circuit_graph_mpl",
+    "draw_maze",
+    "draw_tree",
+    "icl_regression_figure",
+    "maze_before_after",
+    "maze_figure",
+    "maze_small_multiples",
+    "patching_heatmap",
+    "patching_heatmap_mpl",
+    "plotly_fragment",
+    "probe_curves",
+    "probe_curves_mpl",
+    "probe_heatmap",
+    "save_static",
+    "to_png",
+    "to_svg",
+    "tree_before_after",
+    "tree_figure",
+    "tree_small_multiples",
+]
