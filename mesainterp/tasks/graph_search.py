@@ -337,6 +337,7 @@ class GraphSearchTask:
 
     def sample(self, n: int, *, seed: int) -> TaskBatch:
         check_int(self.name, "n", n, 1)
+        check_int(self.name, "seed", seed, 0)
         u = Uniforms([seed, 0])
         items = []
         for _ in range(n):
@@ -350,6 +351,7 @@ class GraphSearchTask:
     ) -> CounterfactualPair:
         family = pick_family(self, family)
         check_int(self.name, "n", n, 1)
+        check_int(self.name, "seed", seed, 0)
         u = Uniforms([seed, 1])
         clean: list[tuple[DagInstance, tuple[int | None, ...]]] = []
         corrupt: list[tuple[DagInstance, tuple[int | None, ...]]] = []

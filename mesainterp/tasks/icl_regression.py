@@ -227,6 +227,7 @@ class ICLRegressionTask:
 
     def sample(self, n: int, *, seed: int) -> TaskBatch:
         check_int(self.name, "n", n, 1)
+        check_int(self.name, "seed", seed, 0)
         return self._batch(*self._draw(np.random.default_rng([seed, 0]), n))
 
     def counterfactual_pairs(
@@ -234,6 +235,7 @@ class ICLRegressionTask:
     ) -> CounterfactualPair:
         family = pick_family(self, family)
         check_int(self.name, "n", n, 1)
+        check_int(self.name, "seed", seed, 0)
         rng = np.random.default_rng([seed, 1 if family == "weights" else 2])
         xs, ys, w = self._draw(rng, n)
         if family == "weights":

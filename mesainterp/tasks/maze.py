@@ -312,6 +312,7 @@ class MazeTask:
 
     def sample(self, n: int, *, seed: int) -> TaskBatch:
         check_int(self.name, "n", n, 1)
+        check_int(self.name, "seed", seed, 0)
         u = Uniforms([seed, 0])
         instances = []
         for edges, adj in self._mazes(u, n):
@@ -324,6 +325,7 @@ class MazeTask:
     ) -> CounterfactualPair:
         family = pick_family(self, family)
         check_int(self.name, "n", n, 1)
+        check_int(self.name, "seed", seed, 0)
         u = Uniforms([seed, 1 if family == "target" else 2])
         clean: list[MazeInstance] = []
         corrupt: list[MazeInstance] = []

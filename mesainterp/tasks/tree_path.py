@@ -28,6 +28,13 @@ Defaults (12 nodes, binary, depth <= 5): paths of up to 6 nodes, sequence length
 about 6 layers has room for the deepest goals, and a ~1M-parameter model has
 few enough distinct structures to fit quickly; Brinkmann et al. used 16 nodes.
 
+Labels (batch-first): "goal", "root", "depth" (of the goal) [batch]; "path"
+[batch, max_depth + 1] padded with -1; "ancestors" [batch, max_depth] (k-th
+ancestor of the goal at index k - 1, -1 where none); per node label [batch,
+n_nodes]: "parent" (-1 for the root), "node_depth", "on_path", "edge_pos" (the
+position of the parent token of the edge into that node; the child token is
+one later; -1 for the root).
+
 Counterfactual family "goal": the same tree, labels and edge order with a
 different goal whose path diverges from the clean one (neither goal is an
 ancestor of the other). `answer_pos` is the position predicting the first path
@@ -247,11 +254,13 @@ class TreePathTask:
         parent = np.full((n, self.n_nodes), -1, dtype=np.int64)
         node_depth = np.zeros((n, self.n_nodes), dtype=np.int64)
         on_path = np.zeros((n, self.n_nodes), dtype=bool)
+        edge_pos = np.full((n, self.n_nodes), -1, dtype=np.int64)
         for b, inst in enumerate(instances):
             row = inputs[b]
             for e, (pa, ch) in enumerate(inst.edges):
                 row[3 * e : 3 * e + 3] = (pa, ch, self.comma)
                 parent[b, ch] = pa
+                edge_pos[b, ch] = 3 * e
             row[p0 - 3 : p0] = (self.goal_marker, inst.goal, self.path_marker)
             k = len(inst.path)
             row[p0 : p0 + k] = inst.path
@@ -275,6 +284,7 @@ class TreePathTask:
             "parent": parent,
             "node_depth": node_depth,
             "on_path": on_path,
+            "edge_pos": edge_pos,
         }
         return TaskBatch(
             inputs=torch.from_numpy(inputs),
@@ -286,6 +296,7 @@ class TreePathTask:
 
     def sample(self, n: int, *, seed: int) -> TaskBatch:
         check_int(self.name, "n", n, 1)
+        check_int(self.name, "seed", seed, 0)
         u = Uniforms([seed, 0])
         return self._batch([self._instance(*self._draw(u)) for _ in range(n)])
 
@@ -294,6 +305,7 @@ class TreePathTask:
     ) -> CounterfactualPair:
         family = pick_family(self, family)
         check_int(self.name, "n", n, 1)
+        check_int(self.name, "seed", seed, 0)
         u = Uniforms([seed, 1])
         clean: list[TreeInstance] = []
         corrupt: list[TreeInstance] = []

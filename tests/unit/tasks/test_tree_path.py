@@ -75,6 +75,10 @@ def test_labels_match_networkx(task):
             assert labels["parent"][v] == (preds[0] if preds else -1)
             assert labels["node_depth"][v] == nx.shortest_path_length(g, root, v)
             assert labels["on_path"][v] == (v in path)
+            e = labels["edge_pos"][v]
+            assert (
+                (e == -1) if v == root else (batch.inputs[b, e : e + 2].tolist() == [preds[0], v])
+            )
         # The prompt encodes exactly these edges, the answer is path + END.
         row = batch.inputs[b].tolist()
         assert [tuple(row[3 * e : 3 * e + 2]) for e in range(task.n_edges)] == list(inst.edges)
@@ -165,6 +169,13 @@ def test_score_on_hand_made_outputs():
 def test_bad_params_name_the_field(params, field):
     with pytest.raises(ConfigError, match=field):
         TreePathTask(**params)
+
+
+def test_bad_n_and_seed_refused():
+    with pytest.raises(ConfigError, match="seed"):
+        TASK.sample(2, seed=-1)
+    with pytest.raises(ConfigError, match=r"\bn\b"):
+        TASK.counterfactual_pairs(0, seed=0)
 
 
 def test_unknown_family_refused():
