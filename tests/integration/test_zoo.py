@@ -71,3 +71,16 @@ def test_teacher_forced_exactness_equals_greedy_decoding(name):
                 ok &= nxt == int(target[p])
                 tokens.append(nxt)
             assert ok == bool(fast[b]), b
+
+
+@pytest.mark.skipif("icl-regression" not in SHIPPED, reason="icl-regression not shipped")
+def test_icl_regression_beats_one_step_of_gradient_descent():
+    """Query MSE at most that of one GD step at the best rate for these very samples."""
+    checkpoint = zoo.load("icl-regression")
+    task = zoo.load_task("icl-regression")
+    batch = task.sample(1000, seed=TEST_SEED)
+    result = evaluate(checkpoint.model, task, 1000, seed=TEST_SEED)
+    truth = batch.labels["ys"][:, -1].double()
+    lr = task.best_gd_lr(batch)
+    gd_mse = float(((task.gd_predictions(batch, lr).double() - truth) ** 2).mean())
+    assert result.metrics["mse"] <= gd_mse, (result.metrics["mse"], gd_mse)
