@@ -1,0 +1,22 @@
+"""Attribution patching: every node or every edge scored from a few forwards and one backward."""
+
+from mesainterp.attribution.eap import EDGE_METHODS, EdgeMethod, EdgeScores, edge_attribution
+from mesainterp.attribution.edge_forward import EdgeForward, EdgeRun, edge_support_reason
+from mesainterp.attribution.graph import EdgeGraph, edge_name, split_edge_name
+from mesainterp.attribution.nodes import NodeScores, node_attribution, site_slice_sum
+
+__all__ = [
+    "EDGE_METHODS",
+    "EdgeForward",
+    "EdgeGraph",
+    "EdgeMethod",
+    "EdgeRun",
+    "EdgeScores",
+    "NodeScores",
+    "edge_attribution",
+    "edge_name",
+    "edge_support_reason",
+    "node_attribution",
+    "site_slice_sum",
+    "split_edge_name",
+]

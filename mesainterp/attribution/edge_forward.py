@@ -1,0 +1,229 @@
+"""A forward pass in which every downstream node reads its own copy of the residual stream.
+
+Edge-level methods need two things a plain forward does not give:
+
+- the gradient of the metric at each downstream input *separately* (the q, k and v
+  input of every head, every MLP input, the logits), although they all read the same
+  residual stream; and
+- runs in which single edges are cut: downstream node d reads its input with upstream
+  u's contribution replaced by an ablated value,
+  ``x_d = resid - sum_{u cut for d} (out_u - ablated_u)``.
+
+`EdgeForward` computes both from a TransformerLens-native bridge's weights (read through
+the patching package's `FastForward`, so the same models are supported and the same
+refusal messages apply). Each head input gets its own layer norm, as TransformerLens's
+`use_split_qkv_input` does. A run can start at any layer from a recorded base run,
+because cutting edges into layer l changes nothing before layer l.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from transformer_lens.model_bridge import TransformerBridge
+
+from mesainterp.attribution.graph import EdgeGraph
+from mesainterp.errors import MesaInterpError
+from mesainterp.model.build import model_shape
+from mesainterp.patching.fast import FastForward, unsupported_reason
+
+__all__ = ["EdgeForward", "EdgeRun", "edge_support_reason"]
+
+
+def edge_support_reason(model: TransformerBridge) -> str | None:
+    """Why edge-level methods cannot run on `model`, or None if they can."""
+    return unsupported_reason(model)
+
+
+@dataclass
+class EdgeRun:
+    """What one decomposed run produced.
+
+    outs:     upstream outputs [b, p, d_model] in `EdgeGraph.upstream` order (positional
+              embeddings expanded over the batch).
+    resid:    residual stream entering each layer, then the final one (for restarts).
+    leaves:   per downstream node, the zero tensor added to its input when gradients
+              were requested ([b, p, d_model] each, `EdgeGraph.downstream` order).
+    """
+
+    logits: Tensor
+    outs: list[Tensor]
+    resid: list[Tensor]
+    leaves: list[Tensor] = field(default_factory=list)
+
+
+class EdgeForward:
+    """Decomposed forward of a native bridge; see the module docstring."""
+
+    def __init__(self, model: TransformerBridge) -> None:
+        reason = edge_support_reason(model)
+        if reason is not None:
+            raise MesaInterpError(f"edge-level methods cannot run on this model: {reason}")
+        self.fast = FastForward(model)
+        self.graph = EdgeGraph.of(model_shape(model))
+        f = self.fast
+        h, dh = f.n_heads, f.d_head
+        self.weights: list[dict[str, tuple[Tensor, Tensor]]] = []
+        self.w_o: list[Tensor] = []
+        for p in f.layers:
+            d_model = p.w_q.shape[0]
+            self.weights.append(
+                {
+                    "q": (p.w_q.view(d_model, h, dh).permute(1, 0, 2), p.b_q.view(h, dh)),
+                    "k": (p.w_k.view(d_model, h, dh).permute(1, 0, 2), p.b_k.view(h, dh)),
+                    "v": (p.w_v.view(d_model, h, dh).permute(1, 0, 2), p.b_v.view(h, dh)),
+                }
+            )
+            self.w_o.append(p.w_o.view(h, dh, d_model))
+        per_layer = 3 * h + (0 if f.attn_only else 1)
+        self._layer_cols = [layer * per_layer for layer in range(f.n_layers)]
+        # Upstream nodes computed before each layer (and, last, before the logits).
+        self._layer_rows = [
+            2 + layer * (h + (0 if f.attn_only else 1)) for layer in range(f.n_layers + 1)
+        ]
+
+    # -- inputs --------------------------------------------------------------------------
+
+    def embed_parts(
+        self, inputs: Tensor
+    ) -> tuple[Float[Tensor, "batch pos d_model"], Float[Tensor, "batch pos d_model"]]:
+        """(token embedding, positional embedding expanded over the batch)."""
+        f = self.fast
+        tok = inputs if inputs.is_floating_point() else f.tok_embed(inputs)
+        seq = inputs.shape[1]
+        pos = f.pos_embed.weight[:seq].unsqueeze(0).expand(tok.shape[0], -1, -1)
+        return tok, pos
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def run(
+        self,
+        tok: Float[Tensor, "batch pos d_model"],
+        pos: Float[Tensor, "batch pos d_model"],
+        *,
+        cut: Tensor | None = None,
+        ablated: list[Tensor] | None = None,
+        leaves: bool = False,
+        start_layer: int = 0,
+        base: EdgeRun | None = None,
+    ) -> EdgeRun:
+        """One decomposed run.
+
+        cut:      float or bool [n_upstream, n_downstream]; 1 where the edge reads the
+                  ablated value instead of the upstream node's output in this run.
+        ablated:  per upstream node, a tensor broadcastable to [b, p, d_model].
+        leaves:   add a zero tensor requiring grad to every downstream input.
+        start_layer, base: restart at `start_layer` from `base` (a run of the same inputs
+                  with no cuts into layers < start_layer).
+        """
+        g, f = self.graph, self.fast
+        if cut is not None and ablated is None:
+            raise MesaInterpError("cut edges need ablated values")
+        cut_f = None if cut is None else cut.to(tok.dtype)
+        if not 0 <= start_layer <= f.n_layers:
+            raise MesaInterpError(f"start_layer: expected 0..{f.n_layers}, got {start_layer}")
+        if start_layer > 0:
+            if base is None:
+                raise MesaInterpError("start_layer > 0 needs a base run")
+            n0 = self._layer_rows[start_layer]
+            outs = list(base.outs[:n0])
+            resid = base.resid[start_layer]
+            resids = list(base.resid[:start_layer])
+        else:
+            outs = [tok, pos]
+            resid = tok + pos
+            resids = []
+        leaf_list: list[Tensor] = []
+        batch, seq, d_model = resid.shape
+        h = f.n_heads
+
+        def delta(cols: slice, n_rows: int) -> Tensor | None:
+            if cut_f is None:
+                return None
+            block = cut_f[:n_rows, cols]
+            rows = torch.nonzero(block.any(dim=1)).flatten().tolist()
+            if not rows:
+                return None
+            assert ablated is not None
+            diffs = torch.stack([outs[r] - ablated[r] for r in rows])  # [r, b, p, d]
+            return torch.einsum("rbpd,rj->jbpd", diffs, block[rows])
+
+        for layer in range(start_layer, f.n_layers):
+            p, w = f.layers[layer], self.weights[layer]
+            w_o = self.w_o[layer]
+            resids.append(resid)
+            col0, n_rows = self._layer_cols[layer], self._layer_rows[layer]
+            d = delta(slice(col0, col0 + 3 * h), n_rows)
+            q: Tensor
+            k: Tensor
+            v: Tensor
+            if d is None and not leaves:
+                # Every head reads the same input: one matmul per projection.
+                x = p.ln1(resid)
+                q, k, v = (
+                    (x @ wt + bias).view(batch, seq, h, -1).transpose(1, 2)
+                    for wt, bias in ((p.w_q, p.b_q), (p.w_k, p.b_k), (p.w_v, p.b_v))
+                )
+            else:
+                x3 = resid.unsqueeze(0).unsqueeze(3).expand(3, batch, seq, h, d_model)
+                if d is not None:
+                    x3 = x3 - d.view(3, h, batch, seq, d_model).permute(0, 2, 3, 1, 4)
+                if leaves:
+                    leaf = torch.zeros(3, batch, seq, h, d_model, requires_grad=True)
+                    leaf_list.append(leaf)
+                    x3 = x3 + leaf
+                xn = p.ln1(x3)
+                q, k, v = (
+                    torch.einsum("bphd,hde->bhpe", xn[i], w[name][0]) + w[name][1].unsqueeze(1)
+                    for i, name in enumerate(("q", "k", "v"))
+                )
+            scores = (q @ k.transpose(-2, -1)) / p.scale
+            mask = f.mask[:seq, :seq]
+            pattern = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1)
+            z = pattern.masked_fill(mask, 0.0) @ v  # [b, H, p, dh]
+            results = torch.einsum("bhpe,hed->hbpd", z, w_o)
+            outs.extend(results.unbind(0))
+            resid = resid + results.sum(0) + p.b_o
+            if not f.attn_only:
+                assert p.ln2 is not None and p.w_in is not None and p.w_out is not None
+                assert p.b_in is not None and p.b_out is not None
+                d = delta(slice(col0 + 3 * h, col0 + 3 * h + 1), n_rows + h)
+                x = resid if d is None else resid - d[0]
+                if leaves:
+                    leaf = torch.zeros(batch, seq, d_model, requires_grad=True)
+                    leaf_list.append(leaf)
+                    x = x + leaf
+                mlp_out = f.act(p.ln2(x) @ p.w_in + p.b_in) @ p.w_out + p.b_out
+                outs.append(mlp_out)
+                resid = resid + mlp_out
+        resids.append(resid)
+        d = delta(slice(g.n_downstream - 1, g.n_downstream), g.n_upstream)
+        x = resid if d is None else resid - d[0]
+        if leaves:
+            leaf = torch.zeros(batch, seq, d_model, requires_grad=True)
+            leaf_list.append(leaf)
+            x = x + leaf
+        logits = f.unembed(x)
+        return EdgeRun(logits=logits, outs=outs, resid=resids, leaves=leaf_list)
+
+    def leaf_grads(self, run: EdgeRun, value: Tensor) -> Float[Tensor, "n_down batch pos d_model"]:
+        """d value / d(each downstream input), in `EdgeGraph.downstream` order.
+
+        Uses `torch.autograd.grad`, so no `.grad` of the model's parameters is touched.
+        """
+        raw = torch.autograd.grad(value, run.leaves)
+        f = self.fast
+        grads: list[Tensor] = []
+        i = 0
+        for _layer in range(f.n_layers):
+            g = raw[i]  # [3, b, p, H, d] -> q heads, k heads, v heads
+            i += 1
+            grads.extend(g.permute(0, 3, 1, 2, 4).reshape(-1, *g.shape[1:3], g.shape[4]).unbind(0))
+            if not f.attn_only:
+                grads.append(raw[i])
+                i += 1
+        grads.append(raw[i])
+        return torch.stack(grads)
