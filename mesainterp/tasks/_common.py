@@ -6,8 +6,9 @@ Kept private: the public surface of a task is its class (see `base.Task`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -18,12 +19,15 @@ from mesainterp.errors import ConfigError, allowed
 from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair, Metric, TaskBatch
 
 __all__ = [
+    "Split",
     "Uniforms",
     "check_choice",
     "check_float",
     "check_int",
+    "check_split",
     "config_dict_of",
     "config_from_dict",
+    "in_split",
     "logit_diff_metric",
     "pick_family",
     "token_scores",
@@ -46,6 +50,34 @@ def check_float(task: str, field: str, value: object, lo: float, hi: float | Non
         raise ConfigError(f"{task}.{field}", f"expected a number, got {value!r}", span)
     if value < lo or (hi is not None and value > hi):
         raise ConfigError(f"{task}.{field}", f"out of range: {value}", span)
+
+
+Split = Literal["all", "train", "test"]
+
+
+def check_split(task: str, split: object, test_fraction: object) -> None:
+    check_choice(task, "split", split, get_args(Split))
+    check_float(task, "test_fraction", test_fraction, 0.0, 1.0)
+    if split != "all" and not 0.0 < test_fraction < 1.0:  # type: ignore[operator]
+        raise ConfigError(
+            f"{task}.test_fraction",
+            f"{test_fraction} leaves split {split!r} empty",
+            "a number strictly between 0 and 1",
+        )
+
+
+def in_split(key: object, split: str, test_fraction: float) -> bool:
+    """Whether an instance with canonical `key` belongs to `split`.
+
+    The split is a stable hash of the instance itself (not of the seed), so the
+    train and test splits never share an underlying problem, whatever seeds
+    draw them.
+    """
+    if split == "all":
+        return True
+    digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
+    is_test = int.from_bytes(digest, "big") < test_fraction * 2**64
+    return is_test == (split == "test")
 
 
 def check_choice(task: str, field: str, value: object, choices: Iterable[object]) -> None:

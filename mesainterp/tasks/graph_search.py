@@ -25,6 +25,12 @@ The "balanced" distribution, so that cheap heuristics fail:
    the path is unique (and edges into the goal from unreachable vertices still
    appear, so backward chaining must check reachability).
 
+Held-out split (`split`, `test_fraction`): with split "train" or "test" every
+example (for pairs: the clean half) is kept only if a stable hash of its
+underlying problem (the edge set, start and goal) falls in that split, a `test_fraction` share going
+to "test". Train on "train" and score on "test" and no problem is shared,
+whatever the seeds. The default "all" keeps everything.
+
 Counterfactual family "goal": the same graph, edge order and start, a
 different goal with a unique path from the start that diverges from the clean
 one (neither goal on the other's path), at the same lookahead when one exists.
@@ -43,10 +49,13 @@ from torch import Tensor
 
 from mesainterp.errors import ConfigError
 from mesainterp.tasks._common import (
+    Split,
     Uniforms,
     check_int,
+    check_split,
     config_dict_of,
     config_from_dict,
+    in_split,
     logit_diff_metric,
     pick_family,
     token_scores,
@@ -124,6 +133,8 @@ class GraphSearchTask:
     max_lookahead: int = 5
     n_branches: int = 2
     extra_edges: int = 4
+    split: Split = "all"
+    test_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         t = self.name
@@ -131,6 +142,7 @@ class GraphSearchTask:
         check_int(t, "max_lookahead", self.max_lookahead, 1, self.n_vertices - 1)
         check_int(t, "n_branches", self.n_branches, 2, self.n_vertices - 1)
         check_int(t, "extra_edges", self.extra_edges, 0, 4 * self.n_vertices)
+        check_split(t, self.split, self.test_fraction)
         need = 1 + self.n_branches * self.max_lookahead
         if need > self.n_vertices:
             raise ConfigError(
@@ -339,12 +351,18 @@ class GraphSearchTask:
         check_int(self.name, "n", n, 1)
         check_int(self.name, "seed", seed, 0)
         u = Uniforms([seed, 0])
-        items = []
-        for _ in range(n):
+        items: list[tuple[DagInstance, tuple[int | None, ...]]] = []
+        while len(items) < n:
             adj, start, goal, _ = self._graph(u)
             label, slots = self._render(u, adj)
-            items.append(self._instance(adj, label, slots, start, goal))
+            item = self._instance(adj, label, slots, start, goal)
+            if self._in_split(item[0]):
+                items.append(item)
         return self._batch(items)
+
+    def _in_split(self, inst: DagInstance) -> bool:
+        key = (sorted(inst.edges), inst.start, inst.goal)
+        return in_split(key, self.split, self.test_fraction)
 
     def counterfactual_pairs(
         self, n: int, *, seed: int, family: str | None = None
@@ -379,6 +397,8 @@ class GraphSearchTask:
             i = next(
                 i for i, (x, y) in enumerate(zip(c[0].path, r[0].path, strict=False)) if x != y
             )
+            if not self._in_split(c[0]):
+                continue
             clean.append(c)
             corrupt.append(r)
             pos.append(self.prompt_len - 1 + i)

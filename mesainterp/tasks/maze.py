@@ -28,6 +28,12 @@ the model has read path cell k and predicts cell k+1. `current[b, k]` is that
 cell, `next_move[b, k]` the move to cell k+1 (0 N, 1 E, 2 S, 3 W), -1 past the
 end (the target's step predicts END).
 
+Held-out split (`split`, `test_fraction`): with split "train" or "test" every
+example (for pairs: the clean half) is kept only if a stable hash of its
+underlying problem (the set of connections, origin and target) falls in that split, a `test_fraction` share going
+to "test". Train on "train" and score on "test" and no problem is shared,
+whatever the seeds. The default "all" keeps everything.
+
 Counterfactual families:
 - "target": same maze (edge list and order) and origin, a different target whose
   path diverges from the clean one (neither target lies on the other's path).
@@ -49,10 +55,13 @@ from torch import Tensor
 
 from mesainterp.errors import ConfigError
 from mesainterp.tasks._common import (
+    Split,
     Uniforms,
     check_int,
+    check_split,
     config_dict_of,
     config_from_dict,
+    in_split,
     logit_diff_metric,
     pick_family,
     token_scores,
@@ -147,9 +156,12 @@ class MazeTask:
     counterfactual_families: ClassVar[tuple[str, ...]] = ("target", "origin")
 
     grid_n: int = 4
+    split: Split = "all"
+    test_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         check_int(self.name, "grid_n", self.grid_n, 2, 8)
+        check_split(self.name, self.split, self.test_fraction)
 
     # ---- vocabulary and layout -------------------------------------------------
     @property
@@ -314,11 +326,17 @@ class MazeTask:
         check_int(self.name, "n", n, 1)
         check_int(self.name, "seed", seed, 0)
         u = Uniforms([seed, 0])
-        instances = []
-        for edges, adj in self._mazes(u, n):
-            o, t = self._two_cells(u)
-            instances.append(self._instance(edges, adj, o, t))
+        instances: list[MazeInstance] = []
+        while len(instances) < n:
+            for edges, adj in self._mazes(u, n - len(instances)):
+                inst = self._instance(edges, adj, *self._two_cells(u))
+                if self._in_split(inst):
+                    instances.append(inst)
         return self._batch(instances)
+
+    def _in_split(self, inst: MazeInstance) -> bool:
+        key = (sorted((min(e), max(e)) for e in inst.edges), inst.origin, inst.target)
+        return in_split(key, self.split, self.test_fraction)
 
     def counterfactual_pairs(
         self, n: int, *, seed: int, family: str | None = None
@@ -335,6 +353,8 @@ class MazeTask:
             for edges, adj in self._mazes(u, n - len(clean)):
                 o, t = self._two_cells(u)
                 c = self._instance(edges, adj, o, t)
+                if not self._in_split(c):
+                    continue
                 partners = []
                 for v in range(self.n_cells):
                     if family == "target":

@@ -35,6 +35,12 @@ n_nodes]: "parent" (-1 for the root), "node_depth", "on_path", "edge_pos" (the
 position of the parent token of the edge into that node; the child token is
 one later; -1 for the root).
 
+Held-out split (`split`, `test_fraction`): with split "train" or "test" every
+example (for pairs: the clean half) is kept only if a stable hash of its
+underlying problem (the edge set and the goal) falls in that split, a `test_fraction` share going
+to "test". Train on "train" and score on "test" and no problem is shared,
+whatever the seeds. The default "all" keeps everything.
+
 Counterfactual family "goal": the same tree, labels and edge order with a
 different goal whose path diverges from the clean one (neither goal is an
 ancestor of the other). `answer_pos` is the position predicting the first path
@@ -53,11 +59,14 @@ from torch import Tensor
 
 from mesainterp.errors import ConfigError
 from mesainterp.tasks._common import (
+    Split,
     Uniforms,
     check_choice,
     check_int,
+    check_split,
     config_dict_of,
     config_from_dict,
+    in_split,
     logit_diff_metric,
     pick_family,
     token_scores,
@@ -101,6 +110,8 @@ class TreePathTask:
     max_children: int | None = 2
     min_goal_depth: int = 1
     goal_depth: GoalDepthDistribution = "uniform_depth"
+    split: Split = "all"
+    test_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         t = self.name
@@ -118,6 +129,7 @@ class TreePathTask:
                 )
         check_int(t, "min_goal_depth", self.min_goal_depth, 0, self.max_depth)
         check_choice(t, "goal_depth", self.goal_depth, get_args(GoalDepthDistribution))
+        check_split(t, self.split, self.test_fraction)
 
     # ---- vocabulary and layout -------------------------------------------------
     @property
@@ -298,7 +310,15 @@ class TreePathTask:
         check_int(self.name, "n", n, 1)
         check_int(self.name, "seed", seed, 0)
         u = Uniforms([seed, 0])
-        return self._batch([self._instance(*self._draw(u)) for _ in range(n)])
+        instances: list[TreeInstance] = []
+        while len(instances) < n:
+            inst = self._instance(*self._draw(u))
+            if self._in_split(inst):
+                instances.append(inst)
+        return self._batch(instances)
+
+    def _in_split(self, inst: TreeInstance) -> bool:
+        return in_split((sorted(inst.edges), inst.goal), self.split, self.test_fraction)
 
     def counterfactual_pairs(
         self, n: int, *, seed: int, family: str | None = None
@@ -310,7 +330,7 @@ class TreePathTask:
         clean: list[TreeInstance] = []
         corrupt: list[TreeInstance] = []
         for _ in range(n):
-            for _attempt in range(1000):
+            for _attempt in range(10000):
                 tree, goal = self._draw(u)
                 on_path = set(self._struct_path(tree, goal))
                 candidates = [
@@ -320,12 +340,12 @@ class TreePathTask:
                     and tree.depth[v] >= self.min_goal_depth
                     and goal not in self._struct_path(tree, v)
                 ]
-                if candidates:
+                if candidates and self._in_split(self._instance(tree, goal)):
                     break
             else:
                 raise ConfigError(
                     f"{self.name}.max_children",
-                    "no two goals with diverging paths in 1000 trees: the trees are (nearly) chains",
+                    "no two goals with diverging paths in 10000 trees: the trees are (nearly) chains",
                     "a larger max_children, or more nodes than max_depth + 1",
                 )
             clean.append(self._instance(tree, goal))
