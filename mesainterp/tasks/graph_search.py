@@ -23,13 +23,21 @@ The "balanced" distribution, so that cheap heuristics fail:
 4. An edge u -> w is refused when u is reachable from the start and w reaches
    the goal: exactly the edges that would open a second start -> goal path, so
    the path is unique (and edges into the goal from unreachable vertices still
-   appear, so backward chaining must check reachability).
+   appear, so backward chaining must check reachability). A side effect to
+   keep in mind when reading a model: vertices on the path never get a second
+   in-edge from a vertex reachable from the start, while distractor vertices can.
+
+Labels (batch-first): "start", "goal", "lookahead" [batch]; "path"
+[batch, max_lookahead + 1] padded with -1; per vertex label [batch, n_vertices]:
+"reachable" (from the start, the start included), "distance_to_goal" and
+"distance_from_start" (shortest directed distances, -1 where none), "on_path".
 
 Held-out split (`split`, `test_fraction`): with split "train" or "test" every
 example (for pairs: the clean half) is kept only if a stable hash of its
-underlying problem (the edge set, start and goal) falls in that split, a `test_fraction` share going
-to "test". Train on "train" and score on "test" and no problem is shared,
-whatever the seeds. The default "all" keeps everything.
+underlying problem (the edge set, start and goal) falls in that split, a
+`test_fraction` share going to "test". Train on "train" and score on "test"
+and no problem is shared, whatever the seeds. The default "all" keeps
+everything.
 
 Counterfactual family "goal": the same graph, edge order and start, a
 different goal with a unique path from the start that diverges from the clean

@@ -23,6 +23,11 @@ used 5x5 to 7x7 grids at larger compute budgets).
 
 Origin and target are two distinct cells drawn uniformly.
 
+Labels (batch-first): "origin", "target", "path_len" [batch]; "path" and
+"current" [batch, n_cells] (the same: the cell at each step, padded with -1),
+"next_move" [batch, n_cells]; per cell [batch, n_cells]: "on_path",
+"distance_to_target"; "adjacency" [batch, n_cells, n_cells] (bool, symmetric).
+
 Step labels: step k (0-based) is the input position `prompt_len + k`, where
 the model has read path cell k and predicts cell k+1. `current[b, k]` is that
 cell, `next_move[b, k]` the move to cell k+1 (0 N, 1 E, 2 S, 3 W), -1 past the
@@ -30,9 +35,10 @@ end (the target's step predicts END).
 
 Held-out split (`split`, `test_fraction`): with split "train" or "test" every
 example (for pairs: the clean half) is kept only if a stable hash of its
-underlying problem (the set of connections, origin and target) falls in that split, a `test_fraction` share going
-to "test". Train on "train" and score on "test" and no problem is shared,
-whatever the seeds. The default "all" keeps everything.
+underlying problem (the set of connections, origin and target) falls in that
+split, a `test_fraction` share going to "test". Train on "train" and score on
+"test" and no problem is shared, whatever the seeds. The default "all" keeps
+everything.
 
 Counterfactual families:
 - "target": same maze (edge list and order) and origin, a different target whose
@@ -53,7 +59,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mesainterp.errors import ConfigError
+from mesainterp.errors import ConfigError, MesaInterpError
 from mesainterp.tasks._common import (
     Split,
     Uniforms,
@@ -68,7 +74,7 @@ from mesainterp.tasks._common import (
 )
 from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair, Metric, TaskBatch
 
-__all__ = ["MOVES", "MazeInstance", "MazeTask", "generate_dfs_connections"]
+__all__ = ["MOVES", "MOVE_NAMES", "MazeInstance", "MazeTask", "generate_dfs_connections"]
 
 # (d_row, d_col) of each move label.
 MOVES: tuple[tuple[int, int], ...] = ((-1, 0), (0, 1), (1, 0), (0, -1))
@@ -96,7 +102,13 @@ def generate_dfs_connections(grid_n: int, seeds: list[int]) -> list[list[tuple[i
     py_state = random.getstate()
     np_state = np.random.get_state()
     try:
-        from maze_dataset import LatticeMazeGenerators
+        try:
+            from maze_dataset import LatticeMazeGenerators
+        except ImportError as err:
+            # maze-dataset 1.4.2 imports names that muutils 0.9 removed.
+            raise MesaInterpError(
+                f"maze-dataset cannot be imported ({err}); it needs muutils>=0.8.3,<0.9"
+            ) from err
 
         out = []
         for s in seeds:

@@ -37,9 +37,10 @@ one later; -1 for the root).
 
 Held-out split (`split`, `test_fraction`): with split "train" or "test" every
 example (for pairs: the clean half) is kept only if a stable hash of its
-underlying problem (the edge set and the goal) falls in that split, a `test_fraction` share going
-to "test". Train on "train" and score on "test" and no problem is shared,
-whatever the seeds. The default "all" keeps everything.
+underlying problem (the edge set and the goal) falls in that split, a
+`test_fraction` share going to "test". Train on "train" and score on "test"
+and no problem is shared, whatever the seeds. The default "all" keeps
+everything.
 
 Counterfactual family "goal": the same tree, labels and edge order with a
 different goal whose path diverges from the clean one (neither goal is an
