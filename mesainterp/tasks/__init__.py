@@ -1,4 +1,16 @@
-"""Model organisms of search: seeded task generators with labels and counterfactual pairs."""
+"""Model organisms of search: seeded task generators with labels and counterfactual pairs.
+
+| name             | class              | defaults                          | d_vocab / out | seq (prompt) |
+|------------------|--------------------|-----------------------------------|---------------|--------------|
+| "tree-path"      | TreePathTask       | 12 nodes, binary, depth <= 5      | 17 / 17       | 43 (36)      |
+| "maze"           | MazeTask           | 4x4 DFS maze                      | 22 / 22       | 67 (50)      |
+| "graph-search"   | GraphSearchTask    | 16-vertex DAG, lookahead <= 5     | 22 / 22       | 69 (62)      |
+| "icl-regression" | ICLRegressionTask  | d_x 10, 10 pairs, d_model 64      | 64 (width) / 1| 11 (11)      |
+
+Every task: `sample(n, seed=)`, `counterfactual_pairs(n, seed=, family=)`,
+`default_metric(pair)`, `score(outputs, batch)`, `config_dict()`; build one by
+name with `get_task(name, **params)` or `task_from_config(config_dict)`.
+"""
 
 from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair, Metric, Task, TaskBatch
 from mesainterp.tasks.graph_search import DagInstance, GraphSearchTask
