@@ -1,0 +1,57 @@
+"""`mesainterp search CONFIG.toml --out DIR`: find a circuit and measure its faithfulness.
+
+The config is validated whole, and the model and task are loaded, before any work
+or any file is written; a bad config exits with one line naming the dotted field.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from mesainterp.cli.output import CommandResult
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "search", help="find a circuit (EAP, EAP-IG, ACDC or node attribution) from a TOML config"
+    )
+    parser.add_argument("config", help="a search config (TOML)")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument(
+        "--no-report", action="store_true", help="skip the HTML report (write the data only)"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> CommandResult:
+    from mesainterp.discovery.config import load_config
+    from mesainterp.discovery.search import prepare, run_search, write_outputs
+
+    config = load_config(args.config)
+    plan = prepare(config)
+    command = ["mesainterp", "search", str(args.config), "--out", str(args.out)]
+    outcome = run_search(plan, command=command)
+    paths = write_outputs(outcome, args.out, command=command, report=not args.no_report)
+    circuit = outcome.circuit
+    headline = [
+        r for r in outcome.rows if r.measure in ("faithfulness", "completeness") and r.k is None
+    ]
+    lines = [
+        f"{circuit.method}: {len(circuit.nodes)} nodes, {len(circuit.edges)} edges "
+        f"on {plan.model_name}",
+        *(
+            f"  {r.measure:<12} {r.ablation:<8} {r.value:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
+            for r in headline
+        ),
+        *(f"wrote {p}" for p in paths.values()),
+    ]
+    data = {
+        "method": circuit.method,
+        "n_nodes": len(circuit.nodes),
+        "n_edges": len(circuit.edges),
+        "faithfulness": [r.to_dict() for r in outcome.rows],
+        "files": {k: str(v) for k, v in paths.items()},
+    }
+    return CommandResult(data=data, text="\n".join(lines))

@@ -1,0 +1,64 @@
+"""Ablated upstream values for edge-level runs, and one run with a set of edges cut.
+
+resample  the corrupted run's upstream outputs (per example, per position)
+mean      mean of each upstream output over a reference run, over examples and positions
+pos_mean  the same, per position
+zero      zeros
+
+A cut edge u -> d makes d read the ablated value of u instead of u's output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mesainterp.attribution.edge_forward import EdgeForward, EdgeRun
+from mesainterp.errors import ConfigError, allowed
+from mesainterp.patching.ablation import ABLATIONS
+
+__all__ = ["ablated_outputs", "cut_run_metric"]
+
+
+@torch.no_grad()
+def ablated_outputs(
+    ef: EdgeForward,
+    ablation: str,
+    *,
+    corrupted: Tensor,
+    reference: Tensor | None = None,
+) -> list[Tensor]:
+    """Per upstream node, the value a cut edge reads (broadcastable to [b, p, d_model])."""
+    if ablation not in ABLATIONS:
+        raise ConfigError("ablation", f"got {ablation!r}", allowed(ABLATIONS))
+    if ablation == "zero":
+        d_model = ef.fast.layers[0].w_q.shape[0]
+        z = torch.zeros(1, 1, d_model)
+        return [z] * ef.graph.n_upstream
+    source = corrupted if ablation == "resample" or reference is None else reference
+    tok, pos = ef.embed_parts(source)
+    outs = ef.run(tok, pos).outs
+    if ablation == "resample":
+        return outs
+    dims = (0, 1) if ablation == "mean" else (0,)
+    return [o.mean(dim=dims, keepdim=True) for o in outs]
+
+
+@torch.no_grad()
+def cut_run_metric(
+    ef: EdgeForward,
+    metric: Any,
+    batch: Any,
+    *,
+    tok: Tensor,
+    pos: Tensor,
+    cut: Tensor,
+    ablated: list[Tensor],
+    start_layer: int = 0,
+    base: EdgeRun | None = None,
+) -> Tensor:
+    """Per-example metric of the run with `cut` edges reading `ablated` values."""
+    run = ef.run(tok, pos, cut=cut, ablated=ablated, start_layer=start_layer, base=base)
+    return metric(run.logits, batch).detach().float()

@@ -1,0 +1,220 @@
+"""The circuit-search config: a TOML file, parsed with tomllib and validated whole.
+
+    [model]
+    zoo = "tree-path"            # a shipped model, or: checkpoint = "path/to/dir"
+
+    [task]                       # optional: defaults to the task the model was trained on
+    name = "tree-path"           # only needed when the checkpoint records no task
+    family = "goal"              # counterfactual family (default: the task's first)
+    params = { n_nodes = 12 }    # overrides of the task's parameters
+
+    [search]
+    method = "eap-ig"            # eap | eap-ig | acdc | node-attribution
+    ablation = "resample"        # how acdc cuts edges: resample | mean | zero
+    metric = "task"              # task (the family's default metric) | kl (-KL to clean)
+    top_n = 20                   # eap / eap-ig / node-attribution: top_n or threshold
+    threshold = 0.05             # acdc: required (metric units)
+    ig_steps = 5                 # eap-ig only
+    n_examples = 64
+    seed = 0
+
+    [faithfulness]
+    ablations = ["resample", "mean", "zero"]
+    curve_k = [1, 2, 5, 10, 20]
+    n_boot = 1000
+
+Every error names the dotted field and the allowed values.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mesainterp.errors import ConfigError, allowed
+
+__all__ = ["SEARCH_ABLATIONS", "SEARCH_METHODS", "SEARCH_METRICS", "SearchConfig", "load_config"]
+
+SEARCH_METHODS = ("eap", "eap-ig", "acdc", "node-attribution")
+SEARCH_ABLATIONS = ("resample", "mean", "zero")
+SEARCH_METRICS = ("task", "kl")
+
+_TABLES: dict[str, tuple[str, ...]] = {
+    "model": ("zoo", "checkpoint"),
+    "task": ("name", "family", "params"),
+    "search": (
+        "method", "ablation", "metric", "top_n", "threshold", "ig_steps", "n_examples", "seed",
+    ),
+    "faithfulness": ("ablations", "curve_k", "n_boot"),
+}  # fmt: skip
+
+
+# TOML keys whose dataclass field is named differently.
+_RENAMED: dict[tuple[str, str], str] = {
+    ("task", "name"): "task_name",
+    ("task", "params"): "task_params",
+    ("faithfulness", "ablations"): "faithfulness_ablations",
+}
+
+
+def _int(where: str, value: Any, lo: int, hi: int | None = None) -> int:
+    span = f"an int >= {lo}" if hi is None else f"an int in [{lo}, {hi}]"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < lo
+        or (hi is not None and value > hi)
+    ):
+        raise ConfigError(where, f"got {value!r}", span)
+    return value
+
+
+def _choice(where: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(where, f"got {value!r}", allowed(choices))
+    return str(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchConfig:
+    """A validated search config (see the module docstring for the TOML layout)."""
+
+    zoo: str | None = None
+    checkpoint: str | None = None
+    task_name: str | None = None
+    family: str | None = None
+    task_params: dict[str, Any] = field(default_factory=dict)
+    method: str = "eap"
+    ablation: str = "resample"
+    metric: str = "task"
+    top_n: int | None = None
+    threshold: float | None = None
+    ig_steps: int = 5
+    n_examples: int = 64
+    seed: int = 0
+    faithfulness_ablations: tuple[str, ...] = SEARCH_ABLATIONS
+    curve_k: tuple[int, ...] = (1, 2, 5, 10, 20)
+    n_boot: int = 1000
+
+    def __post_init__(self) -> None:
+        if (self.zoo is None) == (self.checkpoint is None):
+            raise ConfigError("model", "give exactly one of model.zoo and model.checkpoint")
+        for name in ("zoo", "checkpoint", "task_name", "family"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                where = {"task_name": "task.name", "family": "task.family"}.get(
+                    name, f"model.{name}"
+                )
+                raise ConfigError(where, f"expected a non-empty string, got {value!r}")
+        if not isinstance(self.task_params, dict):
+            raise ConfigError("task.params", f"expected a table, got {self.task_params!r}")
+        _choice("search.method", self.method, SEARCH_METHODS)
+        _choice("search.ablation", self.ablation, SEARCH_ABLATIONS)
+        _choice("search.metric", self.metric, SEARCH_METRICS)
+        if self.top_n is not None:
+            _int("search.top_n", self.top_n, 1)
+        if self.threshold is not None and (
+            isinstance(self.threshold, bool)
+            or not isinstance(self.threshold, int | float)
+            or not self.threshold >= 0
+        ):
+            raise ConfigError("search.threshold", f"got {self.threshold!r}", "a number >= 0")
+        if self.method == "acdc":
+            if self.threshold is None:
+                raise ConfigError("search.threshold", "required for method 'acdc'", "a number >= 0")
+            if self.top_n is not None:
+                raise ConfigError("search.top_n", "not used by method 'acdc'", "leave it out")
+        elif (self.top_n is None) == (self.threshold is None):
+            raise ConfigError(
+                "search.top_n",
+                f"method {self.method!r} needs exactly one of search.top_n and search.threshold",
+            )
+        _int("search.ig_steps", self.ig_steps, 1, 1000)
+        _int("search.n_examples", self.n_examples, 2)
+        _int("search.seed", self.seed, 0)
+        if not isinstance(self.faithfulness_ablations, tuple) or not self.faithfulness_ablations:
+            raise ConfigError(
+                "faithfulness.ablations", "expected a non-empty list", allowed(SEARCH_ABLATIONS)
+            )
+        for i, a in enumerate(self.faithfulness_ablations):
+            _choice(f"faithfulness.ablations[{i}]", a, SEARCH_ABLATIONS)
+        if not isinstance(self.curve_k, tuple):
+            raise ConfigError("faithfulness.curve_k", "expected a list of ints >= 0")
+        for i, k in enumerate(self.curve_k):
+            _int(f"faithfulness.curve_k[{i}]", k, 0)
+        _int("faithfulness.n_boot", self.n_boot, 1)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> SearchConfig:
+        if not isinstance(data, dict):
+            raise ConfigError("config", "expected a TOML table")
+        unknown = sorted(set(data) - set(_TABLES))
+        if unknown:
+            raise ConfigError(unknown[0], "unknown table", allowed(sorted(_TABLES)))
+        if "model" not in data:
+            raise ConfigError("model", "missing required table", "[model] with zoo or checkpoint")
+        flat: dict[str, Any] = {}
+        for table, keys in _TABLES.items():
+            section = data.get(table, {})
+            if not isinstance(section, dict):
+                raise ConfigError(table, f"expected a table, got {section!r}")
+            bad = sorted(set(section) - set(keys))
+            if bad:
+                raise ConfigError(f"{table}.{bad[0]}", "unknown field", allowed(keys))
+            for key, value in section.items():
+                field_name: str = _RENAMED.get((table, str(key)), str(key))
+                if isinstance(value, list):
+                    value = tuple(value)
+                flat[field_name] = value
+        if (
+            "threshold" in flat
+            and isinstance(flat["threshold"], int)
+            and not isinstance(flat["threshold"], bool)
+        ):
+            flat["threshold"] = float(flat["threshold"])
+        return cls(**flat)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as the TOML tables it came from (JSON-able)."""
+        model = {"zoo": self.zoo} if self.zoo is not None else {"checkpoint": self.checkpoint}
+        task: dict[str, Any] = {"params": dict(self.task_params)}
+        if self.task_name is not None:
+            task["name"] = self.task_name
+        if self.family is not None:
+            task["family"] = self.family
+        search: dict[str, Any] = {
+            "method": self.method,
+            "ablation": self.ablation,
+            "metric": self.metric,
+            "ig_steps": self.ig_steps,
+            "n_examples": self.n_examples,
+            "seed": self.seed,
+        }
+        if self.top_n is not None:
+            search["top_n"] = self.top_n
+        if self.threshold is not None:
+            search["threshold"] = self.threshold
+        return {
+            "model": model,
+            "task": task,
+            "search": search,
+            "faithfulness": {
+                "ablations": list(self.faithfulness_ablations),
+                "curve_k": list(self.curve_k),
+                "n_boot": self.n_boot,
+            },
+        }
+
+
+def load_config(path: str | Path) -> SearchConfig:
+    """Read and validate a search config file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("config", f"{p}: no such file")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError("config", f"{p}: not valid TOML ({err})") from None
+    return SearchConfig.from_dict(data)

@@ -1,0 +1,256 @@
+"""A whole circuit search from a config: prepare (validate and load, no results), run, write.
+
+`prepare` resolves everything that can fail on bad input (model, task, family,
+whether edge methods support the model) before any attribution or pruning runs,
+and `write_outputs` is the only step that touches the output directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from transformer_lens.model_bridge import TransformerBridge
+
+from mesainterp.attribution.eap import edge_attribution
+from mesainterp.attribution.edge_forward import EdgeForward, edge_support_reason
+from mesainterp.attribution.nodes import node_attribution
+from mesainterp.discovery.acdc import acdc
+from mesainterp.discovery.circuit import Circuit
+from mesainterp.discovery.config import SearchConfig
+from mesainterp.discovery.faithfulness import FaithfulnessRow, faithfulness, rows_to_frame
+from mesainterp.discovery.greedy import drop_dangling, top_edges
+from mesainterp.errors import ConfigError, MesaInterpError, allowed
+from mesainterp.model.build import model_shape
+from mesainterp.patching.metrics import MetricFn, neg_kl_to_clean
+from mesainterp.provenance import provenance
+from mesainterp.sites.sweeps import head_sites, mlp_sites
+from mesainterp.tasks.base import CounterfactualPair, Task
+
+__all__ = ["SearchOutcome", "SearchPlan", "prepare", "run_search", "write_outputs"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchPlan:
+    config: SearchConfig
+    model: TransformerBridge
+    model_name: str
+    fingerprint: str
+    task: Task
+    pair: CounterfactualPair
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchOutcome:
+    circuit: Circuit
+    rows: list[FaithfulnessRow]
+    ranking: list[tuple[str, str]]
+
+
+def prepare(config: SearchConfig) -> SearchPlan:
+    """Load the model and task and draw the pairs; refuses anything that cannot run."""
+    from mesainterp.tasks.registry import get_task, task_from_config
+
+    if config.zoo is not None:
+        from mesainterp import zoo
+
+        known = zoo.list_models()
+        if config.zoo not in known:
+            raise ConfigError("model.zoo", f"unknown zoo model {config.zoo!r}", allowed(known))
+        checkpoint = zoo.load(config.zoo)
+        name = config.zoo
+    else:
+        from mesainterp.model.checkpoint import load_checkpoint
+
+        assert config.checkpoint is not None
+        try:
+            checkpoint = load_checkpoint(config.checkpoint)
+        except MesaInterpError as err:
+            raise ConfigError("model.checkpoint", str(err)) from None
+        name = Path(config.checkpoint).name
+    reason = edge_support_reason(checkpoint.model)
+    if reason is not None:
+        raise ConfigError("model", f"circuit search cannot run on this model: {reason}")
+    recorded = checkpoint.task or {}
+    task_name = config.task_name or recorded.get("name")
+    if task_name is None:
+        raise ConfigError("task.name", "the checkpoint records no task; name one")
+    if config.task_name is not None and recorded.get("name") not in (None, config.task_name):
+        raise ConfigError(
+            "task.name", f"the model was trained on {recorded.get('name')!r}, not {task_name!r}"
+        )
+    params = (
+        {k: v for k, v in recorded.items() if k != "name"}
+        if task_name == recorded.get("name")
+        else {}
+    )
+    params.update(config.task_params)
+    try:
+        task = (
+            get_task(task_name, **params) if params or not recorded else task_from_config(recorded)
+        )
+    except ConfigError as err:
+        raise ConfigError(f"task.params.{err.field}", str(err).split(": ", 1)[1]) from None
+    if config.family is not None and config.family not in task.counterfactual_families:
+        raise ConfigError(
+            "task.family", f"got {config.family!r}", allowed(task.counterfactual_families)
+        )
+    if task.seq_len > model_shape(checkpoint.model).n_ctx:
+        raise ConfigError("task.params", f"sequences of {task.seq_len} exceed the model's n_ctx")
+    pair = task.counterfactual_pairs(config.n_examples, seed=config.seed, family=config.family)
+    return SearchPlan(
+        config=config,
+        model=checkpoint.model,
+        model_name=name,
+        fingerprint=checkpoint.fingerprint,
+        task=task,
+        pair=pair,
+    )
+
+
+def _metric(plan: SearchPlan) -> MetricFn:
+    if plan.config.metric == "task":
+        return plan.task.default_metric(plan.pair)
+    with torch.no_grad():
+        clean_logits = plan.model(plan.pair.clean.inputs)
+    return neg_kl_to_clean(clean_logits, answer_pos=plan.pair.answer_pos)
+
+
+def _node_circuit(
+    plan: SearchPlan, ef: EdgeForward, metric: MetricFn, clean: Tensor, corrupted: Tensor
+) -> dict[tuple[str, str], float]:
+    shape = model_shape(plan.model)
+    sites = head_sites(shape, kind="z") + (
+        [] if shape.attn_only else mlp_sites(shape, by_pos=False)
+    )
+    scores = node_attribution(
+        plan.model, sites, clean=clean, corrupted=corrupted, metric=metric,
+        batch=plan.pair.corrupted,
+    )  # fmt: skip
+    named = {
+        (f"L{s.layer}H{s.head}" if s.kind == "z" else f"M{s.layer}"): float(v)
+        for s, v in zip(scores.sites, scores.scores, strict=True)
+    }
+    ranked = sorted(named.items(), key=lambda kv: -abs(kv[1]))
+    cfg = plan.config
+    chosen = (
+        dict(ranked[: cfg.top_n])
+        if cfg.top_n is not None
+        else {n: v for n, v in ranked if abs(v) >= (cfg.threshold or 0.0)}
+    )
+    chosen |= {"embed": 0.0, "pos_embed": 0.0}
+    edges = {
+        (u, d): chosen[u]
+        for u, d in ef.graph.edges()
+        if u in chosen and (d == "logits" or ef.graph.upstream_of_downstream(d) in chosen)
+    }
+    return drop_dangling(ef.graph, edges)
+
+
+def run_search(plan: SearchPlan, *, command: list[str] | None = None) -> SearchOutcome:
+    """Find the circuit and measure its faithfulness."""
+    cfg = plan.config
+    torch.manual_seed(cfg.seed)
+    ef = EdgeForward(plan.model)
+    clean, corrupted = plan.pair.clean.inputs, plan.pair.corrupted.inputs
+    metric = _metric(plan)
+    batch = plan.pair.clean
+    params: dict[str, Any] = {"n_examples": cfg.n_examples, "metric": cfg.metric}
+    if cfg.method in ("eap", "eap-ig"):
+        scores = edge_attribution(
+            plan.model, clean=clean, corrupted=corrupted, metric=metric, batch=batch,
+            method="eap" if cfg.method == "eap" else "eap-ig", ig_steps=cfg.ig_steps, forward=ef,
+        )  # fmt: skip
+        edges = top_edges(scores, top_n=cfg.top_n, threshold=cfg.threshold)
+        ranking = [e for e, _ in scores.ranked()]
+        params |= scores.params | _selection(cfg)
+    elif cfg.method == "acdc":
+        assert cfg.threshold is not None
+        result = acdc(
+            plan.model, clean=clean, corrupted=corrupted, metric=metric, batch=batch,
+            threshold=cfg.threshold, ablation=cfg.ablation, forward=ef,
+            reference=torch.cat([clean, corrupted]),
+        )  # fmt: skip
+        edges = result.kept
+        damages = torch.nan_to_num(result.damages, nan=0.0)
+        ranking = sorted(ef.graph.edges(), key=lambda e: -abs(float(
+            damages[ef.graph.up_index(e[0]), ef.graph.down_index(e[1])]
+        )))  # fmt: skip
+        params |= {"threshold": cfg.threshold, "n_runs": result.n_runs}
+    else:
+        edges = _node_circuit(plan, ef, metric, clean, corrupted)
+        ranking = [e for e, _ in sorted(edges.items(), key=lambda kv: -abs(kv[1]))]
+        params |= _selection(cfg)
+    if not edges:
+        raise MesaInterpError(
+            "the search kept no edges; lower search.threshold or raise search.top_n"
+        )
+    stamp = provenance(
+        model_fingerprint=plan.fingerprint,
+        model_name=plan.model_name,
+        config={
+            "search": cfg.to_dict(),
+            "task": plan.task.config_dict(),
+            "family": plan.pair.family,
+        },
+        seed=cfg.seed,
+        command=command,
+    )
+    circuit = Circuit.from_edges(
+        edges, method=cfg.method, params=params, ablation=cfg.ablation,
+        provenance=stamp, node_order=ef.graph.upstream,
+    )  # fmt: skip
+    rows = faithfulness(
+        plan.model, circuit, clean=clean, corrupted=corrupted, metric=metric, batch=batch,
+        ablations=cfg.faithfulness_ablations, curve_k=cfg.curve_k, ranking=ranking,
+        n_boot=cfg.n_boot, seed=cfg.seed, forward=ef,
+    )  # fmt: skip
+    headline = next(
+        (r.value for r in rows if r.measure == "faithfulness" and r.ablation == cfg.ablation),
+        None,
+    )
+    circuit = dataclasses.replace(circuit, faithfulness=headline)
+    return SearchOutcome(circuit=circuit, rows=rows, ranking=ranking)
+
+
+def _selection(cfg: SearchConfig) -> dict[str, Any]:
+    return {"top_n": cfg.top_n} if cfg.top_n is not None else {"threshold": cfg.threshold}
+
+
+def write_outputs(
+    outcome: SearchOutcome, out_dir: str | Path, *, command: list[str], report: bool = True
+) -> dict[str, Path]:
+    """circuit.json, faithfulness.csv/.parquet, run.json (and report.html when the
+    report package can build one)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"circuit": outcome.circuit.save(out / "circuit.json")}
+    frame = rows_to_frame(outcome.rows)
+    frame.to_csv(out / "faithfulness.csv", index=False)
+    frame.to_parquet(out / "faithfulness.parquet", index=False)
+    paths["faithfulness_csv"] = out / "faithfulness.csv"
+    paths["faithfulness_parquet"] = out / "faithfulness.parquet"
+    results: list[Any] = [
+        {"name": "circuit", "kind": "circuit", "path": "circuit.json"},
+        {"name": "faithfulness", "kind": "table", "path": "faithfulness.csv"},
+    ]
+    title = f"Circuit search ({outcome.circuit.method}) on {outcome.circuit.provenance.get('model_name')}"
+    try:
+        from mesainterp.report import write_report, write_run
+    except ImportError:  # the report package is optional here
+        manifest = {"schema": "mesainterp.run/1", "title": title, "command": command,
+                    "provenance": outcome.circuit.provenance, "results": results}  # fmt: skip
+        (out / "run.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        paths["run"] = out / "run.json"
+        return paths
+    paths["run"] = write_run(
+        out, command=command, provenance=outcome.circuit.provenance, results=results, title=title
+    )
+    if report:
+        paths["report"] = write_report(out)[0]
+    return paths
