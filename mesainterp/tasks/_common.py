@@ -166,7 +166,9 @@ def logit_diff_metric(pair: CounterfactualPair) -> Metric:
     clean_answer = pair.clean_answer
     corrupted_answer = pair.corrupted_answer
 
-    def metric(outputs: Tensor, batch: TaskBatch) -> Float[Tensor, " batch"]:
+    def metric(
+        outputs: Float[Tensor, "batch pos d_vocab_out"], batch: TaskBatch
+    ) -> Float[Tensor, " batch"]:
         rows = torch.arange(outputs.shape[0], device=outputs.device)
         pos = answer_pos.to(outputs.device)
         at = outputs[rows, pos]
@@ -177,7 +179,9 @@ def logit_diff_metric(pair: CounterfactualPair) -> Metric:
     return metric
 
 
-def token_scores(outputs: Tensor, batch: TaskBatch, exact_key: str) -> dict[str, Tensor]:
+def token_scores(
+    outputs: Float[Tensor, "batch pos d_vocab_out"], batch: TaskBatch, exact_key: str
+) -> dict[str, Tensor]:
     """Teacher-forced argmax scores on supervised positions.
 
     `exact_key` is True where the argmax is right at every supervised position;

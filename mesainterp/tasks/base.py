@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from jaxtyping import Float, Int
@@ -90,6 +90,7 @@ class CounterfactualPair:
     corrupted_answer: Int[Tensor, " batch"]
 
 
+@runtime_checkable
 class Task(Protocol):
     """A seeded, deterministic generator of examples for one model organism."""
 

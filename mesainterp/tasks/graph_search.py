@@ -53,6 +53,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from mesainterp.errors import ConfigError
@@ -425,9 +426,11 @@ class GraphSearchTask:
     def default_metric(self, pair: CounterfactualPair) -> Metric:
         return logit_diff_metric(pair)
 
-    def score(self, outputs: Tensor, batch: TaskBatch) -> dict[str, Tensor]:
+    def score(
+        self, outputs: Float[Tensor, "batch pos d_vocab_out"], batch: TaskBatch
+    ) -> dict[str, Tensor]:
         return token_scores(outputs, batch, "exact_path")
 
-    def render(self, tokens: Tensor | list[int]) -> str:
+    def render(self, tokens: Int[Tensor, " pos"] | list[int]) -> str:
         ids = tokens.tolist() if isinstance(tokens, Tensor) else list(tokens)
         return " ".join(self.vocab[i] for i in ids)

@@ -260,13 +260,17 @@ class ICLRegressionTask:
         """Minus the squared error of output[..., 0] at the query to the clean target."""
         target = pair.clean.targets[:, self.query_pos]
 
-        def metric(outputs: Tensor, batch: TaskBatch) -> Float[Tensor, " batch"]:
+        def metric(
+            outputs: Float[Tensor, "batch pos d_vocab_out"], batch: TaskBatch
+        ) -> Float[Tensor, " batch"]:
             pred = outputs[:, self.query_pos, 0]
             return -((pred - target.to(pred.device)) ** 2)
 
         return metric
 
-    def score(self, outputs: Tensor, batch: TaskBatch) -> dict[str, Tensor]:
+    def score(
+        self, outputs: Float[Tensor, "batch pos d_vocab_out"], batch: TaskBatch
+    ) -> dict[str, Tensor]:
         """{"mse": squared error per example, averaged over supervised positions}."""
         if outputs.ndim != 3 or outputs.shape[:2] != batch.targets.shape:
             raise ConfigError(
@@ -278,10 +282,15 @@ class ICLRegressionTask:
         err = torch.where(mask, outputs[..., 0] - batch.targets.to(outputs.device), 0.0) ** 2
         return {"mse": err.sum(1) / mask.sum(1).clamp(min=1)}
 
-    def gd_predictions(self, batch: TaskBatch, lr: float, steps: int = 1) -> Tensor:
+    def gd_predictions(
+        self, batch: TaskBatch, lr: float, steps: int = 1
+    ) -> Float[Tensor, " batch"]:
         return gd_predictions(batch.labels["xs"], batch.labels["ys"], lr, steps)
 
     def best_gd_lr(
-        self, batch: TaskBatch, predictions: Tensor | None = None, steps: int = 1
+        self,
+        batch: TaskBatch,
+        predictions: Float[Tensor, " batch"] | None = None,
+        steps: int = 1,
     ) -> float:
         return best_gd_lr(batch.labels["xs"], batch.labels["ys"], predictions, steps)

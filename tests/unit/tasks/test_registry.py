@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from mesainterp.errors import ConfigError
-from mesainterp.tasks import TASKS, get_task, task_from_config
+from mesainterp.tasks import TASKS, Task, get_task, task_from_config
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
@@ -41,3 +42,17 @@ def test_invalid_param_value_named():
 def test_missing_name():
     with pytest.raises(ConfigError, match="name"):
         task_from_config({"n_nodes": 3})
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_task_satisfies_the_protocol(name):
+    task = get_task(name)
+    assert isinstance(task, Task) and task.name == name
+    batch = task.sample(2, seed=0)
+    assert batch.seq_len == task.seq_len and batch.prompt_len <= task.seq_len
+    pair = task.counterfactual_pairs(2, seed=0)
+    assert pair.family == task.counterfactual_families[0]
+    assert pair.clean.inputs.shape == pair.corrupted.inputs.shape == batch.inputs.shape
+    out = torch.zeros(2, task.seq_len, task.d_vocab_out)
+    assert task.default_metric(pair)(out, pair.clean).shape == (2,)
+    assert all(v.shape == (2,) for v in task.score(out, batch).values())
