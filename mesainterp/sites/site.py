@@ -81,7 +81,9 @@ class Site:
             _require_index("head", self.head)
         elif self.head is not None:
             raise ConfigError(
-                "head", f"must be None for a {self.kind!r} site", f"None; head kinds are {allowed(HEAD_KINDS)}"
+                "head",
+                f"must be None for a {self.kind!r} site",
+                f"None; head kinds are {allowed(HEAD_KINDS)}",
             )
         if self.pos is not None:
             _require_index("pos", self.pos)

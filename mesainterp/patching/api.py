@@ -1,0 +1,127 @@
+"""Front ends: patch a site set on raw inputs or on a task's counterfactual pair."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from torch import Tensor
+from transformer_lens.model_bridge import TransformerBridge
+
+from mesainterp.patching.ablation import PatchSpec
+from mesainterp.patching.engine import Method, SweepValues, run_sweep
+from mesainterp.patching.metrics import MetricFn
+from mesainterp.patching.results import PatchResult, build_table
+from mesainterp.patching.stats import bootstrap_normalised, normalised_effect
+from mesainterp.provenance import provenance
+from mesainterp.sites.site import Site
+
+__all__ = ["patch", "patch_pair", "summarise"]
+
+
+def summarise(
+    values: SweepValues,
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    prov: dict[str, Any] | None = None,
+) -> PatchResult:
+    """Normalise a sweep's raw values and attach seeded bootstrap intervals."""
+    effect = normalised_effect(values.patched, values.clean, values.corrupted)
+    low, high = bootstrap_normalised(
+        values.patched,
+        values.clean,
+        values.corrupted,
+        n_boot=n_boot,
+        confidence=confidence,
+        seed=seed,
+    )
+    n = int(values.patched.shape[1])
+    table = build_table(values.sites, effect, low, high, values.patched.mean(dim=1), n)
+    block = dict(prov or {})
+    block.setdefault("patching", {})
+    block["patching"] = {
+        **block["patching"],
+        **values.spec.to_dict(),
+        "method": values.method,
+        "fallback_reason": values.fallback_reason,
+        "n_boot": n_boot,
+        "confidence": confidence,
+        "bootstrap_seed": seed,
+        "clean_mean": float(values.clean.mean()),
+        "corrupted_mean": float(values.corrupted.mean()),
+    }
+    return PatchResult(
+        table=table,
+        sites=values.sites,
+        patched=values.patched,
+        clean=values.clean,
+        corrupted=values.corrupted,
+        provenance=block,
+    )
+
+
+def patch(
+    model: TransformerBridge,
+    sites: Sequence[Site],
+    *,
+    clean: Tensor,
+    corrupted: Tensor,
+    metric: MetricFn,
+    batch: Any = None,
+    direction: str = "denoising",
+    ablation: str = "resample",
+    reference: Tensor | None = None,
+    method: Method = "auto",
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    model_name: str | None = None,
+    metric_name: str | None = None,
+    progress: bool = False,
+) -> PatchResult:
+    """Patch every site of `sites` and summarise: normalised effects, CIs, provenance.
+
+    `metric(logits, batch)` gives one value per example, higher = more clean-like.
+    """
+    spec = PatchSpec(direction=direction, ablation=ablation)  # type: ignore[arg-type]
+    values = run_sweep(
+        model,
+        sites,
+        clean=clean,
+        corrupted=corrupted,
+        metric=metric,
+        batch=batch,
+        spec=spec,
+        reference=reference,
+        method=method,
+        progress=progress,
+    )
+    prov = provenance(model=model, model_name=model_name, seed=seed)
+    prov["patching"] = {
+        "metric": metric_name or getattr(metric, "__qualname__", type(metric).__name__),
+        "n_sites": len(values.sites),
+        "input_shape": list(clean.shape),
+    }
+    return summarise(values, n_boot=n_boot, confidence=confidence, seed=seed, prov=prov)
+
+
+def patch_pair(
+    model: TransformerBridge,
+    pair: Any,
+    sites: Sequence[Site],
+    *,
+    metric: MetricFn,
+    **kwargs: Any,
+) -> PatchResult:
+    """`patch` on a task's `CounterfactualPair`; the metric is called with the clean batch."""
+    return patch(
+        model,
+        sites,
+        clean=pair.clean.inputs,
+        corrupted=pair.corrupted.inputs,
+        metric=metric,
+        batch=pair.clean,
+        **kwargs,
+    )
