@@ -7,4 +7,8 @@ export MPLBACKEND=Agg HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 $BIN/ruff check mesainterp tests benchmarks notebooks
 $BIN/ruff format --check mesainterp tests benchmarks notebooks
 $BIN/mypy
+# The browser tier (tests/browser, marker `browser`) drives Debian's chromium.
+if [ ! -x /usr/bin/chromium ]; then
+    apt-get update -qq && apt-get install -y -qq chromium
+fi
 $BIN/pytest "$@"

@@ -35,7 +35,7 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
 p.caption { color: #555; font-size: 0.9em; }
 nav ol { columns: 2; font-size: 0.9em; }
-.figure svg { max-width: 100%; height: auto; }
+.figure > svg { width: min(100%, 760px); height: auto; }
 .figure img { max-width: 100%; }
 table.data { border-collapse: collapse; font-size: 0.8em; margin: 8px 0; }
 table.data th, table.data td { border: 1px solid #ddd; padding: 2px 6px; text-align: right; }

@@ -22,7 +22,12 @@ from mesainterp.report.rundir import Result, Run, RunDirError, read_table
 from mesainterp.viz.attention import CircuitsVisHTML, attention_heads
 from mesainterp.viz.circuit import circuit_graph, circuit_graph_mpl
 from mesainterp.viz.patching import patching_heatmap, patching_heatmap_mpl
-from mesainterp.viz.probes import probe_curves, probe_curves_mpl, probe_heatmap
+from mesainterp.viz.probes import (
+    probe_curves,
+    probe_curves_mpl,
+    probe_heatmap,
+    probe_heatmap_mpl,
+)
 from mesainterp.viz.scatter import align_sites, attribution_scatter, attribution_scatter_mpl
 
 __all__ = ["IMAGE_TYPES", "Section", "sections_from_run", "slug"]
@@ -139,6 +144,7 @@ def _probes(run: Run, result: Result) -> list[Section]:
                     title=f"{title}: layer × position",
                     name=slug(f"{result.name}-{target}-grid"),
                     plotly=probe_heatmap(table, target=target),
+                    static=probe_heatmap_mpl(table, target=target),
                 )
             )
     return sections

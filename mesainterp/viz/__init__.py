@@ -13,7 +13,7 @@ from mesainterp.viz.export import plotly_fragment, save_static, to_png, to_svg
 from mesainterp.viz.icl import icl_regression_figure
 from mesainterp.viz.maze import draw_maze, maze_before_after, maze_figure, maze_small_multiples
 from mesainterp.viz.patching import patching_heatmap, patching_heatmap_mpl
-from mesainterp.viz.probes import probe_curves, probe_curves_mpl, probe_heatmap
+from mesainterp.viz.probes import probe_curves, probe_curves_mpl, probe_heatmap, probe_heatmap_mpl
 from mesainterp.viz.scatter import align_sites, attribution_scatter, attribution_scatter_mpl
 from mesainterp.viz.tree import (
     attention_to_nodes,
@@ -44,6 +44,7 @@ __all__ = [
     "probe_curves",
     "probe_curves_mpl",
     "probe_heatmap",
+    "probe_heatmap_mpl",
     "save_static",
     "to_png",
     "to_svg",

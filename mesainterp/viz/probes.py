@@ -22,7 +22,15 @@ from mesainterp.viz._style import (
     require_columns,
 )
 
-__all__ = ["PROBE_COLUMNS", "probe_curves", "probe_curves_mpl", "probe_heatmap", "probe_rows"]
+__all__ = [
+    "PROBE_COLUMNS",
+    "probe_curves",
+    "probe_curves_mpl",
+    "probe_grid",
+    "probe_heatmap",
+    "probe_heatmap_mpl",
+    "probe_rows",
+]
 
 PROBE_COLUMNS = ("layer", "pos", "target", "value", "se", "random_init", "shuffled", "majority")
 CONTROLS = ("random_init", "shuffled", "majority")
@@ -140,12 +148,11 @@ def probe_curves_mpl(
     return fig
 
 
-def probe_heatmap(
-    table: pd.DataFrame, *, target: str | None = None, title: str | None = None
-) -> go.Figure:
-    """Interactive layer × position grid of probe accuracy (hover: se and controls)."""
+def probe_grid(
+    table: pd.DataFrame, *, target: str | None = None
+) -> tuple[str, list[int], list[int], dict[str, np.ndarray]]:
+    """(target, layers, positions, {field: [layer, pos] matrix}) for value, se and controls."""
     rows = probe_rows(table, target=target)
-    target = str(rows["target"].iloc[0])
     layers = sorted(int(v) for v in rows["layer"].unique())
     positions = sorted(int(v) for v in rows["pos"].unique())
     fields = ("value", "se", *CONTROLS)
@@ -154,6 +161,15 @@ def probe_heatmap(
         i, j = layers.index(int(row["layer"])), positions.index(int(row["pos"]))
         for f in fields:
             grids[f][i, j] = float(row[f])
+    return str(rows["target"].iloc[0]), layers, positions, grids
+
+
+def probe_heatmap(
+    table: pd.DataFrame, *, target: str | None = None, title: str | None = None
+) -> go.Figure:
+    """Interactive layer × position grid of probe accuracy (hover: se and controls)."""
+    target, layers, positions, grids = probe_grid(table, target=target)
+    fields = ("value", "se", *CONTROLS)
     custom = np.stack([grids[f] for f in fields[1:]], axis=-1)
     fig = go.Figure(
         go.Heatmap(
@@ -179,4 +195,24 @@ def probe_heatmap(
         yaxis={"autorange": "reversed"},
         template="simple_white",
     )
+    return fig
+
+
+def probe_heatmap_mpl(
+    table: pd.DataFrame, *, target: str | None = None, title: str | None = None
+) -> Figure:
+    """Static layer × position grid of probe accuracy."""
+    target, layers, positions, grids = probe_grid(table, target=target)
+    with publication_style():
+        fig = new_figure(min(7.0, 1.6 + 0.3 * len(positions)), 0.9 + 0.28 * len(layers))
+        ax = fig.add_subplot()
+        image = ax.imshow(
+            grids["value"], cmap=SEQUENTIAL, vmin=0, vmax=1, aspect="auto", interpolation="nearest"
+        )
+        ax.set_xticks(range(len(positions)), [str(p) for p in positions])
+        ax.set_yticks(range(len(layers)), [f"L{layer}" for layer in layers])
+        ax.set_xlabel("position")
+        ax.set_ylabel("layer")
+        ax.set_title(title or f"Probe for {target!r}: accuracy by layer and position")
+        fig.colorbar(image, ax=ax, label="accuracy", shrink=0.9)
     return fig
