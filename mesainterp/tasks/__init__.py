@@ -13,6 +13,7 @@ name with `get_task(name, **params)` or `task_from_config(config_dict)`.
 """
 
 from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair, Metric, Task, TaskBatch
+from mesainterp.tasks.decode import greedy_decode, greedy_exact
 from mesainterp.tasks.graph_search import DagInstance, GraphSearchTask
 from mesainterp.tasks.icl_regression import ICLRegressionTask, best_gd_lr, gd_predictions
 from mesainterp.tasks.maze import MazeInstance, MazeTask
@@ -36,5 +37,7 @@ __all__ = [
     "best_gd_lr",
     "gd_predictions",
     "get_task",
+    "greedy_decode",
+    "greedy_exact",
     "task_from_config",
 ]
