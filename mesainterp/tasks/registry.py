@@ -18,7 +18,7 @@ from mesainterp.tasks.tree_path import TreePathTask
 
 __all__ = ["TASKS", "get_task", "task_from_config"]
 
-TASKS: dict[str, type] = {
+TASKS: dict[str, type[Task]] = {
     TreePathTask.name: TreePathTask,
     MazeTask.name: MazeTask,
     GraphSearchTask.name: GraphSearchTask,
@@ -26,7 +26,7 @@ TASKS: dict[str, type] = {
 }
 
 
-def _task_class(name: object) -> type:
+def _task_class(name: object) -> type[Task]:
     if not isinstance(name, str) or name not in TASKS:
         raise ConfigError("task", f"unknown task {name!r}", allowed(sorted(TASKS)))
     return TASKS[name]
