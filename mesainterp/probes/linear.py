@@ -47,7 +47,9 @@ class Standardizer:
         return (x.to(self.mean.dtype) - self.mean) / self.scale
 
 
-def standardize(x: Float[Tensor, "sites n d"], *, dtype: torch.dtype = torch.float64) -> Standardizer:
+def standardize(
+    x: Float[Tensor, "sites n d"], *, dtype: torch.dtype = torch.float64
+) -> Standardizer:
     """Fit a standardiser (zero-variance features keep scale 1, like sklearn)."""
     x = x.to(dtype)
     mean = x.mean(dim=1, keepdim=True)
@@ -137,7 +139,7 @@ def fit_multilabel(
     C = _check_c("C", C)
     y2 = (y[:, None] if y.ndim == 1 else y).to(torch.float64)
     x = _with_bias(x.to(torch.float64))
-    s, n, p = x.shape
+    s, _, p = x.shape
     n_labels = y2.shape[1]
     theta = torch.zeros(s, n_labels, p, dtype=torch.float64)
     reg = torch.full((p,), 1.0 / C, dtype=torch.float64)
@@ -166,14 +168,15 @@ def fit_multilabel(
 
 
 def _multinomial_loss_grad(
-    theta: Tensor, x: Tensor, y_onehot: Tensor, reg: Tensor
+    theta: Tensor, x: Tensor, xt: Tensor, y_onehot: Tensor, reg: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """Per-site objective [s] and gradient [s, p, K]."""
+    """Per-site objective [s] and gradient [s, p, K]; `xt` is x transposed, contiguous."""
     z = x @ theta  # [s, n, K]
-    lse = torch.logsumexp(z, dim=-1)
-    loss = (lse - (z * y_onehot).sum(-1)).sum(-1) + 0.5 * (reg * theta.pow(2)).sum((1, 2))
-    prob = torch.softmax(z, dim=-1)
-    grad = x.transpose(1, 2) @ (prob - y_onehot) + reg * theta
+    lse = torch.logsumexp(z, dim=-1, keepdim=True)
+    penalty = 0.5 * (reg * theta.pow(2)).sum((1, 2))
+    loss = (lse.squeeze(-1).sum(-1) - (z * y_onehot).sum((1, 2))).to(torch.float64) + penalty
+    prob = torch.exp(z - lse)
+    grad = xt @ (prob - y_onehot) + reg * theta
     return loss, grad
 
 
@@ -184,15 +187,18 @@ def fit_logistic(
     C: float = 1.0,
     n_classes: int | None = None,
     max_iter: int = 500,
-    tol: float = 1e-6,
+    tol: float = 1e-4,
     memory: int = 10,
+    dtype: torch.dtype = torch.float32,
 ) -> LinearProbe:
     """L2 logistic regression (sklearn's objective) for every site at once.
 
     Two classes: one logit (batched Newton). More: multinomial over all K classes
     (batched L-BFGS with a per-site backtracking line search). Class ids must be
     0..K-1; classes absent from `y` keep their logit pushed down by the data.
-    `tol` bounds the max-abs gradient relative to the number of examples.
+    `tol` bounds the max-abs gradient of the mean loss, as sklearn's lbfgs `tol` does.
+    `dtype` is the multinomial solver's working precision (losses are compared in
+    float64); float32 halves the cost and moves accuracy by far less than 0.01.
     """
     C = _check_c("C", C)
     if y.ndim != 1 or y.dtype.is_floating_point:
@@ -200,16 +206,18 @@ def fit_logistic(
     k = int(n_classes if n_classes is not None else int(y.max()) + 1)
     if k <= 2:
         return fit_multilabel(x, (y == 1).long(), C=C)
-    x = _with_bias(x.to(torch.float64))
+    x = _with_bias(x.to(dtype))
+    xt = x.transpose(1, 2).contiguous()
     s, n, p = x.shape
-    y_onehot = torch.nn.functional.one_hot(y.long(), k).to(torch.float64)[None]
-    reg = torch.full((p, 1), 1.0 / C, dtype=torch.float64)
+    y_onehot = torch.nn.functional.one_hot(y.long(), k).to(dtype)[None]
+    reg = torch.full((p, 1), 1.0 / C, dtype=dtype)
     reg[-1] = 0.0
-    theta = torch.zeros(s, p, k, dtype=torch.float64)
-    loss, grad = _multinomial_loss_grad(theta, x, y_onehot, reg)
+    theta = torch.zeros(s, p, k, dtype=dtype)
+    loss, grad = _multinomial_loss_grad(theta, x, xt, y_onehot, reg)
     s_hist: list[Tensor] = []
     y_hist: list[Tensor] = []
     active = torch.ones(s, dtype=torch.bool)
+    tiny = torch.finfo(dtype).tiny
     converged = False
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007
@@ -217,13 +225,13 @@ def fit_logistic(
         q = grad.clone()
         alphas = []
         for s_i, y_i in zip(reversed(s_hist), reversed(y_hist), strict=True):
-            rho = 1.0 / (s_i * y_i).sum((1, 2), keepdim=True).clamp_min(1e-300)
+            rho = 1.0 / (s_i * y_i).sum((1, 2), keepdim=True).clamp_min(tiny)
             a = rho * (s_i * q).sum((1, 2), keepdim=True)
             q = q - a * y_i
             alphas.append((rho, a))
         if s_hist:
             gamma = (s_hist[-1] * y_hist[-1]).sum((1, 2), keepdim=True) / (
-                y_hist[-1].pow(2).sum((1, 2), keepdim=True).clamp_min(1e-300)
+                y_hist[-1].pow(2).sum((1, 2), keepdim=True).clamp_min(tiny)
             )
         else:
             gamma = 1.0 / grad.abs().amax((1, 2), keepdim=True).clamp_min(1.0)
@@ -238,16 +246,16 @@ def fit_logistic(
         if bad.any():
             direction = torch.where(bad[:, None, None], -grad, direction)
             slope = torch.where(bad, -(grad * grad).sum((1, 2)), slope)
-        step = torch.where(active, 1.0, 0.0).to(torch.float64)
+        step = torch.where(active, 1.0, 0.0).to(dtype)
         new_theta = theta + step[:, None, None] * direction
-        new_loss, new_grad = _multinomial_loss_grad(new_theta, x, y_onehot, reg)
+        new_loss, new_grad = _multinomial_loss_grad(new_theta, x, xt, y_onehot, reg)
         for _ in range(30):
-            fail = active & (new_loss > loss + 1e-4 * step * slope)
+            fail = active & (new_loss > loss + 1e-4 * step.double() * slope.double())
             if not fail.any():
                 break
             step = torch.where(fail, step * 0.5, step)
             new_theta = theta + step[:, None, None] * direction
-            new_loss, new_grad = _multinomial_loss_grad(new_theta, x, y_onehot, reg)
+            new_loss, new_grad = _multinomial_loss_grad(new_theta, x, xt, y_onehot, reg)
         s_new = new_theta - theta
         y_new = new_grad - grad
         theta = torch.where(active[:, None, None], new_theta, theta)
