@@ -103,3 +103,11 @@ def test_search_writes_circuit_tables_and_manifest(
     assert manifest["provenance"]["seed"] == 0
     header = (out / "faithfulness.csv").read_text().splitlines()[0]
     assert header == "measure,ablation,k,n_edges,value,ci_low,ci_high"
+
+
+def test_search_builds_the_report(tmp_path: Path, checkpoint: Path) -> None:
+    config = _write(tmp_path, _config(checkpoint, 'method = "eap"\ntop_n = 30'))
+    out = tmp_path / "out"
+    assert main(["search", str(config), "--out", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert "Circuit" in page and "faithfulness" in page
