@@ -210,7 +210,8 @@ class ICLRegressionTask:
         targets[:, q] = ys[:, q]
         xs_t, ys_t = torch.from_numpy(xs), torch.from_numpy(ys)
         ctx = xs_t[:, :q]
-        w_ls = torch.linalg.pinv(ctx) @ ys_t[:, :q].unsqueeze(-1)
+        # QR least squares (min-norm when underdetermined); random inputs are full rank.
+        w_ls = torch.linalg.lstsq(ctx, ys_t[:, :q].unsqueeze(-1), driver="gels").solution
         labels = {
             "w": torch.from_numpy(w).float(),
             "xs": xs_t.float(),
