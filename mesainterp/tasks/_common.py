@@ -169,6 +169,12 @@ def logit_diff_metric(pair: CounterfactualPair) -> Metric:
     def metric(
         outputs: Float[Tensor, "batch pos d_vocab_out"], batch: TaskBatch
     ) -> Float[Tensor, " batch"]:
+        if outputs.ndim != 3 or outputs.shape[0] != answer_pos.shape[0]:
+            raise ConfigError(
+                "outputs",
+                f"expected [batch, pos, d_vocab_out] with the pair's batch of"
+                f" {answer_pos.shape[0]}, got {list(outputs.shape)}",
+            )
         rows = torch.arange(outputs.shape[0], device=outputs.device)
         pos = answer_pos.to(outputs.device)
         at = outputs[rows, pos]

@@ -264,6 +264,12 @@ class ICLRegressionTask:
         def metric(
             outputs: Float[Tensor, "batch pos d_vocab_out"], batch: TaskBatch
         ) -> Float[Tensor, " batch"]:
+            if outputs.ndim != 3 or outputs.shape[0] != target.shape[0]:
+                raise ConfigError(
+                    "outputs",
+                    f"expected [batch, pos, 1] with the pair's batch of {target.shape[0]},"
+                    f" got {list(outputs.shape)}",
+                )
             pred = outputs[:, self.query_pos, 0]
             return -((pred - target.to(pred.device)) ** 2)
 

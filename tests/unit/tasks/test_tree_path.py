@@ -134,6 +134,8 @@ def test_metric_sign():
     clean = metric(_perfect_logits(pair.clean, TASK.d_vocab), pair.clean)
     corrupt = metric(_perfect_logits(pair.corrupted, TASK.d_vocab), pair.corrupted)
     assert (clean == 5.0).all() and (corrupt == -5.0).all()
+    with pytest.raises(ConfigError, match="outputs"):
+        metric(torch.zeros(3, TASK.seq_len, TASK.d_vocab), pair.clean)
 
 
 def test_score_on_hand_made_outputs():
