@@ -46,8 +46,10 @@ Result kinds and the files they read:
 - figure: an SVG or PNG file shown as is.
 - table: any .csv/.parquet table shown as a table.
 
-`write_run` writes the manifest; `load_run` reads and checks it. Every
-problem is a `RunDirError` naming the file and what was wrong.
+`write_run` writes the manifest; `load_run` reads and checks it. A directory
+without run.json that `PatchResult.save` wrote (results.parquet +
+provenance.json) is read as a run with one patching result. Every problem is a
+`RunDirError` naming the file and what was wrong.
 """
 
 from __future__ import annotations
@@ -77,6 +79,9 @@ MANIFEST = "run.json"
 SCHEMA = "mesainterp.run/1"
 RESULT_KINDS = ("patching", "probes", "attribution", "circuit", "attention", "figure", "table")
 TABLE_SUFFIXES = (".parquet", ".csv")
+# What `mesainterp.patching.PatchResult.save` writes (read without importing patching).
+PATCH_TABLE = "results.parquet"
+PATCH_PROVENANCE = "provenance.json"
 
 
 class RunDirError(MesaInterpError):
@@ -171,6 +176,8 @@ def load_run(run_dir: str | Path) -> Run:
         raise RunDirError(f"{root}: not a run directory (no such directory)")
     manifest = root / MANIFEST
     if not manifest.is_file():
+        if (root / PATCH_TABLE).is_file() and (root / PATCH_PROVENANCE).is_file():
+            return _patch_result_run(root)
         raise RunDirError(f"{root}: not a run directory (no {MANIFEST})")
     try:
         data = json.loads(manifest.read_text(encoding="utf-8"))
@@ -197,6 +204,24 @@ def load_run(run_dir: str | Path) -> Run:
         command=[str(a) for a in command],
         provenance=provenance,
         results=entries,
+    )
+
+
+def _patch_result_run(root: Path) -> Run:
+    """A patching result directory (`PatchResult.save`) seen as a one-result run."""
+    try:
+        provenance = json.loads((root / PATCH_PROVENANCE).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunDirError(f"{root / PATCH_PROVENANCE}: not valid JSON ({err})") from err
+    if not isinstance(provenance, dict):
+        raise RunDirError(f"{root / PATCH_PROVENANCE}: must hold a JSON object")
+    command = provenance.get("command") if isinstance(provenance.get("command"), list) else []
+    return Run(
+        path=root,
+        title=f"Patching: {root.name}",
+        command=[str(a) for a in command or []],
+        provenance=provenance,
+        results=[Result(name="patching", kind="patching", path=PATCH_TABLE)],
     )
 
 

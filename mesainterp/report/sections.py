@@ -189,16 +189,21 @@ def _circuit(run: Run, result: Result) -> list[Section]:
         raise RunDirError(
             f"{result.path}: a circuit needs 'nodes' and 'edges' with scores ({err!r} missing)"
         ) from err
+    if not isinstance(edges, list) or len(scores) != len(edges):
+        raise RunDirError(f"{result.path}: needs one score per edge")
     faithfulness = data.get("faithfulness")
-    title = result.options.get("title", data.get("title", "Circuit"))
-    table = pd.DataFrame(
-        [
-            {"source": e["source"], "target": e["target"], "score": s}
-            if isinstance(e, dict)
-            else {"source": e[0], "target": e[1], "score": s}
-            for e, s in zip(edges, scores, strict=True)
-        ]
-    )
+    method = f" ({data['method']})" if data.get("method") else ""
+    title = result.options.get("title", data.get("title", f"Circuit{method}"))
+    rows = []
+    for edge, score in zip(edges, scores, strict=True):
+        if isinstance(edge, dict):
+            port = f".{edge['input']}" if edge.get("input") else ""
+            rows.append(
+                {"source": edge["source"], "target": f"{edge['target']}{port}", "score": score}
+            )
+        else:
+            rows.append({"source": edge[0], "target": edge[1], "score": score})
+    table = pd.DataFrame(rows, columns=["source", "target", "score"])
     return [
         Section(
             title=title,

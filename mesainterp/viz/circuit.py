@@ -26,7 +26,7 @@ from mesainterp.viz._style import CONTROL_COLORS, new_figure, publication_style
 __all__ = ["CircuitLayout", "circuit_graph", "circuit_graph_mpl", "circuit_layout"]
 
 _LAYER = re.compile(r"(?:^|[^a-z])(?:l|blocks\.|a|m|layer)(\d+)", re.IGNORECASE)
-_FIRST = ("embed", "input", "hook_embed", "tokens")
+_FIRST = ("embed", "pos_embed", "input", "hook_embed", "tokens")
 _LAST = ("logits", "output", "unembed", "ln_final")
 
 
@@ -112,10 +112,15 @@ def circuit_layout(
     # Use the layer rank itself on x so columns are evenly spaced and readable.
     positions = {n: (float(ranks[layers[n]]), float(raw[n][1])) for n in names}
     edge_list = [(s, t, float(score)) for (s, t), score in zip(pairs, scores, strict=True)]
-    labels = [
-        "output" if layer == last and layer not in known + guessed else _layer_label(layer)
-        for layer in sorted(ranks)
-    ]
+    labels = []
+    for layer in sorted(ranks):
+        members = [n.lower() for n in names if layers[n] == layer]
+        if all(m.startswith(_LAST) for m in members):
+            labels.append("output")  # e.g. "logits" (stored at a large layer number)
+        elif all(m.startswith(_FIRST) for m in members):
+            labels.append("embed")
+        else:
+            labels.append(_layer_label(layer))
     return CircuitLayout(
         names=names, layers=layers, column_labels=labels, positions=positions, edges=edge_list
     )

@@ -31,6 +31,7 @@ __all__ = [
 
 PATCHING_COLUMNS = ("kind", "layer", "head", "position", "value", "ci_low", "ci_high", "n")
 Axis = Literal["position", "head"]
+ALL_POSITIONS = -1  # column index for sites that patch every position at once
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,10 +62,20 @@ def patching_grid(
     elif kind not in kinds:
         raise ConfigError("kind", f"no rows of kind {kind!r}", allowed(kinds))
     rows = table[table["kind"] == kind]
-    rows = rows[rows[x].notna() & (rows[x].astype(float) >= 0)]
-    if rows.empty:
-        raise ConfigError("x", f"no {kind!r} rows have a {x}")
-    keys = rows[["layer", x]].astype(int)
+    where = pd.to_numeric(rows[x], errors="coerce").astype(float)  # nullable Int64 → NaN
+    if where.isna().all():
+        if x == "head":
+            raise ConfigError("x", f"{kind!r} rows have no head", allowed(("position",)))
+        # Sites patched at every position at once: a single "all" column.
+        keys = pd.DataFrame(
+            {"layer": rows["layer"].astype(int), x: ALL_POSITIONS}, index=rows.index
+        )
+    else:
+        rows = rows[where.notna()]
+        keys = pd.DataFrame(
+            {"layer": rows["layer"].astype(int), x: where[where.notna()].astype(int)},
+            index=rows.index,
+        )
     if keys.duplicated().any():
         other = "head" if x == "position" else "position"
         raise ConfigError(
@@ -84,8 +95,10 @@ def patching_grid(
 
 
 def _tick_labels(columns: list[int], x: Axis, labels: Sequence[str] | None) -> list[str]:
-    if labels is None or x != "position":
-        return [f"{'H' if x == 'head' else ''}{c}" for c in columns]
+    if x == "head":
+        return [f"H{c}" for c in columns]
+    if labels is None:
+        return ["all" if c == ALL_POSITIONS else str(c) for c in columns]
     return [f"{c}:{labels[c]}" if 0 <= c < len(labels) else str(c) for c in columns]
 
 

@@ -38,9 +38,14 @@ Z95 = 1.96
 
 
 def probe_rows(
-    table: pd.DataFrame, *, target: str | None = None, pos: int | None = None
+    table: pd.DataFrame,
+    *,
+    target: str | None = None,
+    pos: int | None = None,
+    hook: str | None = None,
 ) -> pd.DataFrame:
-    """Rows of one target (and, when given, one position), sorted by layer."""
+    """Rows of one target (and, when given, one position / hook), sorted by layer,
+    with a `curve` column naming the line each row belongs to."""
     require_columns(table, PROBE_COLUMNS, what="table")
     targets = sorted(str(t) for t in table["target"].unique())
     if target is None:
@@ -52,17 +57,39 @@ def probe_rows(
     elif target not in targets:
         raise ConfigError("target", f"no rows for target {target!r}", allowed(targets))
     rows = table[table["target"] == target]
+    if hook is not None:
+        hooks = sorted(str(h) for h in rows["hook"].unique()) if "hook" in rows else []
+        if hook not in hooks:
+            raise ConfigError("hook", f"no rows at hook {hook!r}", allowed(hooks))
+        rows = rows[rows["hook"] == hook]
     if pos is not None:
         positions = sorted(int(p) for p in rows["pos"].unique())
         if pos not in positions:
             raise ConfigError("pos", f"no rows at position {pos}", allowed(positions))
         rows = rows[rows["pos"] == pos]
-    return rows.sort_values(["pos", "layer"])
+    rows = rows.sort_values(["pos", "layer"]).copy()
+    rows["curve"] = [f"pos {p}" for p in rows["pos"]]
+    if rows.duplicated(subset=["layer", "pos"]).any():
+        if "hook" not in rows:
+            raise ConfigError("table", "several rows share a (layer, pos); filter the table first")
+        # Several hook points per layer (e.g. resid_mid and resid_post): one line each.
+        short = rows["hook"].astype(str).str.rsplit(".", n=1).str[-1]
+        rows["curve"] = rows["curve"] + " · " + short
+        rows = rows.sort_values(["curve", "layer"])
+    return rows
 
 
-def _title(target: str, pos: int | None) -> str:
+def _metric(rows: pd.DataFrame) -> str:
+    return str(rows["metric"].iloc[0]) if "metric" in rows else "accuracy"
+
+
+def _y_axis(metric: str) -> dict[str, object]:
+    return {"range": [0, 1.02]} if metric == "accuracy" else {}
+
+
+def _title(target: str, pos: int | None, metric: str = "accuracy") -> str:
     where = f" at position {pos}" if pos is not None else ""
-    return f"Probe for {target!r}{where}: accuracy by layer"
+    return f"Probe for {target!r}{where}: {metric} by layer"
 
 
 def probe_curves(
@@ -70,14 +97,16 @@ def probe_curves(
     *,
     target: str | None = None,
     pos: int | None = None,
+    hook: str | None = None,
     title: str | None = None,
 ) -> go.Figure:
     """Interactive accuracy-by-layer curves: one per position unless `pos` is given,
     plus the three controls (averaged over the shown positions)."""
-    rows = probe_rows(table, target=target, pos=pos)
+    rows = probe_rows(table, target=target, pos=pos, hook=hook)
     target = str(rows["target"].iloc[0])
+    metric = _metric(rows)
     fig = go.Figure()
-    for p, group in rows.groupby("pos", sort=True):
+    for p, group in rows.groupby("curve", sort=False):
         band = Z95 * group["se"].to_numpy(float)
         fig.add_trace(
             go.Scatter(
@@ -85,14 +114,18 @@ def probe_curves(
                 y=group["value"],
                 error_y={"type": "data", "array": band, "visible": True, "thickness": 1},
                 mode="lines+markers",
-                name=f"pos {p}",
-                hovertemplate="layer %{x}<br>acc %{y:.3f} ± %{error_y.array:.3f}<extra>pos "
+                name=str(p),
+                hovertemplate="layer %{x}<br>"
+                + metric
+                + " %{y:.3f} ± %{error_y.array:.3f}<extra>"
                 + str(p)
                 + "</extra>",
             )
         )
     controls = rows.groupby("layer", sort=True)[list(CONTROLS)].mean()
     for name in CONTROLS:
+        if controls[name].isna().all():
+            continue  # e.g. no random-init twin was probed
         fig.add_trace(
             go.Scatter(
                 x=controls.index,
@@ -103,10 +136,10 @@ def probe_curves(
             )
         )
     fig.update_layout(
-        title=title or _title(target, pos),
+        title=title or _title(target, pos, metric),
         xaxis_title="layer",
-        yaxis_title="accuracy",
-        yaxis={"range": [0, 1.02]},
+        yaxis_title=metric,
+        yaxis=_y_axis(metric),
         template="simple_white",
     )
     return fig
@@ -117,22 +150,26 @@ def probe_curves_mpl(
     *,
     target: str | None = None,
     pos: int | None = None,
+    hook: str | None = None,
     title: str | None = None,
 ) -> Figure:
     """Static version of `probe_curves`, with shaded ±1.96·se bands."""
-    rows = probe_rows(table, target=target, pos=pos)
+    rows = probe_rows(table, target=target, pos=pos, hook=hook)
     target = str(rows["target"].iloc[0])
+    metric = _metric(rows)
     with publication_style():
         fig = new_figure(3.4, 2.4)
         ax = fig.add_subplot()
-        for p, group in rows.groupby("pos", sort=True):
+        for p, group in rows.groupby("curve", sort=False):
             layer = group["layer"].to_numpy(float)
             value = group["value"].to_numpy(float)
             band = Z95 * group["se"].to_numpy(float)
-            (line,) = ax.plot(layer, value, marker="o", markersize=3, label=f"pos {p}")
+            (line,) = ax.plot(layer, value, marker="o", markersize=3, label=str(p))
             ax.fill_between(layer, value - band, value + band, alpha=0.2, color=line.get_color())
         controls = rows.groupby("layer", sort=True)[list(CONTROLS)].mean()
         for name in CONTROLS:
+            if controls[name].isna().all():
+                continue
             ax.plot(
                 controls.index.to_numpy(float),
                 controls[name].to_numpy(float),
@@ -140,19 +177,23 @@ def probe_curves_mpl(
                 color=CONTROL_COLORS[name],
                 label=name.replace("_", "-"),
             )
-        ax.set_ylim(0, 1.02)
+        if metric == "accuracy":
+            ax.set_ylim(0, 1.02)
         ax.set_xlabel("layer")
-        ax.set_ylabel("accuracy")
-        ax.set_title(title or _title(target, pos))
+        ax.set_ylabel(metric)
+        ax.set_title(title or _title(target, pos, metric))
         ax.legend(frameon=False, loc="best", ncols=2)
     return fig
 
 
 def probe_grid(
-    table: pd.DataFrame, *, target: str | None = None
+    table: pd.DataFrame, *, target: str | None = None, hook: str | None = None
 ) -> tuple[str, list[int], list[int], dict[str, np.ndarray]]:
     """(target, layers, positions, {field: [layer, pos] matrix}) for value, se and controls."""
-    rows = probe_rows(table, target=target)
+    rows = probe_rows(table, target=target, hook=hook)
+    if rows.duplicated(subset=["layer", "pos"]).any():
+        hooks = sorted(str(h) for h in rows["hook"].unique())
+        raise ConfigError("hook", "several hooks per (layer, pos); choose one", allowed(hooks))
     layers = sorted(int(v) for v in rows["layer"].unique())
     positions = sorted(int(v) for v in rows["pos"].unique())
     fields = ("value", "se", *CONTROLS)
@@ -165,10 +206,15 @@ def probe_grid(
 
 
 def probe_heatmap(
-    table: pd.DataFrame, *, target: str | None = None, title: str | None = None
+    table: pd.DataFrame,
+    *,
+    target: str | None = None,
+    hook: str | None = None,
+    title: str | None = None,
 ) -> go.Figure:
-    """Interactive layer × position grid of probe accuracy (hover: se and controls)."""
-    target, layers, positions, grids = probe_grid(table, target=target)
+    """Interactive layer × position grid of probe scores (hover: se and controls)."""
+    target, layers, positions, grids = probe_grid(table, target=target, hook=hook)
+    metric = _metric(table[table["target"] == target])
     fields = ("value", "se", *CONTROLS)
     custom = np.stack([grids[f] for f in fields[1:]], axis=-1)
     fig = go.Figure(
@@ -180,16 +226,16 @@ def probe_heatmap(
             zmax=1,
             colorscale=SEQUENTIAL,
             customdata=custom,
-            colorbar={"title": {"text": "accuracy"}},
+            colorbar={"title": {"text": metric}},
             hovertemplate=(
-                "layer %{y}, pos %{x}<br>acc %{z:.3f} (se %{customdata[0]:.3f})"
+                "layer %{y}, pos %{x}<br>score %{z:.3f} (se %{customdata[0]:.3f})"
                 "<br>random-init %{customdata[1]:.3f}<br>shuffled %{customdata[2]:.3f}"
                 "<br>majority %{customdata[3]:.3f}<extra></extra>"
             ),
         )
     )
     fig.update_layout(
-        title=title or f"Probe for {target!r}: accuracy by layer and position",
+        title=title or f"Probe for {target!r}: {metric} by layer and position",
         xaxis_title="position",
         yaxis_title="layer",
         yaxis={"autorange": "reversed"},
@@ -199,10 +245,15 @@ def probe_heatmap(
 
 
 def probe_heatmap_mpl(
-    table: pd.DataFrame, *, target: str | None = None, title: str | None = None
+    table: pd.DataFrame,
+    *,
+    target: str | None = None,
+    hook: str | None = None,
+    title: str | None = None,
 ) -> Figure:
-    """Static layer × position grid of probe accuracy."""
-    target, layers, positions, grids = probe_grid(table, target=target)
+    """Static layer × position grid of probe scores."""
+    target, layers, positions, grids = probe_grid(table, target=target, hook=hook)
+    metric = _metric(table[table["target"] == target])
     with publication_style():
         fig = new_figure(min(7.0, 1.6 + 0.3 * len(positions)), 0.9 + 0.28 * len(layers))
         ax = fig.add_subplot()
@@ -213,6 +264,6 @@ def probe_heatmap_mpl(
         ax.set_yticks(range(len(layers)), [f"L{layer}" for layer in layers])
         ax.set_xlabel("position")
         ax.set_ylabel("layer")
-        ax.set_title(title or f"Probe for {target!r}: accuracy by layer and position")
-        fig.colorbar(image, ax=ax, label="accuracy", shrink=0.9)
+        ax.set_title(title or f"Probe for {target!r}: {metric} by layer and position")
+        fig.colorbar(image, ax=ax, label=metric, shrink=0.9)
     return fig
