@@ -74,7 +74,12 @@ def naive_sweep(model, sites, *, base: Tensor, source: Tensor, metric) -> Tensor
 
             hooks = [(site.hook_name, mid), (f"blocks.{site.layer}.hook_resid_post", post)]
         else:
-            hooks = [(site.hook_name, lambda act, hook, site=site, value=value: _slice_set(site, act, value))]
+            hooks = [
+                (
+                    site.hook_name,
+                    lambda act, hook, site=site, value=value: _slice_set(site, act, value),
+                )
+            ]
         logits = model.run_with_hooks(base, fwd_hooks=hooks)
         rows.append(metric(logits, None))
     return torch.stack(rows)

@@ -80,11 +80,10 @@ def test_zero_ablation_oracle() -> None:
     )  # fmt: skip
     # A zero source patched in is a zero ablation.
     zeros = torch.zeros(clean.shape[0], SEQ, 24)
-    oracle = naive_sweep(
-        model, sites, base=clean, source=clean, metric=metric
-    )  # shape check only
+    oracle = naive_sweep(model, sites, base=clean, source=clean, metric=metric)  # shape check only
     assert ours.patched.shape == oracle.shape
     with torch.no_grad():
+
         def zero_z(act, hook):
             act = act.clone()
             act[:, 2, 0] = 0
@@ -92,7 +91,9 @@ def test_zero_ablation_oracle() -> None:
 
         a = metric(model.run_with_hooks(clean, fwd_hooks=[("blocks.1.attn.hook_z", zero_z)]), None)
         b = metric(
-            model.run_with_hooks(clean, fwd_hooks=[("blocks.0.hook_mlp_out", lambda act, hook: zeros)]),
+            model.run_with_hooks(
+                clean, fwd_hooks=[("blocks.0.hook_mlp_out", lambda act, hook: zeros)]
+            ),
             None,
         )
     assert (ours.patched[0] - a).abs().max() <= TOL
@@ -186,9 +187,7 @@ def test_user_hooks_force_the_hook_path_and_survive() -> None:
     clean, corrupted, metric = make_inputs()
     sites = resid_sites(model_shape(model), seq_len=SEQ)
     seen: list[int] = []
-    handle = model.hook_dict["blocks.0.hook_resid_pre"].add_hook(
-        lambda act, hook: seen.append(1)
-    )
+    handle = model.hook_dict["blocks.0.hook_resid_pre"].add_hook(lambda act, hook: seen.append(1))
     try:
         values = run_sweep(model, sites, clean=clean, corrupted=corrupted, metric=metric)
         assert values.method == "hooks" and "hooks are installed" in values.fallback_reason
