@@ -6,8 +6,8 @@ changes the metric by approximately
     score(u -> d) = (out_u(clean) - out_u(corrupted)) . dM/dx_d |corrupted
 
 where x_d is d's own copy of the residual stream (`EdgeForward`). Every edge is scored
-from two forwards without gradients (clean, corrupted) and one forward + backward on
-the corrupted run, batched over examples. EAP-IG replaces the single gradient by the
+from two forwards, batched over examples: the clean run without gradients, and the
+corrupted run (whose upstream outputs are reused) with one backward. EAP-IG replaces the single gradient by the
 mean gradient over `ig_steps` runs whose token embeddings are interpolated from
 corrupted to clean (midpoint rule, alpha = (k + 1/2) / steps).
 
@@ -101,15 +101,20 @@ def edge_attribution(
         tok_c, pos = ef.embed_parts(clean)
         tok_r, _ = ef.embed_parts(corrupted)
         out_c = ef.run(tok_c, pos).outs
-        out_r = ef.run(tok_r, pos).outs
-        diffs = torch.stack([a - b for a, b in zip(out_c, out_r, strict=True)])
     alphas = [0.0] if method == "eap" else [(k + 0.5) / ig_steps for k in range(ig_steps)]
+    out_r: list[Tensor] | None = None
     grads: Tensor | None = None
     for alpha in alphas:
         tok = tok_r + alpha * (tok_c - tok_r)
         run = ef.run(tok.detach(), pos.detach(), leaves=True)
         g = ef.leaf_grads(run, _metric_sum(metric, run.logits, batch)).detach()
         grads = g if grads is None else grads + g
+        if alpha == 0.0:  # the gradient run is the corrupted run: reuse its outputs
+            out_r = [o.detach() for o in run.outs]
+    if out_r is None:
+        with torch.no_grad():
+            out_r = ef.run(tok_r, pos).outs
+    diffs = torch.stack([a - b for a, b in zip(out_c, out_r, strict=True)])
     assert grads is not None
     grads = grads / len(alphas)
     per_example = _scores(diffs, grads) * ef.graph.valid_mask().unsqueeze(-1)
