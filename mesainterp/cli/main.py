@@ -19,7 +19,16 @@ from mesainterp.errors import MesaInterpError
 __all__ = ["build_parser", "main"]
 
 # Subcommand modules, in the order `--help` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("info", "train", "eval", "zoo", "probe", "search", "report")
+SUBCOMMANDS: tuple[str, ...] = (
+    "info",
+    "train",
+    "eval",
+    "zoo",
+    "probe",
+    "search",
+    "report",
+    "patch",
+)
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130

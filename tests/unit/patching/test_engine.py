@@ -212,9 +212,11 @@ def test_bad_sites_fail_before_any_forward() -> None:
     model = make_model()
     clean, corrupted, metric = make_inputs()
     calls: list[int] = []
-    with hook_context(model, fwd=[("hook_embed", lambda act, hook: calls.append(1))]):
-        with pytest.raises(SiteError, match="allowed: 0..1"):
-            run_sweep(
+    with (
+        hook_context(model, fwd=[("hook_embed", lambda act, hook: calls.append(1))]),
+        pytest.raises(SiteError, match=r"allowed: 0\.\.1"),
+    ):
+        run_sweep(
                 model, [Site(kind="z", layer=0, head=5)],
                 clean=clean, corrupted=corrupted, metric=metric,
             )  # fmt: skip
