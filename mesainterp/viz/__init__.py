@@ -11,6 +11,7 @@ from mesainterp.viz.attention import CircuitsVisHTML, attention_heads
 from mesainterp.viz.circuit import circuit_graph, circuit_graph_mpl
 from mesainterp.viz.export import plotly_fragment, save_static, to_png, to_svg
 from mesainterp.viz.icl import icl_regression_figure
+from mesainterp.viz.instances import instance_figure, maze_kwargs, tree_kwargs
 from mesainterp.viz.maze import draw_maze, maze_before_after, maze_figure, maze_small_multiples
 from mesainterp.viz.patching import patching_heatmap, patching_heatmap_mpl
 from mesainterp.viz.probes import probe_curves, probe_curves_mpl, probe_heatmap, probe_heatmap_mpl
@@ -35,8 +36,10 @@ __all__ = [
     "draw_maze",
     "draw_tree",
     "icl_regression_figure",
+    "instance_figure",
     "maze_before_after",
     "maze_figure",
+    "maze_kwargs",
     "maze_small_multiples",
     "patching_heatmap",
     "patching_heatmap_mpl",
@@ -50,5 +53,6 @@ __all__ = [
     "to_svg",
     "tree_before_after",
     "tree_figure",
+    "tree_kwargs",
     "tree_small_multiples",
 ]

@@ -1,7 +1,7 @@
 """Trees and DAGs drawn as graphs, with paths, goals and per-node intensities.
 
-Layout is layered by depth (distance from the root, or from every source of a
-DAG) with networkx's multipartite layout; no graphviz binary is needed. Inputs
+Layout is layered by depth (distance from the root for a tree; for a DAG the
+longest path from a source, so every edge points down) with networkx's multipartite layout; no graphviz binary is needed. Inputs
 are plain: `edges` as (parent, child) pairs, node ids any hashable (ints for the
 tree-path task), `intensity` a mapping node → value (attention of a head from
 the current position, a probe's decoded probability, ...). Everything is drawn
@@ -59,11 +59,19 @@ def tree_layout(
             else "the graph has no source node",
         )
     depth = nx.multi_source_dijkstra_path_length(graph, set(sources))
+    if len(depth) < len(graph):
+        # Part of a DAG the root does not reach: layer by distance from every source.
+        sources = list(dict.fromkeys([*sources, *(n for n, d in graph.in_degree() if d == 0)]))
+        depth = nx.multi_source_dijkstra_path_length(graph, set(sources))
     unreachable = [n for n in graph if n not in depth]
     if unreachable:
         raise ConfigError("edges", f"nodes {unreachable[:5]} are not reachable from the root")
+    tree = len(sources) == 1 and nx.is_arborescence(graph)
+    if not tree and nx.is_directed_acyclic_graph(graph):
+        # Longest-path layers (topological generations): every edge points down a layer.
+        depth = {n: i for i, gen in enumerate(nx.topological_generations(graph)) for n in gen}
     top = max(depth.values()) or 1
-    if len(sources) == 1 and nx.is_arborescence(graph):
+    if tree:
         xs = _tidy_x(graph, sources[0])
     else:
         # A DAG: multipartite layout, nodes inserted depth-first so related nodes sit together.

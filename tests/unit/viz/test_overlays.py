@@ -34,8 +34,8 @@ def test_tree_layout_is_layered_by_depth_with_parents_over_children():
         assert pos[parent][0] == pytest.approx(np.mean([pos[c][0] for c in children]))
 
 
-def test_dag_layout_uses_shortest_depth_from_the_sources():
-    dag = [(0, 1), (0, 2), (1, 3), (2, 3), (3, 4)]
+def test_dag_layout_layers_by_longest_path():
+    dag = [(0, 1), (0, 2), (1, 3), (2, 3), (3, 4), (0, 4)]
     pos = tree_layout(dag)
     assert pos[3][1] == pytest.approx(-2 / 3) and pos[4][1] == pytest.approx(-1.0)
     with pytest.raises(ConfigError, match="root"):

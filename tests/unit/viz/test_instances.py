@@ -1,0 +1,48 @@
+"""Real task instances draw through `instance_figure`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from mesainterp.errors import ConfigError
+from mesainterp.tasks.graph_search import GraphSearchTask
+from mesainterp.tasks.maze import MazeTask
+from mesainterp.tasks.tree_path import TreePathTask
+from mesainterp.viz import instance_figure, maze_kwargs, tree_kwargs
+from mesainterp.viz.maze import connection_grid
+from mesainterp.viz.tree import tree_layout
+
+
+def test_tree_path_instance():
+    instance = TreePathTask().sample(1, seed=0).instances[0]
+    wrong = list(instance.path[:-1])
+    fig = instance_figure(instance, model_path=wrong, intensity={instance.goal: 1.0})
+    assert isinstance(fig, Figure)
+    kwargs = tree_kwargs(instance)
+    assert kwargs["root"] == instance.root and kwargs["path"] == list(instance.path)
+
+
+def test_graph_search_instance():
+    instance = GraphSearchTask().sample(1, seed=0).instances[0]
+    kwargs = tree_kwargs(instance)
+    assert kwargs["root"] == instance.start
+    pos = tree_layout(kwargs["edges"], root=instance.start)
+    assert all(pos[a][1] > pos[b][1] for a, b in instance.edges)  # every edge points down
+    assert isinstance(instance_figure(instance), Figure)
+
+
+def test_maze_instance_cells_and_walls():
+    instance = MazeTask().sample(1, seed=0).instances[0]
+    n = instance.grid_n
+    kwargs = maze_kwargs(instance)
+    grid = connection_grid(kwargs["connections"], kwargs["shape"])
+    assert int(grid.sum()) == n * n - 1  # a spanning tree of the lattice
+    assert kwargs["origin"] == divmod(instance.origin, n)
+    fig = instance_figure(
+        instance, model_path=list(instance.path), intensity=np.arange(n * n) / (n * n)
+    )
+    assert isinstance(fig, Figure)
+    with pytest.raises(ConfigError, match="cell values"):
+        instance_figure(instance, intensity=[1.0, 2.0])
