@@ -94,7 +94,8 @@ class EdgeForward:
         f = self.fast
         tok = inputs if inputs.is_floating_point() else f.tok_embed(inputs)
         seq = inputs.shape[1]
-        pos = f.pos_embed.weight[:seq].unsqueeze(0).expand(tok.shape[0], -1, -1)
+        # Detached: a view of a parameter keeps requires_grad even under no_grad.
+        pos = f.pos_embed.weight.detach()[:seq].unsqueeze(0).expand(tok.shape[0], -1, -1)
         return tok, pos
 
     # -- runs ----------------------------------------------------------------------------
