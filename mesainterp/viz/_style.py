@@ -14,6 +14,7 @@ from typing import Any
 import matplotlib
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from mesainterp.errors import ConfigError, allowed
 
@@ -22,6 +23,7 @@ __all__ = [
     "DIVERGING",
     "SEQUENTIAL",
     "new_figure",
+    "overlay_legend",
     "publication_style",
     "require_columns",
 ]
@@ -83,3 +85,40 @@ def require_columns(table: pd.DataFrame, columns: Iterable[str], *, what: str) -
         )
     if table.empty:
         raise ConfigError(what, "table is empty")
+
+
+def overlay_legend(fig: Figure, draw: dict[str, Any], *, goal_name: str = "goal") -> None:
+    """A legend under the figure for the overlay elements that `draw` uses."""
+    handles = []
+    if draw.get("path"):
+        handles.append(
+            Line2D([], [], color=CONTROL_COLORS["path"], linewidth=3, alpha=0.6, label="true path")
+        )
+    if draw.get("model_path"):
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=CONTROL_COLORS["highlight"],
+                linewidth=1.6,
+                linestyle="--",
+                label="model path",
+            )
+        )
+    if draw.get("origin") is not None:
+        handles.append(Line2D([], [], color="#009E73", marker="o", linestyle="", label="origin"))
+    if draw.get(goal_name) is not None:
+        face = "none" if goal_name == "goal" else "#CC0000"  # goals are rings, targets dots
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="#CC0000",
+                marker="o",
+                markerfacecolor=face,
+                linestyle="",
+                label=goal_name,
+            )
+        )
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)

@@ -20,7 +20,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from mesainterp.errors import ConfigError
-from mesainterp.viz._style import CONTROL_COLORS, new_figure, publication_style
+from mesainterp.viz._style import CONTROL_COLORS, new_figure, overlay_legend, publication_style
 
 __all__ = [
     "connection_grid",
@@ -170,6 +170,7 @@ def maze_figure(
         draw_maze(ax, connections, title=title, **draw)
         if colorbar and draw.get("intensity") is not None:
             fig.colorbar(ax.images[0], ax=ax, shrink=0.7)
+        overlay_legend(fig, draw, goal_name="target")
     return fig
 
 
@@ -220,6 +221,9 @@ def maze_before_after(
         left, right = fig.subplots(1, 2)
         draw_maze(left, connections, shape=shape, title=titles[0], **dict(before))
         draw_maze(right, connections, shape=shape, title=titles[1], **dict(after))
+        overlay_legend(
+            fig, {**before, **{k: v for k, v in after.items() if v is not None}}, goal_name="target"
+        )
         if title:
             fig.suptitle(title)
     return fig

@@ -174,7 +174,9 @@ def patching_heatmap_mpl(
             interpolation="nearest",
         )
         rows, cols = np.nonzero((grid.ci_low > 0) | (grid.ci_high < 0))
-        ax.scatter(cols, rows, s=4, c="black", marker="o", linewidths=0)
+        # White dots on dark cells, black on light ones, so every mark stays visible.
+        dark = np.abs(grid.value[rows, cols]) > 0.6 * limit
+        ax.scatter(cols, rows, s=4, c=np.where(dark, "white", "black"), marker="o", linewidths=0)
         ax.set_xticks(range(len(ticks)), ticks, rotation=90 if position_labels else 0)
         ax.set_yticks(range(len(grid.layers)), [f"L{layer}" for layer in grid.layers])
         ax.set_xlabel(x)

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from mesainterp.errors import ConfigError
-from mesainterp.viz._style import CONTROL_COLORS, new_figure, publication_style
+from mesainterp.viz._style import CONTROL_COLORS, new_figure, overlay_legend, publication_style
 
 __all__ = [
     "attention_to_nodes",
@@ -259,6 +259,7 @@ def tree_figure(
         draw_tree(ax, edges, title=title, **draw)
         if colorbar and draw.get("intensity") is not None:
             _colorbar(fig, ax, draw["intensity"], draw.get("vmax"))
+        overlay_legend(fig, draw)
     return fig
 
 
@@ -317,6 +318,7 @@ def tree_before_after(
         left, right = fig.subplots(1, 2)
         draw_tree(left, edges, root=root, title=titles[0], **dict(before))
         draw_tree(right, edges, root=root, title=titles[1], **dict(after))
+        overlay_legend(fig, {**before, **{k: v for k, v in after.items() if v is not None}})
         if title:
             fig.suptitle(title)
     return fig
