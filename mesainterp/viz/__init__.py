@@ -11,7 +11,13 @@ from mesainterp.viz.attention import CircuitsVisHTML, attention_heads
 from mesainterp.viz.circuit import circuit_graph, circuit_graph_mpl
 from mesainterp.viz.export import plotly_fragment, save_static, to_png, to_svg
 from mesainterp.viz.icl import icl_regression_figure
-from mesainterp.viz.instances import instance_figure, maze_kwargs, tree_kwargs
+from mesainterp.viz.instances import (
+    instance_before_after,
+    instance_figure,
+    instance_small_multiples,
+    maze_kwargs,
+    tree_kwargs,
+)
 from mesainterp.viz.maze import draw_maze, maze_before_after, maze_figure, maze_small_multiples
 from mesainterp.viz.patching import patching_heatmap, patching_heatmap_mpl
 from mesainterp.viz.probes import probe_curves, probe_curves_mpl, probe_heatmap, probe_heatmap_mpl
@@ -36,7 +42,9 @@ __all__ = [
     "draw_maze",
     "draw_tree",
     "icl_regression_figure",
+    "instance_before_after",
     "instance_figure",
+    "instance_small_multiples",
     "maze_before_after",
     "maze_figure",
     "maze_kwargs",

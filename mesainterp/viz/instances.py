@@ -17,10 +17,17 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from mesainterp.errors import ConfigError
-from mesainterp.viz.maze import maze_figure
-from mesainterp.viz.tree import tree_figure
+from mesainterp.viz.maze import maze_before_after, maze_figure, maze_small_multiples
+from mesainterp.viz.tree import tree_before_after, tree_figure, tree_small_multiples
 
-__all__ = ["cell", "instance_figure", "maze_kwargs", "tree_kwargs"]
+__all__ = [
+    "cell",
+    "instance_before_after",
+    "instance_figure",
+    "instance_small_multiples",
+    "maze_kwargs",
+    "tree_kwargs",
+]
 
 
 def tree_kwargs(instance: Any) -> dict[str, Any]:
@@ -98,3 +105,71 @@ def instance_figure(
             raise ConfigError("intensity", "for graphs, give a mapping node → value")
         kwargs["intensity"] = dict(intensity)
     return tree_figure(edges, title=title, **kwargs)
+
+
+Intensity = Mapping[int, float] | Sequence[float] | np.ndarray
+
+
+def instance_small_multiples(
+    instance: Any, panels: Mapping[str, Intensity], *, ncols: int = 4, title: str | None = None
+) -> Figure:
+    """One panel per entry (e.g. the goal decoded by a probe at each layer), in the
+    task's ids: node → value for graphs, cell index → value (or a flat array) for mazes."""
+    if hasattr(instance, "grid_n"):
+        grid_n = int(instance.grid_n)
+        kwargs = maze_kwargs(instance)
+        connections = kwargs.pop("connections")
+        grids = {name: _cell_intensity(values, grid_n) for name, values in panels.items()}
+        return maze_small_multiples(connections, grids, ncols=ncols, title=title, **kwargs)
+    kwargs = tree_kwargs(instance)
+    if not all(isinstance(v, Mapping) for v in panels.values()):
+        raise ConfigError("panels", "for graphs, give each panel as a mapping node → value")
+    return tree_small_multiples(
+        kwargs["edges"],
+        {name: dict(values) for name, values in panels.items()},  # type: ignore[arg-type]
+        root=kwargs["root"],
+        goal=kwargs["goal"],
+        ncols=ncols,
+        title=title,
+    )
+
+
+def instance_before_after(
+    before: Any,
+    after: Any,
+    *,
+    model_before: Sequence[int] | None = None,
+    model_after: Sequence[int] | None = None,
+    titles: tuple[str, str] = ("before", "after"),
+    title: str | None = None,
+) -> Figure:
+    """Side by side: the clean instance with the model's path, and the intervened-on
+    one (e.g. the retargeted goal) with the model's path under the intervention.
+    Both instances must share the graph or maze."""
+    if hasattr(before, "grid_n"):
+        grid_n = int(before.grid_n)
+        left, right = maze_kwargs(before), maze_kwargs(after)
+        connections = left.pop("connections")
+        if sorted(map(sorted, connections)) != sorted(map(sorted, right.pop("connections"))):
+            raise ConfigError("after", "before and after must share the same maze")
+        shape = left.pop("shape")
+        right.pop("shape")
+        if model_before is not None:
+            left["model_path"] = [cell(c, grid_n) for c in model_before]
+        if model_after is not None:
+            right["model_path"] = [cell(c, grid_n) for c in model_after]
+        return maze_before_after(
+            connections, before=left, after=right, shape=shape, titles=titles, title=title
+        )
+    left, right = tree_kwargs(before), tree_kwargs(after)
+    if sorted(left["edges"]) != sorted(right["edges"]):
+        raise ConfigError("after", "before and after must share the same graph")
+    edges = left.pop("edges")
+    right.pop("edges")
+    root = left.pop("root")
+    right.pop("root")
+    if model_before is not None:
+        left["model_path"] = list(model_before)
+    if model_after is not None:
+        right["model_path"] = list(model_after)
+    return tree_before_after(edges, before=left, after=right, root=root, titles=titles, title=title)

@@ -10,7 +10,13 @@ from mesainterp.errors import ConfigError
 from mesainterp.tasks.graph_search import GraphSearchTask
 from mesainterp.tasks.maze import MazeTask
 from mesainterp.tasks.tree_path import TreePathTask
-from mesainterp.viz import instance_figure, maze_kwargs, tree_kwargs
+from mesainterp.viz import (
+    instance_before_after,
+    instance_figure,
+    instance_small_multiples,
+    maze_kwargs,
+    tree_kwargs,
+)
 from mesainterp.viz.maze import connection_grid
 from mesainterp.viz.tree import tree_layout
 
@@ -46,3 +52,25 @@ def test_maze_instance_cells_and_walls():
     assert isinstance(fig, Figure)
     with pytest.raises(ConfigError, match="cell values"):
         instance_figure(instance, intensity=[1.0, 2.0])
+
+
+def test_counterfactual_pairs_side_by_side_and_per_layer_panels():
+    tree_pair = TreePathTask().counterfactual_pairs(1, seed=0)
+    clean, corrupted = tree_pair.clean.instances[0], tree_pair.corrupted.instances[0]
+    fig = instance_before_after(
+        clean, corrupted, model_before=list(clean.path), model_after=list(corrupted.path)
+    )
+    assert [a.get_title() for a in fig.axes] == ["before", "after"]
+    panels = {f"L{layer}": {clean.goal: 0.2 * layer, corrupted.goal: 0.1} for layer in range(3)}
+    assert len([a for a in instance_small_multiples(clean, panels).axes if a.get_title()]) == 3
+    with pytest.raises(ConfigError, match="same graph"):
+        instance_before_after(clean, TreePathTask().sample(1, seed=5).instances[0])
+
+    maze_pair = MazeTask().counterfactual_pairs(1, seed=0)
+    m_clean, m_corrupted = maze_pair.clean.instances[0], maze_pair.corrupted.instances[0]
+    assert isinstance(
+        instance_before_after(m_clean, m_corrupted, model_after=list(m_corrupted.path)), Figure
+    )
+    n = m_clean.grid_n
+    grids = {f"L{layer}": np.full(n * n, layer / 3) for layer in range(2)}
+    assert len([a for a in instance_small_multiples(m_clean, grids).axes if a.get_title()]) == 2
