@@ -6,7 +6,9 @@ Writes to DIR:
     causal.parquet/.csv/.json   goal retargeting per layer: steer / ablate along the
                                 probe subspace vs random subspaces (token tasks with
                                 a counterfactual family that changes the target)
-    probes.png                  accuracy by layer × position and the control curves
+    probes.png                  accuracy by layer × position, control curves, retargeting
+    probes_heatmap.png          the layer × position grid (mesainterp.viz.probes)
+    probes_curves.png           score by layer at the most selective position, with controls
 """
 
 from __future__ import annotations
@@ -225,6 +227,15 @@ def run(args: argparse.Namespace) -> CommandResult:
     fig = _figure(result.table, causal)
     fig.savefig(out / "probes.png", dpi=130)
     files["figure"] = out / "probes.png"
+    # The shared probe figures: the layer × position grid and the control curves
+    # at the most selective position.
+    from mesainterp.viz.probes import probe_curves_mpl, probe_heatmap_mpl
+
+    best_pos = int(result.table.loc[result.table["selectivity"].idxmax(), "pos"])
+    probe_heatmap_mpl(result.table).savefig(out / "probes_heatmap.png", dpi=130)
+    probe_curves_mpl(result.table, pos=best_pos).savefig(out / "probes_curves.png", dpi=130)
+    files["heatmap"] = out / "probes_heatmap.png"
+    files["curves"] = out / "probes_curves.png"
 
     table = result.table
     best = table.loc[table["selectivity"].idxmax()]

@@ -107,16 +107,19 @@ def fit_ridge(
     Features and targets are centred (intercept unpenalised, as in sklearn's Ridge).
     """
     alpha = _check_c("alpha", alpha)
-    dtype = x.dtype if x.dtype == torch.float64 else torch.float64
-    x = x.to(dtype)
-    y2 = (y[:, None] if y.ndim == 1 else y).to(dtype)
-    x_mean = x.mean(dim=1, keepdim=True)
+    # The n·d² Gram pass runs in the features' own precision (float32 features:
+    # float32, twice as fast); means and the d×d solve are always float64.
+    work = torch.float64 if x.dtype == torch.float64 else torch.float32
+    x = x.to(work)
+    y2 = (y[:, None] if y.ndim == 1 else y).to(torch.float64)
+    x_mean = x.sum(dim=1, keepdim=True, dtype=torch.float64) / x.shape[1]
     y_mean = y2.mean(dim=0, keepdim=True)
-    xc = x - x_mean
-    yc = y2 - y_mean
+    xc = x - x_mean.to(work)
+    yc = (y2 - y_mean).to(work)
+    xct = xc.transpose(1, 2)
     d = x.shape[-1]
-    gram = xc.transpose(1, 2) @ xc + alpha * torch.eye(d, dtype=dtype)
-    rhs = xc.transpose(1, 2) @ yc
+    gram = (xct @ xc).to(torch.float64) + alpha * torch.eye(d, dtype=torch.float64)
+    rhs = (xct @ yc).to(torch.float64)
     coef = torch.linalg.solve(gram, rhs)
     intercept = y_mean - (x_mean @ coef).squeeze(1)
     return LinearProbe(kind="ridge", coef=coef, intercept=intercept)
@@ -139,6 +142,10 @@ def fit_multilabel(
     C = _check_c("C", C)
     y2 = (y[:, None] if y.ndim == 1 else y).to(torch.float64)
     x = _with_bias(x.to(torch.float64))
+    # Gradients in float64 fix the optimum; the Hessian only steers the Newton step,
+    # so it is formed in float32 (the dominant cost, n·p² per site and label).
+    x32 = x.to(torch.float32)
+    xt32 = x32.transpose(1, 2).contiguous()
     s, _, p = x.shape
     n_labels = y2.shape[1]
     theta = torch.zeros(s, n_labels, p, dtype=torch.float64)
@@ -154,8 +161,10 @@ def fit_multilabel(
         z = torch.einsum("snp,slp->sln", x, theta)
         prob = torch.sigmoid(z)
         grad = torch.einsum("sln,snp->slp", prob - yt, x) + theta * reg
-        w = prob * (1 - prob)
-        hess = torch.einsum("snp,sln,snq->slpq", x, w, x) + torch.diag(reg_solve)
+        w = (prob * (1 - prob)).to(torch.float32)
+        hess = torch.stack([xt32 @ (x32 * w[:, j, :, None]) for j in range(n_labels)], dim=1).to(
+            torch.float64
+        ) + torch.diag(reg_solve)
         step = torch.linalg.solve(hess, grad[..., None]).squeeze(-1)
         theta = theta - step
         if step.abs().max() < tol * (1 + theta.abs().max()):
@@ -178,6 +187,16 @@ def _multinomial_loss_grad(
     prob = torch.exp(z - lse)
     grad = xt @ (prob - y_onehot) + reg * theta
     return loss, grad
+
+
+def _bound_hessian_cholesky(xt: Tensor, x: Tensor, reg: Tensor) -> Tensor:
+    """Cholesky factor of ½·XᵀX + diag(λ) per site (Böhning's bound on each class
+    block of the multinomial Hessian), factorised in float64."""
+    gram = (xt.to(torch.float64) @ x.to(torch.float64)) * 0.5
+    p = gram.shape[-1]
+    jitter = 1e-8 * gram.diagonal(dim1=1, dim2=2).mean(-1)[:, None, None]
+    m = gram + torch.diag(reg[:, 0].to(torch.float64)) + jitter * torch.eye(p, dtype=torch.float64)
+    return torch.linalg.cholesky(m)
 
 
 def fit_logistic(
@@ -212,7 +231,11 @@ def fit_logistic(
     y_onehot = torch.nn.functional.one_hot(y.long(), k).to(dtype)[None]
     reg = torch.full((p, 1), 1.0 / C, dtype=dtype)
     reg[-1] = 0.0
-    theta = torch.zeros(s, p, k, dtype=dtype)
+    chol = _bound_hessian_cholesky(xt, x, reg).to(dtype)
+    theta_all = torch.zeros(s, p, k, dtype=dtype)
+    # Working set: sites still iterating; shrunk as sites converge.
+    work = torch.arange(s)
+    theta = theta_all.clone()
     loss, grad = _multinomial_loss_grad(theta, x, xt, y_onehot, reg)
     s_hist: list[Tensor] = []
     y_hist: list[Tensor] = []
@@ -221,7 +244,8 @@ def fit_logistic(
     converged = False
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007
-        # Two-loop recursion, batched over sites (per-site dot products).
+        # Two-loop recursion, batched over sites, with the Böhning bound
+        # ½·XᵀX ⊗ I + λ as the initial inverse-Hessian (a preconditioner).
         q = grad.clone()
         alphas = []
         for s_i, y_i in zip(reversed(s_hist), reversed(y_hist), strict=True):
@@ -229,23 +253,24 @@ def fit_logistic(
             a = rho * (s_i * q).sum((1, 2), keepdim=True)
             q = q - a * y_i
             alphas.append((rho, a))
+        r = torch.cholesky_solve(q, chol)
         if s_hist:
+            hy = torch.cholesky_solve(y_hist[-1], chol)
             gamma = (s_hist[-1] * y_hist[-1]).sum((1, 2), keepdim=True) / (
-                y_hist[-1].pow(2).sum((1, 2), keepdim=True).clamp_min(tiny)
+                (y_hist[-1] * hy).sum((1, 2), keepdim=True).clamp_min(tiny)
             )
-        else:
-            gamma = 1.0 / grad.abs().amax((1, 2), keepdim=True).clamp_min(1.0)
-        r = gamma * q
+            r = gamma * r
         for s_i, y_i, (rho, a) in zip(s_hist, y_hist, reversed(alphas), strict=True):
             b = rho * (y_i * r).sum((1, 2), keepdim=True)
             r = r + s_i * (a - b)
         direction = -r
         slope = (grad * direction).sum((1, 2))
-        # Fall back to steepest descent where the quasi-Newton direction is not downhill.
+        # Fall back to the preconditioned gradient where the direction is not downhill.
         bad = slope >= 0
         if bad.any():
-            direction = torch.where(bad[:, None, None], -grad, direction)
-            slope = torch.where(bad, -(grad * grad).sum((1, 2)), slope)
+            pg = torch.cholesky_solve(grad, chol)
+            direction = torch.where(bad[:, None, None], -pg, direction)
+            slope = torch.where(bad, -(grad * pg).sum((1, 2)), slope)
         step = torch.where(active, 1.0, 0.0).to(dtype)
         new_theta = theta + step[:, None, None] * direction
         new_loss, new_grad = _multinomial_loss_grad(new_theta, x, xt, y_onehot, reg)
@@ -256,13 +281,11 @@ def fit_logistic(
             step = torch.where(fail, step * 0.5, step)
             new_theta = theta + step[:, None, None] * direction
             new_loss, new_grad = _multinomial_loss_grad(new_theta, x, xt, y_onehot, reg)
-        s_new = new_theta - theta
-        y_new = new_grad - grad
+        s_hist.append(new_theta - theta)
+        y_hist.append(new_grad - grad)
         theta = torch.where(active[:, None, None], new_theta, theta)
         loss = torch.where(active, new_loss, loss)
         grad = torch.where(active[:, None, None], new_grad, grad)
-        s_hist.append(s_new)
-        y_hist.append(y_new)
         if len(s_hist) > memory:
             s_hist.pop(0)
             y_hist.pop(0)
@@ -270,6 +293,16 @@ def fit_logistic(
         if not active.any():
             converged = True
             break
+        if int(active.sum()) <= 0.75 * active.numel():
+            # Drop converged sites from the batch (a copy, so only when it pays).
+            theta_all[work] = theta
+            work, theta, loss, grad = work[active], theta[active], loss[active], grad[active]
+            x, xt, chol = x[active], xt[active], chol[active]
+            s_hist = [h[active] for h in s_hist]
+            y_hist = [h[active] for h in y_hist]
+            active = active[active]
+    theta_all[work] = theta
+    theta = theta_all
     return LinearProbe(
         kind="multinomial",
         coef=theta[:, :-1, :],

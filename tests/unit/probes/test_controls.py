@@ -94,6 +94,13 @@ def test_probe_command_end_to_end(tmp_path, capsys) -> None:
     data = json.loads(capsys.readouterr().out)
     assert len(data["probes"]) == 4
     assert {r["layer"] for r in data["causal"]} == {0, 1}
-    for name in ("probes.parquet", "probes.csv", "probes.json", "causal.parquet", "probes.png"):
+    for name in (
+        "probes.parquet",
+        "probes.csv",
+        "probes.json",
+        "causal.parquet",
+        "probes.png",
+        "probes_heatmap.png",
+    ):
         assert (out / name).is_file()
     assert main(["probe", str(tmp_path / "ckpt"), "--target", "nope", "--out", str(out)]) == 2
