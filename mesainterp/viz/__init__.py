@@ -10,7 +10,7 @@ publication versions of the plotly figures of the same name.
 from mesainterp.viz.attention import CircuitsVisHTML, attention_heads
 from mesainterp.viz.circuit import circuit_graph, circuit_graph_mpl
 from mesainterp.viz.export import plotly_fragment, save_static, to_png, to_svg
-from mesainterp.viz.icl import icl_regression_figure
+from mesainterp.viz.icl import icl_predictions_figure, icl_regression_figure
 from mesainterp.viz.instances import (
     instance_before_after,
     instance_figure,
@@ -41,6 +41,7 @@ __all__ = [
     "circuit_graph_mpl",
     "draw_maze",
     "draw_tree",
+    "icl_predictions_figure",
     "icl_regression_figure",
     "instance_before_after",
     "instance_figure",

@@ -18,7 +18,7 @@ from torch import Tensor
 from mesainterp.errors import ConfigError
 from mesainterp.viz._style import new_figure, publication_style
 
-__all__ = ["icl_regression_figure"]
+__all__ = ["icl_predictions_figure", "icl_regression_figure"]
 
 ArrayLike = Float[Tensor, "..."] | np.ndarray
 _MARKERS = ("o", "s", "^", "D", "v", "P")
@@ -125,4 +125,48 @@ def icl_regression_figure(
         ax.set_title(
             title or f"In-context regression ({len(cx)} context points, d = {cx.shape[1]})"
         )
+    return fig
+
+
+def icl_predictions_figure(
+    target: ArrayLike,
+    predictions: Mapping[str, ArrayLike],
+    *,
+    title: str | None = None,
+) -> Figure:
+    """Across a batch: each prediction series (e.g. "model", "least squares",
+    "one GD step") against the true query y, with y = x and each series' MSE."""
+    y = _array(target, "target").reshape(-1)
+    if not predictions:
+        raise ConfigError("predictions", "needs at least one series, e.g. {'model': ...}")
+    series = {
+        name: _array(v, f"predictions[{name!r}]").reshape(-1) for name, v in predictions.items()
+    }
+    for name, values in series.items():
+        if len(values) != len(y):
+            raise ConfigError(
+                "predictions", f"{name!r} has {len(values)} values for {len(y)} targets"
+            )
+    everything = np.concatenate([y, *series.values()])
+    lo, hi = float(everything.min()), float(everything.max())
+    with publication_style():
+        fig = new_figure(3.4, 3.0)
+        ax = fig.add_subplot()
+        ax.plot([lo, hi], [lo, hi], linestyle=":", color="#999999", linewidth=0.8)
+        for i, (name, values) in enumerate(series.items()):
+            mse = float(np.mean((values - y) ** 2))
+            ax.scatter(
+                y,
+                values,
+                s=8,
+                marker=_MARKERS[i % 6],
+                color=_COLORS[i % 6],
+                alpha=0.7,
+                label=f"{name} (MSE {mse:.3g})",
+            )
+        ax.set_xlabel("true y at the query")
+        ax.set_ylabel("prediction")
+        ax.set_aspect("equal")
+        ax.legend(frameon=False)
+        ax.set_title(title or f"In-context regression: predictions on {len(y)} examples")
     return fig

@@ -11,6 +11,8 @@ from mesainterp.tasks.graph_search import GraphSearchTask
 from mesainterp.tasks.maze import MazeTask
 from mesainterp.tasks.tree_path import TreePathTask
 from mesainterp.viz import (
+    icl_predictions_figure,
+    icl_regression_figure,
     instance_before_after,
     instance_figure,
     instance_small_multiples,
@@ -74,3 +76,26 @@ def test_counterfactual_pairs_side_by_side_and_per_layer_panels():
     n = m_clean.grid_n
     grids = {f"L{layer}": np.full(n * n, layer / 3) for layer in range(2)}
     assert len([a for a in instance_small_multiples(m_clean, grids).axes if a.get_title()]) == 2
+
+
+def test_icl_regression_task_labels_draw():
+    from mesainterp.tasks.icl_regression import ICLRegressionTask
+
+    batch = ICLRegressionTask().sample(16, seed=0)
+    xs, ys = batch.labels["xs"], batch.labels["ys"]
+    predictions = {
+        "least squares": batch.labels["lstsq_pred"],
+        "one GD step": batch.labels["gd_pred"],
+    }
+    fig = icl_predictions_figure(ys[:, -1], predictions)
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    mse = float(((batch.labels["gd_pred"] - ys[:, -1]) ** 2).mean())
+    assert texts[1] == f"one GD step (MSE {mse:.3g})"
+    one = icl_regression_figure(
+        xs[0, :-1],
+        ys[0, :-1],
+        xs[0, -1:],
+        {k: v[:1] for k, v in predictions.items()},
+        query_y=ys[0, -1:],
+    )
+    assert one.axes[0].get_xlabel() == "query target"
