@@ -33,10 +33,11 @@ Layout (every path inside `run.json` is relative to RUN_DIR)::
 Result kinds and the files they read:
 - patching: table with kind, layer, head, position, value, ci_low, ci_high, n.
   Options: `kind` (one site kind), `x` ("position" or "head"), `position`
-  (for heads at one position); without `x`, head rows give layer × head and
-  other rows layer × position.
+  (for heads at one position), `position_labels` (one string per position,
+  e.g. the tokens); without `x`, head rows give layer × head and other rows
+  layer × position.
 - probes: table with layer, pos, target, value, se, random_init, shuffled,
-  majority. Options: `target`, `pos`.
+  majority (optional: hook, metric). Options: `target`, `pos`, `hook`.
 - attribution: a patching table of attribution estimates; `exact` names the
   exact patching table it is compared with (sites joined on kind/layer/head/position).
 - circuit: JSON {"nodes": [name or {"name", "layer"}], "edges": [{"source",

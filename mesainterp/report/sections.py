@@ -74,6 +74,7 @@ class Section:
 def _patching(run: Run, result: Result) -> list[Section]:
     table = read_table(run.file(result.path))
     opts = result.options
+    labels = opts.get("position_labels")  # e.g. the prompt's tokens, one per position
     kinds = (
         [opts["kind"]]
         if "kind" in opts
@@ -108,8 +109,12 @@ def _patching(run: Run, result: Result) -> list[Section]:
                         "caption",
                         "Effect of patching each site; hover for the confidence interval and n.",
                     ),
-                    plotly=patching_heatmap(chunk, x=x, kind=kind, title=title),
-                    static=patching_heatmap_mpl(chunk, x=x, kind=kind, title=title),
+                    plotly=patching_heatmap(
+                        chunk, x=x, kind=kind, title=title, position_labels=labels
+                    ),
+                    static=patching_heatmap_mpl(
+                        chunk, x=x, kind=kind, title=title, position_labels=labels
+                    ),
                 )
             )
     return sections
@@ -121,30 +126,40 @@ def _probes(run: Run, result: Result) -> list[Section]:
     targets = (
         [opts["target"]] if "target" in opts else sorted(str(t) for t in table["target"].unique())
     )
+    pos, hook = opts.get("pos"), opts.get("hook")
     sections = []
     for target in targets:
-        pos = opts.get("pos")
+        rows = table[table["target"] == target]
         title = opts.get("title", f"Probe: {target}")
         caption = opts.get(
             "caption",
-            "Probe accuracy by layer (±1.96 se) against random-init, shuffled-label and majority controls.",
+            "Probe score by layer (±1.96 se) against random-init, shuffled-label and majority controls.",
         )
         sections.append(
             Section(
                 title=title,
                 name=slug(f"{result.name}-{target}"),
                 caption=caption,
-                plotly=probe_curves(table, target=target, pos=pos),
-                static=probe_curves_mpl(table, target=target, pos=pos),
+                plotly=probe_curves(table, target=target, pos=pos, hook=hook),
+                static=probe_curves_mpl(table, target=target, pos=pos, hook=hook),
             )
         )
-        if pos is None and table[table["target"] == target]["pos"].nunique() > 1:
+        if pos is not None or rows["pos"].nunique() < 2:
+            continue
+        # One layer × position grid per hook point when a layer has several.
+        several = hook is None and "hook" in rows and rows.duplicated(["layer", "pos"]).any()
+        hooks: list[str | None] = [hook]
+        if several:
+            points = rows["hook"].astype(str).str.rsplit(".", n=1).str[-1]
+            hooks = [str(h) for h in sorted(points.unique())]
+        for h in hooks[:MAX_HEAD_POSITIONS]:
+            suffix = f" ({h})" if several else ""
             sections.append(
                 Section(
-                    title=f"{title}: layer × position",
-                    name=slug(f"{result.name}-{target}-grid"),
-                    plotly=probe_heatmap(table, target=target),
-                    static=probe_heatmap_mpl(table, target=target),
+                    title=f"{title}: layer × position{suffix}",
+                    name=slug(f"{result.name}-{target}-grid{suffix}"),
+                    plotly=probe_heatmap(table, target=target, hook=h),
+                    static=probe_heatmap_mpl(table, target=target, hook=h),
                 )
             )
     return sections

@@ -45,7 +45,8 @@ def probe_rows(
     hook: str | None = None,
 ) -> pd.DataFrame:
     """Rows of one target (and, when given, one position / hook), sorted by layer,
-    with a `curve` column naming the line each row belongs to."""
+    with a `curve` column naming the line each row belongs to. `hook` is a full
+    hook name or a hook point such as "hook_resid_post" (every layer's)."""
     require_columns(table, PROBE_COLUMNS, what="table")
     targets = sorted(str(t) for t in table["target"].unique())
     if target is None:
@@ -58,10 +59,13 @@ def probe_rows(
         raise ConfigError("target", f"no rows for target {target!r}", allowed(targets))
     rows = table[table["target"] == target]
     if hook is not None:
-        hooks = sorted(str(h) for h in rows["hook"].unique()) if "hook" in rows else []
-        if hook not in hooks:
-            raise ConfigError("hook", f"no rows at hook {hook!r}", allowed(hooks))
-        rows = rows[rows["hook"] == hook]
+        # A full hook name, or a hook point shared by every layer ("hook_resid_post").
+        names = rows["hook"].astype(str) if "hook" in rows else pd.Series([], dtype=str)
+        points = names.str.rsplit(".", n=1).str[-1]
+        keep = (names == hook) | (points == hook)
+        if not keep.any():
+            raise ConfigError("hook", f"no rows at hook {hook!r}", allowed(sorted(set(points))))
+        rows = rows[keep]
     if pos is not None:
         positions = sorted(int(p) for p in rows["pos"].unique())
         if pos not in positions:

@@ -8,7 +8,7 @@ import torch
 
 from mesainterp.discovery.circuit import Circuit
 from mesainterp.patching.results import PatchResult, build_table
-from mesainterp.report import build_report, load_run, write_run
+from mesainterp.report import build_report, load_run, sections_from_run, write_run
 from mesainterp.sites.site import Site
 from mesainterp.viz import circuit_graph, patching_heatmap, probe_curves, probe_heatmap
 
@@ -87,6 +87,8 @@ def test_probe_tables_with_hooks_and_r2():
     assert fig.layout.yaxis.title.text == "r2" and fig.layout.yaxis.range is None
     grid = probe_heatmap(table, hook="blocks.1.hook_resid_post")
     assert np.asarray(grid.data[0].z).shape == (1, 1)
+    every_layer = probe_heatmap(table, hook="hook_resid_post")
+    assert np.asarray(every_layer.data[0].z).shape == (3, 1)
 
 
 def test_circuit_documents_draw_and_report(tmp_path):
@@ -116,3 +118,20 @@ def test_circuit_documents_draw_and_report(tmp_path):
     )
     page = build_report(tmp_path, interactive=False)
     assert "Circuit (eap)" in page and "L0H1.v" in page
+
+
+def test_probe_tables_with_several_hooks_report_one_grid_per_hook(tmp_path):
+    table = pd.concat([_probe_table(), _probe_table().assign(pos=8)], ignore_index=True)
+    table.to_csv(tmp_path / "probes.csv", index=False)
+    write_run(
+        tmp_path,
+        command=[],
+        provenance={},
+        results=[{"name": "p", "kind": "probes", "path": "probes.csv"}],
+    )
+    titles = [s.title for s in sections_from_run(load_run(tmp_path))]
+    assert titles == [
+        "Probe: w",
+        "Probe: w: layer × position (hook_resid_mid)",
+        "Probe: w: layer × position (hook_resid_post)",
+    ]
