@@ -27,7 +27,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from mesainterp.errors import ConfigError, MesaInterpError, allowed
 from mesainterp.model.build import model_shape
 from mesainterp.patching.ablation import PatchSpec, replacement_from
-from mesainterp.patching.fast import FastForward, unsupported_reason
+from mesainterp.patching.fast import FastForward, entry_point, unsupported_reason
 from mesainterp.patching.hooks import hook_context
 from mesainterp.patching.metrics import MetricFn
 from mesainterp.patching.setters import apply_site
@@ -147,7 +147,12 @@ def run_sweep(
     fast: FastForward | None = None
     if method != "hooks" and reason is None:
         fast = FastForward(model)
-        state = fast.run_base(base_input)
+        entries = {(site.layer, entry_point(site)) for site in site_list}
+        state = fast.run_base(
+            base_input,
+            keep_z={layer for layer, entry in entries if entry == "z"},
+            keep_mid={layer for layer, entry in entries if entry == "mid"},
+        )
         drift = float((state.logits - base_logits).abs().max())
         if drift > FAST_CHECK_TOL:
             reason = f"fast forward disagrees with the bridge by {drift:.2e}"

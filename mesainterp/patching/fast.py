@@ -16,7 +16,7 @@ the hook loop. The hook loop is also the oracle in the tests.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from mesainterp.patching.setters import apply_site
 from mesainterp.sites.site import Site
 
-__all__ = ["BaseState", "FastForward", "unsupported_reason"]
+__all__ = ["BaseState", "FastForward", "entry_point", "unsupported_reason"]
 
 _ACTS: dict[str, Callable[[Tensor], Tensor]] = {
     "gelu": F.gelu,
@@ -114,7 +114,19 @@ class BaseState:
     keys: list[Tensor]  # per layer [b, H, S, dh]
     values: list[Tensor]  # per layer [b, H, S, dh]
     logits: Tensor  # [b, S, vocab]
-    acts: dict[str, Tensor]  # hook name -> activation in the bridge's layout
+    z: dict[int, Tensor]  # chosen layers: [b, S, H, dh]
+    resid_mid: dict[int, Tensor]  # chosen layers: [b, S, d]
+
+
+# Where a patched run re-enters its first layer: sites after the attention core
+# reuse the base run's z (skipping q/k/v and softmax), sites after the attention
+# block reuse its resid_mid (skipping attention entirely).
+_ENTRY = {"z": "z", "attn_out": "z", "resid_mid": "mid", "mlp_out": "mid", "resid_post": "mid"}
+
+
+def entry_point(site: Site) -> str:
+    """'pre', 'z' or 'mid': the stage of its layer a patched run starts from."""
+    return _ENTRY.get(site.kind, "pre")
 
 
 def _linear_parts(module: Any) -> tuple[Tensor, Tensor]:
@@ -185,12 +197,15 @@ class FastForward:
     # -- runs ---------------------------------------------------------------------------
 
     @torch.no_grad()
-    def run_base(self, inputs: Tensor, capture: set[str] = frozenset()) -> BaseState:  # type: ignore[assignment]
-        """The full base run, caching residuals, keys, values and the `capture` hook names."""
+    def run_base(
+        self, inputs: Tensor, *, keep_z: Iterable[int] = (), keep_mid: Iterable[int] = ()
+    ) -> BaseState:
+        """The full base run, caching residuals and keys/values of every layer and the
+        z / resid_mid of the layers named (what later patched runs restart from)."""
         resid = self.embed(inputs)
-        state = BaseState(resid_pre=[], keys=[], values=[], logits=resid, acts={})
-        logits = self._run(resid, 0, 0, state=state, capture=capture)
-        state.logits = logits
+        state = BaseState(resid_pre=[], keys=[], values=[], logits=resid, z={}, resid_mid={})
+        keep = (set(keep_z), set(keep_mid))
+        state.logits = self._run(resid, 0, 0, record=state, keep=keep)
         return state
 
     @torch.no_grad()
@@ -200,9 +215,15 @@ class FastForward:
         """Logits of the base run with `site` set to `replacement` (in the bridge's layout,
         full shape of the hook activation)."""
         start = site.first_pos
+        entry = entry_point(site)
+        if entry == "z" and site.layer not in state.z:
+            entry = "pre"
+        if entry == "mid" and site.layer not in state.resid_mid:
+            entry = "pre"
         resid = state.resid_pre[site.layer][:, start:]
-        patch = (site, replacement)
-        tail = self._run(resid, site.layer, start, base=state, patch=patch)
+        tail = self._run(
+            resid, site.layer, start, base=state, patch=(site, replacement), entry=entry
+        )
         if start == 0:
             return tail
         return torch.cat([state.logits[:, :start], tail], dim=1)
@@ -213,22 +234,22 @@ class FastForward:
         first_layer: int,
         start: int,
         *,
-        state: BaseState | None = None,
+        record: BaseState | None = None,
+        keep: tuple[set[int], set[int]] = (set(), set()),
         base: BaseState | None = None,
         patch: tuple[Site, Tensor] | None = None,
-        capture: set[str] = frozenset(),  # type: ignore[assignment]
+        entry: str = "pre",
     ) -> Tensor:
         """Blocks first_layer.. on query positions start.. of `resid` (already sliced).
 
-        With `state` the run records what later patched runs reuse; with `base` the
-        keys/values of positions < start come from the base run.
+        With `record` the run stores what later patched runs reuse; with `base` the
+        keys/values of positions < start, and the first layer's z or resid_mid when
+        `entry` says so, come from the base run.
         """
         site, replacement = patch if patch is not None else (None, None)
 
-        def maybe(kind: str, layer: int, act: Tensor, name: str) -> Tensor:
+        def maybe(kind: str, layer: int, act: Tensor) -> Tensor:
             # `act` is in the bridge's layout restricted to positions >= start.
-            if state is not None and name in capture:
-                state.acts[name] = act.clone()
             if site is None or site.kind != kind or site.layer != layer:
                 return act
             assert replacement is not None
@@ -236,39 +257,62 @@ class FastForward:
 
         for layer in range(first_layer, self.n_layers):
             p = self.layers[layer]
-            pre = f"blocks.{layer}."
-            resid = maybe("resid_pre", layer, resid, pre + "hook_resid_pre")
-            if state is not None:
-                state.resid_pre.append(resid)
-            x = p.ln1(resid)
-            q = maybe("q", layer, self._heads(x, p.w_q, p.b_q), pre + "attn.hook_q")
-            k = maybe("k", layer, self._heads(x, p.w_k, p.b_k), pre + "attn.hook_k")
-            v = maybe("v", layer, self._heads(x, p.w_v, p.b_v), pre + "attn.hook_v")
-            q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [b, H, s, dh]
-            if state is not None:
-                state.keys.append(k)
-                state.values.append(v)
-            if base is not None and start > 0:
-                k = torch.cat([base.keys[layer][:, :, :start], k], dim=2)
-                v = torch.cat([base.values[layer][:, :, :start], v], dim=2)
-            n_keys = k.shape[2]
-            scores = (q @ k.transpose(-2, -1)) / p.scale
-            block_mask = self.mask[start:n_keys, :n_keys]
-            scores = scores.masked_fill(block_mask, float("-inf"))
-            pattern = torch.softmax(scores, dim=-1).masked_fill(block_mask, 0.0)
-            pattern = maybe("pattern", layer, pattern, pre + "attn.hook_pattern")
-            z = (pattern @ v).transpose(1, 2)  # [b, s, H, dh]
-            z = maybe("z", layer, z, pre + "attn.hook_z")
-            batch, seq = z.shape[:2]
-            attn_out = z.reshape(batch, seq, -1) @ p.w_o + p.b_o
-            attn_out = maybe("attn_out", layer, attn_out, pre + "hook_attn_out")
-            resid = resid + attn_out
+            stage = entry if layer == first_layer else "pre"
+            if stage == "mid":
+                assert base is not None
+                resid = base.resid_mid[layer][:, start:]
+            else:
+                resid = maybe("resid_pre", layer, resid)
+                if stage == "z":
+                    assert base is not None
+                    z = base.z[layer][:, start:]
+                else:
+                    z = self._attend(p, layer, resid, start, record, base, maybe)
+                if record is not None and layer in keep[0]:
+                    record.z[layer] = z
+                z = maybe("z", layer, z)
+                batch, seq = z.shape[:2]
+                attn_out = maybe("attn_out", layer, z.reshape(batch, seq, -1) @ p.w_o + p.b_o)
+                resid = resid + attn_out
             if not self.attn_only:
                 assert p.ln2 is not None and p.w_in is not None and p.b_in is not None
                 assert p.w_out is not None and p.b_out is not None
-                resid = maybe("resid_mid", layer, resid, pre + "hook_resid_mid")
+                resid = maybe("resid_mid", layer, resid)
+                if record is not None and layer in keep[1]:
+                    record.resid_mid[layer] = resid
                 hidden = self.act(p.ln2(resid) @ p.w_in + p.b_in)
-                mlp_out = maybe("mlp_out", layer, hidden @ p.w_out + p.b_out, pre + "hook_mlp_out")
-                resid = resid + mlp_out
-            resid = maybe("resid_post", layer, resid, pre + "hook_resid_post")
+                resid = resid + maybe("mlp_out", layer, hidden @ p.w_out + p.b_out)
+            resid = maybe("resid_post", layer, resid)
         return self.unembed(resid)
+
+    def _attend(
+        self,
+        p: _Layer,
+        layer: int,
+        resid: Tensor,
+        start: int,
+        record: BaseState | None,
+        base: BaseState | None,
+        maybe: Callable[[str, int, Tensor], Tensor],
+    ) -> Tensor:
+        """Attention core for queries >= start; returns z [b, s, H, dh]."""
+        if record is not None:
+            record.resid_pre.append(resid)
+        x = p.ln1(resid)
+        q = maybe("q", layer, self._heads(x, p.w_q, p.b_q))
+        k = maybe("k", layer, self._heads(x, p.w_k, p.b_k))
+        v = maybe("v", layer, self._heads(x, p.w_v, p.b_v))
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [b, H, s, dh]
+        if record is not None:
+            record.keys.append(k)
+            record.values.append(v)
+        if base is not None and start > 0:
+            k = torch.cat([base.keys[layer][:, :, :start], k], dim=2)
+            v = torch.cat([base.values[layer][:, :, :start], v], dim=2)
+        n_keys = k.shape[2]
+        scores = (q @ k.transpose(-2, -1)) / p.scale
+        block_mask = self.mask[start:n_keys, :n_keys]
+        scores = scores.masked_fill(block_mask, float("-inf"))
+        pattern = torch.softmax(scores, dim=-1).masked_fill(block_mask, 0.0)
+        pattern = maybe("pattern", layer, pattern)
+        return (pattern @ v).transpose(1, 2)  # [b, s, H, dh]
