@@ -91,7 +91,7 @@ def _minimal_heatmap(grid: pd.DataFrame, xlabel: str, title: str) -> Any:
     ax = fig.add_subplot()
     values = grid.to_numpy(dtype=float)
     limit = max(1e-9, float(abs(values[values == values]).max(initial=1.0)))
-    image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    image = ax.imshow(values, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
     ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
     ax.set_yticks(range(grid.shape[0]), [str(r) for r in grid.index])
     ax.set_xlabel(xlabel)

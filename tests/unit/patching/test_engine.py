@@ -146,7 +146,13 @@ def test_whole_layer_residual_reproduces_the_source_run() -> None:
     model = make_model()
     clean, corrupted, metric = make_inputs()
     shape = model_shape(model)
-    sites = resid_sites(shape, by_pos=False) + resid_sites(shape, kind="resid_post", by_pos=False)
+    # resid_mid included: on a bridge that hook is the second LayerNorm's input, and a
+    # single hook there would not carry the patch along the skip connection.
+    sites = [
+        site
+        for kind in ("resid_pre", "resid_mid", "resid_post")
+        for site in resid_sites(shape, kind=kind, by_pos=False)
+    ]
     for direction, target in (("denoising", "clean"), ("noising", "corrupted")):
         values = run_sweep(
             model, sites, clean=clean, corrupted=corrupted, metric=metric,
@@ -231,3 +237,20 @@ def test_metric_shape_is_checked() -> None:
             model, [Site(kind="resid_pre", layer=0)], clean=clean, corrupted=corrupted,
             metric=lambda logits, batch: logits.sum(),
         )  # fmt: skip
+
+
+def test_embedding_inputs_take_the_fast_path_exactly() -> None:
+    # Continuous tasks feed embeddings; the bridge adds positional embeddings to them.
+    model = make_model()
+    g = torch.Generator().manual_seed(0)
+    clean, corrupted = torch.randn(3, SEQ, 24, generator=g), torch.randn(3, SEQ, 24, generator=g)
+
+    def metric(logits, batch):
+        return logits[:, -1, 0]
+
+    shape = model_shape(model)
+    sites = resid_sites(shape, seq_len=SEQ) + head_sites(shape, seq_len=SEQ, by_pos=True)
+    fast = run_sweep(model, sites, clean=clean, corrupted=corrupted, metric=metric)
+    assert fast.method == "fast"
+    oracle = naive_sweep(model, sites, base=corrupted, source=clean, metric=metric)
+    assert (fast.patched - oracle).abs().max() <= TOL
