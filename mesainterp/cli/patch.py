@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> CommandResult:
         {
             "model_fingerprint": ckpt.fingerprint,
             "config": {"model": ckpt.config.to_dict(), "task": task.config_dict()},
-            "command": ["mesainterp", *sys.argv[1:]],
+            "command": getattr(args, "command_line", None) or ["mesainterp", *sys.argv[1:]],
         }
     )
     result.provenance["patching"]["family"] = pair.family

@@ -27,7 +27,7 @@ def test_site_is_a_hashable_value() -> None:
 
 
 def test_misspelled_kind_names_the_choices() -> None:
-    with pytest.raises(ConfigError, match="kind.*allowed: 'resid_pre'"):
+    with pytest.raises(ConfigError, match=r"kind.*allowed: 'resid_pre'"):
         Site(kind="resid", layer=0)  # type: ignore[arg-type]
 
 
