@@ -4,6 +4,10 @@ The model table may leave out `d_vocab`, `n_ctx` and `d_vocab_out`; they are
 filled in from the task (its vocabulary and sequence length), so a config file
 only states the shape choices a person actually makes.
 
+`eval_task_params` override the task parameters for held-out evaluation (e.g.
+train on `split = "train"` problems, evaluate on `split = "test"`); the
+checkpoint records that evaluation task.
+
 A curriculum is a list of stages, each `{until_step, task_params}`: until that
 step the task is built with those parameters overriding the base ones (e.g. a
 smaller `max_depth` first). After the last stage the base task is used. Every
@@ -56,6 +60,7 @@ class TrainConfig:
     model: ModelConfig
     steps: int
     task_params: dict[str, Any] = field(default_factory=dict)
+    eval_task_params: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 64
     lr: float = 1e-3
     warmup_steps: int = 100
@@ -76,6 +81,8 @@ class TrainConfig:
             raise ConfigError("model", "expected a ModelConfig")
         if not isinstance(self.task_params, dict):
             raise ConfigError("task_params", "expected a table of task parameters")
+        if not isinstance(self.eval_task_params, dict):
+            raise ConfigError("eval_task_params", "expected a table of task parameters")
         for name in ("steps", "batch_size", "eval_every", "eval_n", "checkpoint_every"):
             _positive_int(name, getattr(self, name))
         _nonneg_int("warmup_steps", self.warmup_steps)
@@ -115,6 +122,11 @@ class TrainConfig:
         """The task the model is evaluated on (the base parameters)."""
         return resolve_task(self.task, self.task_params)
 
+    def build_eval_task(self) -> Task:
+        """The held-out task: the base parameters with `eval_task_params` on top
+        (e.g. `{"split": "test"}` when training on `{"split": "train"}`)."""
+        return resolve_task(self.task, self.task_params | self.eval_task_params)
+
     def stage_tasks(self) -> list[tuple[int, Task]]:
         """`(until_step, task)` for every curriculum stage, then `(steps, base task)`,
         each checked against the model (same vocabulary, fits the context)."""
@@ -123,7 +135,7 @@ class TrainConfig:
             for s in self.curriculum
         ]
         out.append((self.steps, self.build_task()))
-        for until, task in out:
+        for until, task in [*out, (self.steps, self.build_eval_task())]:
             where = f"curriculum stage until {until}" if until != self.steps else "task"
             if task.d_vocab != self.model.d_vocab:
                 raise ConfigError(
@@ -150,6 +162,7 @@ class TrainConfig:
         out["model"] = self.model.to_dict()
         out["curriculum"] = [dataclasses.asdict(s) for s in self.curriculum]
         out["task_params"] = dict(self.task_params)
+        out["eval_task_params"] = dict(self.eval_task_params)
         return out
 
     @classmethod

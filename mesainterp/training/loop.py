@@ -142,7 +142,7 @@ def train(
     """
     out = Path(out_dir)
     stages = config.stage_tasks()
-    task = stages[-1][1]
+    task = config.build_eval_task()
     model = build_model(config.model)
     optimizer, names = _optimizer(model, config)
     step, wall_before = 0, 0.0

@@ -37,7 +37,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "maze": {
         "task": "maze",
-        "task_params": {"grid_n": 3},
+        "task_params": {"grid_n": 3, "split": "train"},
+        "eval_task_params": {"split": "test"},
         "model": {"n_layers": 6, "d_model": 64, "n_heads": 2, "d_head": 32, "d_mlp": 256},
         "steps": 2500,
         "batch_size": 64,
