@@ -11,7 +11,8 @@ reported, for a sweep and for a single full `run_with_cache` on the same inputs;
 (`--threads`): on a shared 2-core machine, intra-op threads spin against the other
 processes and small ops slow down by two orders of magnitude, for both sides alike.
 
-    python benchmarks/bench_patching.py                  # zoo model if any, else 4L d128
+    python benchmarks/bench_patching.py                  # zoo model on its task pairs,
+                                                         # else random 4L d128, batch 32 x seq 32
     python benchmarks/bench_patching.py --repeats 5 --batch 32 --seq 32
 """
 
@@ -52,8 +53,18 @@ def setup(args: argparse.Namespace) -> tuple[Any, torch.Tensor, torch.Tensor, An
             if names:
                 name = args.zoo if args.zoo in names else names[0]
                 model = zoo.load(name).model
+                task = zoo.load_task(name)
         except Exception as err:  # no zoo yet: fall back to the random model
             print(f"# zoo unavailable ({err}); using a random model", file=sys.stderr)
+    if model is not None:
+        # The model's own task: counterfactual pairs and its default metric.
+        pair = task.counterfactual_pairs(args.batch, seed=0)
+        task_metric = task.default_metric(pair)
+
+        def bound(logits: torch.Tensor, batch: Any = None) -> torch.Tensor:
+            return task_metric(logits, pair.clean)
+
+        return model, pair.clean.inputs, pair.corrupted.inputs, bound, f"{name} (task pairs)"
     if model is None:
         config = ModelConfig(
             n_layers=4, d_model=128, n_heads=4, d_head=32, d_mlp=512, d_vocab=64, n_ctx=64
