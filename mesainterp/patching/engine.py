@@ -139,7 +139,7 @@ def run_sweep(
         )
         for name in names
     }
-    del clean_acts, corrupted_acts, base_acts
+    del clean_acts, corrupted_acts
     clean_values = _metric_values(metric, clean_logits, batch, n)
     corrupted_values = _metric_values(metric, corrupted_logits, batch, n)
 
@@ -160,9 +160,15 @@ def run_sweep(
     if method == "fast" and fast is None:
         raise MesaInterpError(f"method 'fast' cannot run on this model: {reason}")
 
+    base_values = corrupted_values if denoising else clean_values
     rows: list[Tensor] = []
     for site in _progress(site_list, progress):
         replacement = replacements[site.hook_name]
+        if _is_noop(site, base_acts[site.hook_name], replacement):
+            # Writing in the value already there changes nothing: the base run's
+            # values are the answer (counterfactual pairs share most positions).
+            rows.append(base_values)
+            continue
         if fast is not None:
             logits = fast.run_patched(state, site, replacement)
         else:
@@ -177,6 +183,13 @@ def run_sweep(
         method="fast" if fast is not None else "hooks",
         fallback_reason=None if fast is not None else reason,
     )
+
+
+def _is_noop(site: Site, base_act: Tensor, replacement: Tensor) -> bool:
+    """Whether patching `site` writes exactly the values the base run already has."""
+    if site.kind == "resid_mid":
+        return False  # patched through two hooks; keep it simple
+    return bool(torch.equal(apply_site(site, base_act, replacement), base_act))
 
 
 def site_hooks(site: Site, replacement: Tensor) -> list[tuple[str, Any]]:

@@ -254,3 +254,19 @@ def test_embedding_inputs_take_the_fast_path_exactly() -> None:
     assert fast.method == "fast"
     oracle = naive_sweep(model, sites, base=corrupted, source=clean, metric=metric)
     assert (fast.patched - oracle).abs().max() <= TOL
+
+
+def test_pairs_differing_at_one_position_match_the_oracle() -> None:
+    # Sites before the differing token are no-ops and skip their forward pass.
+    model = make_model()
+    clean, _, metric = make_inputs()
+    corrupted = clean.clone()
+    corrupted[:, 3] = (clean[:, 3] + 1) % 11
+    shape = model_shape(model)
+    sites = resid_sites(shape, seq_len=SEQ) + head_sites(shape, seq_len=SEQ, by_pos=True)
+    for method in ("fast", "hooks"):
+        ours = run_sweep(
+            model, sites, clean=clean, corrupted=corrupted, metric=metric, method=method
+        )
+        oracle = naive_sweep(model, sites, base=corrupted, source=clean, metric=metric)
+        assert (ours.patched - oracle).abs().max() <= TOL
