@@ -113,3 +113,17 @@ def test_regression_task_trains_on_mse_and_resumes_exactly(tmp_path):
     train(config, tmp_path / "split", progress=False, stop_at=1)
     resumed = train(config, tmp_path / "split", resume=True, progress=False)
     assert resumed.fingerprint == full.fingerprint
+
+
+def test_held_out_task_parameters_are_evaluated_and_recorded(tmp_path):
+    config = tiny_config(
+        steps=2,
+        curriculum=[],
+        task_params={"n_nodes": 5, "max_depth": 3, "split": "train"},
+        eval_task_params={"split": "test"},
+    )
+    assert config.build_task().config_dict()["split"] == "train"
+    result = train(config, tmp_path / "run", progress=False)
+    assert result.eval.task["split"] == "test"
+    assert load_checkpoint(tmp_path / "run" / CHECKPOINT_DIR).task["split"] == "test"
+    assert TrainConfig.from_dict(config.to_dict()) == config
