@@ -52,12 +52,12 @@ def run(args: argparse.Namespace) -> CommandResult:
     result = evaluate(checkpoint.model, task, args.n, seed=held_out_seed(args.seed))
     data = {"model": source, "fingerprint": checkpoint.fingerprint, **result.to_dict()}
     lines = [f"{source} on {task.name} ({result.n} held-out samples):"]
-    for key, value in result.metrics.items():
-        if key.endswith("_ci_low"):
+    m = result.metrics
+    for key, value in m.items():
+        if key.endswith(("_ci_low", "_ci_high")):
             continue
-        if key.endswith("_ci_high"):
-            base = key[: -len("_ci_high")]
-            lines[-1] += f"  (95% CI {result.metrics[base + '_ci_low']:.4f}-{value:.4f})"
-            continue
-        lines.append(f"  {key}: {value:.4f}")
+        line = f"  {key}: {value:.4f}"
+        if f"{key}_ci_low" in m:
+            line += f"  (95% CI {m[key + '_ci_low']:.4f}-{m[key + '_ci_high']:.4f})"
+        lines.append(line)
     return CommandResult(data=data, text="\n".join(lines))
