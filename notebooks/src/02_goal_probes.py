@@ -54,8 +54,8 @@ from mesainterp.probes import (
 )
 from mesainterp.viz import probe_curves, probe_curves_mpl, probe_heatmap
 
-N_EXAMPLES = 600
-N_PAIRS = 32
+N_EXAMPLES = 400
+N_PAIRS = 24
 STEER_LAYERS = range(0, 6, 2)  # every other layer keeps the run short
 torch.manual_seed(0)
 
