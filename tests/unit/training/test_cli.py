@@ -98,6 +98,7 @@ def test_zoo_lists_the_shipped_models_as_json():
     for model in models:
         assert model["fingerprint"].startswith("sha256:")
         assert model["size_bytes"] > 0
-        assert model["training_command"][:2] == ["mesainterp", "train"]
+        assert model["training_command"][0] == "mesainterp"
+        assert "train" in model["training_command"]
     text = mesainterp("zoo")
     assert text.returncode == 0 and "training command" in text.stdout
