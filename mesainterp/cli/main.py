@@ -16,10 +16,11 @@ from mesainterp._version import __version__
 from mesainterp.cli.output import CommandResult, to_json
 from mesainterp.errors import MesaInterpError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "run_subcommand"]
 
 # Subcommand modules, in the order `--help` lists them.
 SUBCOMMANDS: tuple[str, ...] = (
+    "demo",
     "info",
     "train",
     "eval",
@@ -53,9 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_subcommand(argv: Sequence[str]) -> CommandResult:
+    """Run one subcommand in-process (errors propagate); used to compose commands."""
+    args = build_parser().parse_args(list(argv))
+    args.command_line = ["mesainterp", *argv]
+    return args.run(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    # The exact command line, recorded in every result's provenance.
+    args.command_line = ["mesainterp", *argv]
     if args.command is None:
         parser.print_help()
         return 0

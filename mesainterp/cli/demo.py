@@ -1,0 +1,43 @@
+"""`mesainterp demo --out DIR`: the default analysis of a shipped model, as one report."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from mesainterp.cli.output import CommandResult
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="patching, probes, a circuit and overlays of a zoo model, in one report"
+    )
+    parser.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
+    parser.add_argument("--model", default="tree-path", help="zoo model (default: tree-path)")
+    parser.add_argument("--quick", action="store_true", help="small sample sizes (for tests)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> CommandResult:
+    from mesainterp.cli.main import run_subcommand
+    from mesainterp.demo import DemoPlan, run_demo
+    from mesainterp.zoo import list_models
+
+    known = list_models()
+    if args.model not in known:
+        from mesainterp.errors import ConfigError, allowed
+
+        raise ConfigError("--model", f"unknown zoo model {args.model!r}", allowed(known))
+    plan = DemoPlan.quick(args.model) if args.quick else DemoPlan(model=args.model)
+    plan = DemoPlan(**(plan.__dict__ | {"seed": args.seed}))
+
+    def step(argv: list[str]) -> Any:
+        print("$ mesainterp " + " ".join(argv), flush=True)
+        return run_subcommand(argv)
+
+    files = run_demo(plan, args.out, run_command=step)
+    text = f"report: {files['report']}"
+    return CommandResult(data={k: str(v) for k, v in files.items()}, text=text)
