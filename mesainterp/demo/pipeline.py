@@ -36,9 +36,9 @@ class DemoPlan:
 
     model: str = "tree-path"
     n_pairs: int = 64
-    n_probe_examples: int = 1500
-    causal_pairs: int = 128
-    random_draws: int = 5
+    n_probe_examples: int = 1000
+    causal_pairs: int = 64
+    random_draws: int = 3
     n_boot: int = 500
     seed: int = 0
 
