@@ -160,6 +160,23 @@ class Uniforms:
         return self._rng.standard_normal(shape)
 
 
+def pair_at_positions(
+    family: str, clean: TaskBatch, corrupted: TaskBatch, positions: Sequence[int]
+) -> CounterfactualPair:
+    """A pair whose metric reads `positions[i]` of example i; the answers there are
+    what each half's targets say."""
+    answer_pos = torch.tensor(list(positions), dtype=torch.long)
+    rows = torch.arange(clean.batch_size)
+    return CounterfactualPair(
+        family=family,
+        clean=clean,
+        corrupted=corrupted,
+        answer_pos=answer_pos,
+        clean_answer=clean.targets[rows, answer_pos],
+        corrupted_answer=corrupted.targets[rows, answer_pos],
+    )
+
+
 def logit_diff_metric(pair: CounterfactualPair) -> Metric:
     """Logit(clean answer) - logit(corrupted answer) at each example's answer position."""
     answer_pos = pair.answer_pos

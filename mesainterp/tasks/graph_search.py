@@ -66,6 +66,7 @@ from mesainterp.tasks._common import (
     config_from_dict,
     in_split,
     logit_diff_metric,
+    pair_at_positions,
     pick_family,
     token_scores,
 )
@@ -411,17 +412,7 @@ class GraphSearchTask:
             clean.append(c)
             corrupt.append(r)
             pos.append(self.prompt_len - 1 + i)
-        answer_pos = torch.tensor(pos, dtype=torch.long)
-        rows = torch.arange(n)
-        cb, rb = self._batch(clean), self._batch(corrupt)
-        return CounterfactualPair(
-            family=family,
-            clean=cb,
-            corrupted=rb,
-            answer_pos=answer_pos,
-            clean_answer=cb.targets[rows, answer_pos],
-            corrupted_answer=rb.targets[rows, answer_pos],
-        )
+        return pair_at_positions(family, self._batch(clean), self._batch(corrupt), pos)
 
     def default_metric(self, pair: CounterfactualPair) -> Metric:
         return logit_diff_metric(pair)

@@ -70,6 +70,7 @@ from mesainterp.tasks._common import (
     config_from_dict,
     in_split,
     logit_diff_metric,
+    pair_at_positions,
     pick_family,
     token_scores,
 )
@@ -390,17 +391,7 @@ class MazeTask:
                 clean.append(c)
                 corrupt.append(r)
                 pos.append(self.prompt_len - 1 + i)
-        answer_pos = torch.tensor(pos, dtype=torch.long)
-        rows = torch.arange(n)
-        clean_batch, corrupt_batch = self._batch(clean), self._batch(corrupt)
-        return CounterfactualPair(
-            family=family,
-            clean=clean_batch,
-            corrupted=corrupt_batch,
-            answer_pos=answer_pos,
-            clean_answer=clean_batch.targets[rows, answer_pos],
-            corrupted_answer=corrupt_batch.targets[rows, answer_pos],
-        )
+        return pair_at_positions(family, self._batch(clean), self._batch(corrupt), pos)
 
     def default_metric(self, pair: CounterfactualPair) -> Metric:
         return logit_diff_metric(pair)
