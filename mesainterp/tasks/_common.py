@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Self, get_args
 
 import numpy as np
 import torch
@@ -226,3 +226,27 @@ def token_scores(
         exact_key: n_right == n_sup,
         "token_acc": n_right.float() / n_sup.clamp(min=1).float(),
     }
+
+
+class ConfiguredTask:
+    """`config_dict` / `from_config`, shared by every task dataclass."""
+
+    def config_dict(self) -> dict[str, Any]:
+        return config_dict_of(self)
+
+    @classmethod
+    def from_config(cls, data: dict[str, Any]) -> Self:
+        return config_from_dict(cls, data)  # type: ignore[no-any-return]
+
+
+class PathTask(ConfiguredTask):
+    """Token tasks whose answer is a path: the default metric is the logit difference
+    at the first divergence, and `score` gives exact-path and token accuracy."""
+
+    def default_metric(self, pair: CounterfactualPair) -> Metric:
+        return logit_diff_metric(pair)
+
+    def score(
+        self, outputs: Float[Tensor, "batch pos d_vocab_out"], batch: TaskBatch
+    ) -> dict[str, Tensor]:
+        return token_scores(outputs, batch, "exact_path")

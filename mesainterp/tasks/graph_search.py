@@ -49,28 +49,25 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Int
 from torch import Tensor
 
 from mesainterp.errors import ConfigError
 from mesainterp.tasks._common import (
+    PathTask,
     Split,
     Uniforms,
     check_int,
     check_split,
-    config_dict_of,
-    config_from_dict,
     in_split,
-    logit_diff_metric,
     pair_at_positions,
     pick_family,
-    token_scores,
 )
-from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair, Metric, TaskBatch
+from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair, TaskBatch
 
 __all__ = ["DagInstance", "GraphSearchTask"]
 
@@ -133,7 +130,7 @@ def _unique_path(adj: list[set[int]], a: int, b: int) -> list[int]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class GraphSearchTask:
+class GraphSearchTask(PathTask):
     """Start-to-goal path in a random DAG with a unique path. See the module docstring."""
 
     name: ClassVar[str] = "graph-search"
@@ -218,13 +215,6 @@ class GraphSearchTask:
     @property
     def seq_len(self) -> int:
         return self.prompt_len + self.max_lookahead + 2
-
-    def config_dict(self) -> dict[str, Any]:
-        return config_dict_of(self)
-
-    @classmethod
-    def from_config(cls, data: dict[str, Any]) -> GraphSearchTask:
-        return config_from_dict(cls, data)  # type: ignore[no-any-return]
 
     # ---- generation ------------------------------------------------------------
     def _graph(self, u: Uniforms) -> tuple[list[set[int]], int, int, int]:
@@ -413,14 +403,6 @@ class GraphSearchTask:
             corrupt.append(r)
             pos.append(self.prompt_len - 1 + i)
         return pair_at_positions(family, self._batch(clean), self._batch(corrupt), pos)
-
-    def default_metric(self, pair: CounterfactualPair) -> Metric:
-        return logit_diff_metric(pair)
-
-    def score(
-        self, outputs: Float[Tensor, "batch pos d_vocab_out"], batch: TaskBatch
-    ) -> dict[str, Tensor]:
-        return token_scores(outputs, batch, "exact_path")
 
     def render(self, tokens: Int[Tensor, " pos"] | list[int]) -> str:
         ids = tokens.tolist() if isinstance(tokens, Tensor) else list(tokens)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, get_args
+from typing import ClassVar, Literal, get_args
 
 import numpy as np
 import torch
@@ -42,11 +42,10 @@ from torch import Tensor
 
 from mesainterp.errors import ConfigError
 from mesainterp.tasks._common import (
+    ConfiguredTask,
     check_choice,
     check_float,
     check_int,
-    config_dict_of,
-    config_from_dict,
     pick_family,
 )
 from mesainterp.tasks.base import CounterfactualPair, Metric, TaskBatch
@@ -121,7 +120,7 @@ def _reference_lr(d_x: int, n_context: int, x_dist: XDistribution, noise_std: fl
 
 
 @dataclass(frozen=True, kw_only=True)
-class ICLRegressionTask:
+class ICLRegressionTask(ConfiguredTask):
     """In-context linear regression with embedding inputs. See the module docstring."""
 
     name: ClassVar[str] = "icl-regression"
@@ -175,13 +174,6 @@ class ICLRegressionTask:
         if self.gd_lr is not None:
             return float(self.gd_lr)
         return _reference_lr(self.d_x, self.n_context, self.x_dist, float(self.noise_std))
-
-    def config_dict(self) -> dict[str, Any]:
-        return config_dict_of(self)
-
-    @classmethod
-    def from_config(cls, data: dict[str, Any]) -> ICLRegressionTask:
-        return config_from_dict(cls, data)  # type: ignore[no-any-return]
 
     # ---- generation ------------------------------------------------------------
     def _xs(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:

@@ -53,28 +53,25 @@ from __future__ import annotations
 import random
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Int
 from torch import Tensor
 
 from mesainterp.errors import ConfigError, MesaInterpError
 from mesainterp.tasks._common import (
+    PathTask,
     Split,
     Uniforms,
     check_int,
     check_split,
-    config_dict_of,
-    config_from_dict,
     in_split,
-    logit_diff_metric,
     pair_at_positions,
     pick_family,
-    token_scores,
 )
-from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair, Metric, TaskBatch
+from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair, TaskBatch
 
 __all__ = ["MOVES", "MOVE_NAMES", "MazeInstance", "MazeTask", "generate_dfs_connections"]
 
@@ -163,7 +160,7 @@ def _distances(adj: list[list[int]], a: int) -> list[int]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class MazeTask:
+class MazeTask(PathTask):
     """Origin-to-target path in a DFS lattice maze. See the module docstring."""
 
     name: ClassVar[str] = "maze"
@@ -238,13 +235,6 @@ class MazeTask:
     @property
     def seq_len(self) -> int:
         return self.prompt_len + self.n_cells + 1
-
-    def config_dict(self) -> dict[str, Any]:
-        return config_dict_of(self)
-
-    @classmethod
-    def from_config(cls, data: dict[str, Any]) -> MazeTask:
-        return config_from_dict(cls, data)  # type: ignore[no-any-return]
 
     def move(self, a: int, b: int) -> int:
         """Move label (0 N, 1 E, 2 S, 3 W) from cell a to neighbouring cell b."""
@@ -392,14 +382,6 @@ class MazeTask:
                 corrupt.append(r)
                 pos.append(self.prompt_len - 1 + i)
         return pair_at_positions(family, self._batch(clean), self._batch(corrupt), pos)
-
-    def default_metric(self, pair: CounterfactualPair) -> Metric:
-        return logit_diff_metric(pair)
-
-    def score(
-        self, outputs: Float[Tensor, "batch pos d_vocab_out"], batch: TaskBatch
-    ) -> dict[str, Tensor]:
-        return token_scores(outputs, batch, "exact_path")
 
     def render(self, tokens: Int[Tensor, " pos"] | list[int]) -> str:
         ids = tokens.tolist() if isinstance(tokens, Tensor) else list(tokens)

@@ -52,28 +52,25 @@ between the clean and corrupted tokens there.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, get_args
+from typing import ClassVar, Literal, get_args
 
 import numpy as np
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Int
 from torch import Tensor
 
 from mesainterp.errors import ConfigError
 from mesainterp.tasks._common import (
+    PathTask,
     Split,
     Uniforms,
     check_choice,
     check_int,
     check_split,
-    config_dict_of,
-    config_from_dict,
     in_split,
-    logit_diff_metric,
     pick_family,
-    token_scores,
 )
-from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair, Metric, TaskBatch
+from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair, TaskBatch
 
 __all__ = ["GoalDepthDistribution", "TreeInstance", "TreePathTask"]
 
@@ -101,7 +98,7 @@ class _Tree:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TreePathTask:
+class TreePathTask(PathTask):
     """Root-to-goal path in a shuffled-edge-list tree. See the module docstring."""
 
     name: ClassVar[str] = "tree-path"
@@ -187,13 +184,6 @@ class TreePathTask:
     @property
     def seq_len(self) -> int:
         return self.prompt_len + self.max_path_len + 1
-
-    def config_dict(self) -> dict[str, Any]:
-        return config_dict_of(self)
-
-    @classmethod
-    def from_config(cls, data: dict[str, Any]) -> TreePathTask:
-        return config_from_dict(cls, data)  # type: ignore[no-any-return]
 
     # ---- generation ------------------------------------------------------------
     def _grow(self, u: Uniforms, spine: int) -> _Tree:
@@ -366,14 +356,6 @@ class TreePathTask:
             clean_answer=torch.tensor(clean_answer, dtype=torch.long),
             corrupted_answer=torch.tensor(corrupted_answer, dtype=torch.long),
         )
-
-    def default_metric(self, pair: CounterfactualPair) -> Metric:
-        return logit_diff_metric(pair)
-
-    def score(
-        self, outputs: Float[Tensor, "batch pos d_vocab_out"], batch: TaskBatch
-    ) -> dict[str, Tensor]:
-        return token_scores(outputs, batch, "exact_path")
 
     def render(self, tokens: Int[Tensor, " pos"] | list[int]) -> str:
         """Tokens as a readable string, e.g. '3 7 , 7 1 , ... | 1 : 3 7 1 END'."""
