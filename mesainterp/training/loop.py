@@ -24,6 +24,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from mesainterp.errors import CheckpointError
 from mesainterp.model.build import build_model
 from mesainterp.model.checkpoint import load_checkpoint, save_checkpoint
+from mesainterp.progress import progress_enabled
 from mesainterp.provenance import provenance
 from mesainterp.tasks.base import Task
 from mesainterp.training.config import TrainConfig
@@ -47,7 +48,7 @@ from mesainterp.training.state import (
     write_json_atomic,
 )
 
-__all__ = ["TrainResult", "headline_metric", "lr_at", "progress_enabled", "train"]
+__all__ = ["TrainResult", "headline_metric", "lr_at", "train"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,13 +70,6 @@ class TrainResult:
             "eval": self.eval.to_dict() if self.eval else None,
             "wall_time_s": self.wall_time_s,
         }
-
-
-def progress_enabled(progress: bool | None) -> bool:
-    """Progress bars are on unless turned off by argument or MESAINTERP_NO_PROGRESS=1."""
-    if progress is not None:
-        return progress
-    return os.environ.get("MESAINTERP_NO_PROGRESS", "") not in ("1", "true", "yes")
 
 
 def lr_at(config: TrainConfig, step: int) -> float:
