@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch; a bare `torch` would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,notebooks]'
+	$(BIN)/pip install --quiet -e '.[dev,notebooks,distributed]'
 	touch $(STAMP)
 
 venv: $(STAMP)
