@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from mesainterp.cli.output import CommandResult
+from mesainterp.schema import NON_NEGATIVE, option
 
 __all__ = ["add_parser", "run"]
 
@@ -17,7 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
     parser.add_argument("--model", default="tree-path", help="zoo model (default: tree-path)")
     parser.add_argument("--quick", action="store_true", help="small sample sizes (for tests)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=option(NON_NEGATIVE), default=0)
     parser.set_defaults(run=run)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from mesainterp.cli.output import CommandResult
 from mesainterp.errors import MesaInterpError
 from mesainterp.model.checkpoint import Checkpoint, load_checkpoint
+from mesainterp.schema import NON_NEGATIVE, POSITIVE, option
 from mesainterp.training.evaluate import evaluate, held_out_seed
 from mesainterp.training.state import CHECKPOINT_DIR
 
@@ -20,10 +21,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "model", help="a zoo model name, a checkpoint directory, or a run directory"
     )
     parser.add_argument(
-        "--n", type=int, default=1000, help="number of fresh samples (default 1000)"
+        "--n", type=option(POSITIVE), default=1000, help="number of fresh samples (default 1000)"
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="held-out seed index (disjoint from training seeds)"
+        "--seed",
+        type=option(NON_NEGATIVE),
+        default=0,
+        help="held-out seed index (disjoint from training seeds)",
     )
     parser.set_defaults(run=run)
 

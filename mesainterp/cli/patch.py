@@ -28,6 +28,7 @@ from mesainterp.patching.ablation import ABLATIONS, DIRECTIONS
 from mesainterp.patching.api import patch_pair
 from mesainterp.patching.path import Receiver, path_patch
 from mesainterp.patching.results import PatchResult
+from mesainterp.schema import NON_NEGATIVE, POSITIVE, Range, option
 from mesainterp.sites import Site, head_sites, mlp_sites, resid_sites
 
 __all__ = ["SWEEPS", "add_parser", "run"]
@@ -40,14 +41,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="a checkpoint directory or a zoo model name")
     p.add_argument("--sites", required=True, choices=SWEEPS, help="which site set to sweep")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--n", type=int, default=64, help="number of counterfactual pairs")
+    p.add_argument(
+        "--n", type=option(Range(lo=2)), default=64, help="number of counterfactual pairs"
+    )
     p.add_argument("--ablation", default="resample", choices=ABLATIONS)
     p.add_argument("--direction", default="denoising", choices=DIRECTIONS)
     p.add_argument(
         "--family", default=None, help="counterfactual family (default: the task's first)"
     )
-    p.add_argument("--seed", type=int, default=0, help="pair and bootstrap seed")
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--seed", type=option(NON_NEGATIVE), default=0, help="pair and bootstrap seed")
+    p.add_argument("--n-boot", type=option(POSITIVE), default=1000, help="bootstrap resamples")
     p.add_argument("--method", default="auto", choices=("auto", "fast", "hooks"))
     p.set_defaults(run=run)
 

@@ -29,6 +29,7 @@ from mesainterp.probes.causal import probe_subspaces, retarget
 from mesainterp.probes.controls import ProbeSpec, run_probes, save_table
 from mesainterp.probes.dataset import collect_activations, resid_sites, task_batches
 from mesainterp.provenance import provenance
+from mesainterp.schema import NON_NEGATIVE, POSITIVE, POSITIVE_NUMBER, Range, option
 from mesainterp.tasks.base import Task
 
 __all__ = ["add_parser", "run"]
@@ -44,22 +45,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--target", required=True, help="label to probe for (e.g. goal, depth, on_path)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--kind", default="auto", choices=("auto", "logistic", "ridge", "multilabel"))
-    p.add_argument("--label-column", type=int, default=None, help="one column of a 2-D label")
+    p.add_argument(
+        "--label-column", type=option(NON_NEGATIVE), default=None, help="one column of a 2-D label"
+    )
     p.add_argument("--site-kind", default="resid_post", choices=SITE_KINDS)
     p.add_argument("--positions", default="all", help="comma-separated positions, or 'all'")
-    p.add_argument("--n-examples", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=250)
-    p.add_argument("--C", type=float, default=1.0, help="inverse L2 strength (logistic)")
-    p.add_argument("--alpha", type=float, default=1.0, help="L2 strength (ridge)")
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0, help="data and fold seed")
+    p.add_argument("--n-examples", type=option(Range(lo=2)), default=2000)
+    p.add_argument("--batch-size", type=option(POSITIVE), default=250)
+    p.add_argument(
+        "--C", type=option(POSITIVE_NUMBER), default=1.0, help="inverse L2 strength (logistic)"
+    )
+    p.add_argument("--alpha", type=option(POSITIVE_NUMBER), default=1.0, help="L2 strength (ridge)")
+    p.add_argument("--folds", type=option(Range(lo=2)), default=5)
+    p.add_argument("--seed", type=option(NON_NEGATIVE), default=0, help="data and fold seed")
     p.add_argument("--no-causal", action="store_true", help="skip the causal tests")
-    p.add_argument("--causal-pairs", type=int, default=256)
+    p.add_argument("--causal-pairs", type=option(Range(lo=2)), default=256)
     p.add_argument(
         "--causal-positions", default=None, help="positions to edit (default: goal onward)"
     )
-    p.add_argument("--n-random", type=int, default=5, help="random-direction draws")
-    p.add_argument("--max-memory-mb", type=int, default=1024)
+    p.add_argument("--n-random", type=option(POSITIVE), default=5, help="random-direction draws")
+    p.add_argument("--max-memory-mb", type=option(POSITIVE), default=1024)
     p.set_defaults(run=run)
 
 

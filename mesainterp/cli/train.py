@@ -10,6 +10,7 @@ import torch
 
 from mesainterp.cli.output import CommandResult
 from mesainterp.errors import ConfigError
+from mesainterp.schema import POSITIVE, Range, option
 from mesainterp.training.config import TrainConfig, load_train_config
 from mesainterp.training.loop import train
 from mesainterp.training.presets import preset
@@ -28,12 +29,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--out", required=True, help="run directory (checkpoint/, eval_log.jsonl, ...)"
     )
     parser.add_argument("--config", help="a TrainConfig as .toml or .json")
-    parser.add_argument("--steps", type=int, help="override the number of training steps")
-    parser.add_argument("--seed", type=int, help="override the run seed")
+    parser.add_argument(
+        "--steps",
+        type=option(Range(lo=1, hi=2**32, hi_open=True)),
+        help="override the number of training steps",
+    )
+    parser.add_argument(
+        "--seed", type=option(Range(lo=0, hi=2**28, hi_open=True)), help="override the run seed"
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     parser.add_argument(
         "--threads",
-        type=int,
+        type=option(POSITIVE),
         default=1,
         help="torch CPU threads (default 1; results are bit-reproducible for a fixed count)",
     )

@@ -31,7 +31,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from mesainterp.errors import ConfigError, allowed
 
@@ -100,7 +100,10 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         if (self.zoo is None) == (self.checkpoint is None):
-            raise ConfigError("model", "give exactly one of model.zoo and model.checkpoint")
+            raise ConfigError(
+                "model.zoo" if self.zoo is None else "model",
+                "give exactly one of model.zoo and model.checkpoint",
+            )
         for name in ("zoo", "checkpoint", "task_name", "family"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
@@ -155,6 +158,9 @@ class SearchConfig:
             raise ConfigError(unknown[0], "unknown table", allowed(sorted(_TABLES)))
         if "model" not in data:
             raise ConfigError("model", "missing required table", "[model] with zoo or checkpoint")
+        from mesainterp.schema import check_value
+
+        hints = get_type_hints(cls)
         flat: dict[str, Any] = {}
         for table, keys in _TABLES.items():
             section = data.get(table, {})
@@ -165,16 +171,18 @@ class SearchConfig:
                 raise ConfigError(f"{table}.{bad[0]}", "unknown field", allowed(keys))
             for key, value in section.items():
                 field_name: str = _RENAMED.get((table, str(key)), str(key))
-                if isinstance(value, list):
-                    value = tuple(value)
-                flat[field_name] = value
+                # The dataclass annotations are the schema: types are checked here
+                # under the TOML path, ranges and choices in __post_init__.
+                flat[field_name] = check_value(f"{table}.{key}", value, hints[field_name])
         if (
             "threshold" in flat
             and isinstance(flat["threshold"], int)
             and not isinstance(flat["threshold"], bool)
         ):
             flat["threshold"] = float(flat["threshold"])
-        return cls(**flat)
+        config = cls(**flat)
+        _check_task_params(config)
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         """The config as the TOML tables it came from (JSON-able)."""
@@ -208,13 +216,50 @@ class SearchConfig:
         }
 
 
+def _recorded_task(config: SearchConfig) -> dict[str, Any] | None:
+    """The task the config's model records (read from JSON only), or None when the
+    model cannot be found here (`prepare` then names the problem)."""
+    from mesainterp.errors import MesaInterpError
+
+    try:
+        if config.zoo is not None:
+            from mesainterp import zoo
+
+            if config.zoo not in zoo.list_models():
+                return None
+            return zoo.load_task(config.zoo).config_dict()
+        from mesainterp.model.checkpoint import read_checkpoint_document
+
+        assert config.checkpoint is not None
+        task = read_checkpoint_document(config.checkpoint)["task"]
+        return task if isinstance(task, dict) else None
+    except MesaInterpError:
+        return None
+
+
+def _check_task_params(config: SearchConfig) -> None:
+    """Refuse bad `task.params` when the file is read, not after the model loads."""
+    if not config.task_params:
+        return
+    from mesainterp.tasks.registry import build_task
+
+    recorded = _recorded_task(config) or {}
+    name = config.task_name or recorded.get("name")
+    if name is None:
+        return
+    base = (
+        {k: v for k, v in recorded.items() if k != "name"} if recorded.get("name") == name else {}
+    )
+    build_task(name, base | config.task_params, where="task.params", name_field="task.name")
+
+
 def load_config(path: str | Path) -> SearchConfig:
     """Read and validate a search config file."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError("config", f"{p}: no such file")
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        data = tomllib.loads(p.read_bytes().decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError("config", f"{p}: not valid TOML ({err})") from None
     return SearchConfig.from_dict(data)

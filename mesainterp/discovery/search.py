@@ -54,7 +54,7 @@ class SearchOutcome:
 
 def prepare(config: SearchConfig) -> SearchPlan:
     """Load the model and task and draw the pairs; refuses anything that cannot run."""
-    from mesainterp.tasks.registry import get_task, task_from_config
+    from mesainterp.tasks.registry import build_task, task_from_config
 
     if config.zoo is not None:
         from mesainterp import zoo
@@ -90,12 +90,11 @@ def prepare(config: SearchConfig) -> SearchPlan:
         else {}
     )
     params.update(config.task_params)
-    try:
-        task = (
-            get_task(task_name, **params) if params or not recorded else task_from_config(recorded)
-        )
-    except ConfigError as err:
-        raise ConfigError(f"task.params.{err.field}", str(err).split(": ", 1)[1]) from None
+    task = (
+        build_task(task_name, params, where="task.params", name_field="task.name")
+        if params or not recorded
+        else task_from_config(recorded)
+    )
     if config.family is not None and config.family not in task.counterfactual_families:
         raise ConfigError(
             "task.family", f"got {config.family!r}", allowed(task.counterfactual_families)

@@ -16,7 +16,7 @@ from mesainterp.tasks.icl_regression import ICLRegressionTask
 from mesainterp.tasks.maze import MazeTask
 from mesainterp.tasks.tree_path import TreePathTask
 
-__all__ = ["TASKS", "get_task", "task_from_config"]
+__all__ = ["TASKS", "build_task", "get_task", "task_from_config"]
 
 TASKS: dict[str, type[Task]] = {
     TreePathTask.name: TreePathTask,
@@ -36,6 +36,23 @@ def get_task(name: str, **params: Any) -> Task:
     """The task `name` with `params` (unknown or invalid parameters are named)."""
     cls = _task_class(name)
     task: Task = config_from_dict(cls, {"name": name, **params})
+    return task
+
+
+def build_task(name: object, params: object, *, where: str, name_field: str = "task") -> Task:
+    """The task `name` with `params` read from a config file: every parameter is
+    checked against the task dataclass's annotations, then its own range checks,
+    and errors are named under `where` (``curriculum[1].task_params.max_depth``)."""
+    from mesainterp.schema import parse, rebase
+
+    try:
+        cls = _task_class(name)
+    except ConfigError as err:
+        raise rebase(err, name_field, strip="task") from None
+    try:
+        task: Task = parse(cls, params, path="", build=cls)
+    except ConfigError as err:
+        raise rebase(err, where, strip=cls.name) from None
     return task
 
 

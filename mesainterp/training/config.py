@@ -47,9 +47,9 @@ class CurriculumStage:
     task_params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _positive_int("curriculum.until_step", self.until_step)
+        _positive_int("until_step", self.until_step)
         if not isinstance(self.task_params, dict):
-            raise ConfigError("curriculum.task_params", "expected a table of task parameters")
+            raise ConfigError("task_params", "expected a table of task parameters")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,49 +167,103 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from a mapping (TOML/JSON); a model table without `d_vocab`,
-        `n_ctx` or `d_vocab_out` gets them from the task."""
+        """Build from a mapping (TOML/JSON) through `mesainterp.schema`; a model table
+        without `d_vocab`, `n_ctx` or `d_vocab_out` gets them from the task.
+
+        Every refusal names the dotted path, e.g. ``curriculum[1].task_params.max_depth``.
+        """
+        from mesainterp.schema import check_value, parse, required_fields
+
+        if isinstance(data, TrainConfig):
+            return data
         if not isinstance(data, dict):
             raise ConfigError("config", f"expected a table, got {type(data).__name__}")
         known = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ConfigError(unknown[0], "unknown field", allowed(known))
-        for name in ("task", "model", "steps"):
+        for name in required_fields(cls):
             if name not in data:
                 raise ConfigError(name, "missing required field")
         data = dict(data)
-        task_params = data.get("task_params", {})
-        if not isinstance(task_params, dict):
-            raise ConfigError("task_params", "expected a table of task parameters")
+        task_name = check_value("task", data["task"], str)
+        task_params = check_value("task_params", data.get("task_params", {}), dict[str, Any])
+        base = _checked_task(task_name, task_params, {}, "task_params")
+        eval_params = check_value(
+            "eval_task_params", data.get("eval_task_params", {}), dict[str, Any]
+        )
+        _checked_task(task_name, task_params, eval_params, "eval_task_params")
         model = data["model"]
         if isinstance(model, dict):
             model = dict(model)
             if not {"d_vocab", "n_ctx"} <= set(model):
-                task = resolve_task(data["task"], task_params)
-                model.setdefault("d_vocab", task.d_vocab)
-                model.setdefault("n_ctx", task.seq_len)
-                if task.d_vocab_out != task.d_vocab:
-                    model.setdefault("d_vocab_out", task.d_vocab_out)
-            data["model"] = ModelConfig.from_dict(model, where="model")
-        stages = data.get("curriculum", ())
-        if not isinstance(stages, list | tuple):
-            raise ConfigError("curriculum", "expected a list of stages")
-        parsed = []
-        for stage in stages:
-            if isinstance(stage, CurriculumStage):
-                parsed.append(stage)
-                continue
-            if not isinstance(stage, dict) or set(stage) - {"until_step", "task_params"}:
-                raise ConfigError("curriculum", "each stage is {until_step, task_params}")
-            if "until_step" not in stage:
-                raise ConfigError("curriculum.until_step", "missing required field")
-            parsed.append(CurriculumStage(**stage))
-        data["curriculum"] = tuple(parsed)
-        return cls(**data)
+                model.setdefault("d_vocab", base.d_vocab)
+                model.setdefault("n_ctx", base.seq_len)
+                if base.d_vocab_out != base.d_vocab:
+                    model.setdefault("d_vocab_out", base.d_vocab_out)
+        data["model"] = check_value("model", model, ModelConfig)
+        stages = check_value("curriculum", data.get("curriculum", ()), tuple[CurriculumStage, ...])
+        last = 0
+        for i, stage in enumerate(stages):
+            where = f"curriculum[{i}]"
+            if stage.until_step <= last:
+                raise ConfigError(
+                    f"{where}.until_step",
+                    f"{stage.until_step} does not come after {last}",
+                    "strictly increasing steps",
+                )
+            last = stage.until_step
+            _checked_task(task_name, task_params, stage.task_params, f"{where}.task_params")
+        data["curriculum"] = stages
+        data["task_params"] = task_params
+        data["eval_task_params"] = eval_params
+        steps = data["steps"]
+        # A bad `steps` itself is named by the dataclass check below, not here.
+        steps_ok = isinstance(steps, int) and not isinstance(steps, bool) and steps > 0
+        if stages and steps_ok and last > steps:
+            raise ConfigError(
+                f"curriculum[{len(stages) - 1}].until_step",
+                f"{last} is past steps={steps}",
+                f"an int <= {steps}",
+            )
+        return parse(
+            cls,
+            data,
+            skip=frozenset({"model", "curriculum", "task_params", "eval_task_params"}),
+        )
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+def _checked_task(name: str, base: dict[str, Any], overrides: dict[str, Any], where: str) -> Task:
+    """`base | overrides` built and validated; an error in an overridden key is named
+    under `where`, one in an inherited key under `task_params`."""
+    from mesainterp.tasks.registry import build_task
+
+    try:
+        return build_task(name, base | overrides, where="")
+    except ConfigError as err:
+        head = err.field.split(".", 1)[0].split("[", 1)[0]
+        if err.field == "task":
+            raise
+        # A key the overrides set, or a conflict they create with an inherited key,
+        # is the override's fault; anything else is the base table's.
+        blame_override = head in overrides or not head or _builds(name, base)
+        prefix = where if blame_override else "task_params"
+        from mesainterp.schema import rebase
+
+        raise rebase(err, prefix) from None
+
+
+def _builds(name: str, params: dict[str, Any]) -> bool:
+    from mesainterp.tasks.registry import build_task
+
+    try:
+        build_task(name, params, where="")
+    except ConfigError:
+        return False
+    return True
 
 
 def load_train_config(path: str | Path) -> TrainConfig:
@@ -217,10 +271,10 @@ def load_train_config(path: str | Path) -> TrainConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError("config", f"{path}: no such file")
-    text = path.read_text()
     try:
+        text = path.read_bytes().decode("utf-8")
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError("config", f"{path}: cannot parse ({err})") from None
     return TrainConfig.from_dict(data)
 

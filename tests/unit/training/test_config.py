@@ -24,14 +24,15 @@ def test_model_table_is_completed_from_the_task():
 
 def test_round_trip_through_dict_and_files(tmp_path):
     config = TrainConfig.from_dict(
-        BASE | {"curriculum": [{"until_step": 2, "task_params": {"max_depth": 1}}]}
+        BASE
+        | {"curriculum": [{"until_step": 2, "task_params": {"max_depth": 1, "max_children": 4}}]}
     )
     assert TrainConfig.from_dict(config.to_dict()) == config
     toml = tmp_path / "run.toml"
     toml.write_text(
         'task = "tree-path"\nsteps = 4\n[task_params]\nn_nodes = 5\nmax_depth = 2\n'
         "[model]\nn_layers = 1\nd_model = 16\nn_heads = 1\nd_head = 16\nd_mlp = 32\n"
-        "[[curriculum]]\nuntil_step = 2\ntask_params = { max_depth = 1 }\n"
+        "[[curriculum]]\nuntil_step = 2\ntask_params = { max_depth = 1, max_children = 4 }\n"
     )
     assert load_train_config(toml) == config
 
@@ -44,7 +45,7 @@ def test_round_trip_through_dict_and_files(tmp_path):
         ({"batch_size": 1.5}, "batch_size"),
         ({"lr_schedule": "linear"}, "lr_schedule"),
         ({"bogus": 1}, "bogus"),
-        ({"curriculum": [{"until_step": 9}]}, "curriculum.until_step"),
+        ({"curriculum": [{"until_step": 9}]}, "curriculum[0].until_step"),
         ({"seed": -1}, "seed"),
     ],
 )
