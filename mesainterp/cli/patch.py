@@ -25,9 +25,14 @@ from mesainterp.errors import MesaInterpError
 from mesainterp.model.build import model_shape
 from mesainterp.model.checkpoint import Checkpoint, load_checkpoint
 from mesainterp.patching.ablation import ABLATIONS, DIRECTIONS
-from mesainterp.patching.api import patch_pair
-from mesainterp.patching.path import Receiver, path_patch
+from mesainterp.patching.api import summarise
 from mesainterp.patching.results import PatchResult
+from mesainterp.provenance import provenance
+from mesainterp.runs.atomic import atomic_write
+from mesainterp.runs.executor import execute
+from mesainterp.runs.options import add_run_options, check_run_options
+from mesainterp.runs.patch_job import PatchJob, assemble_sweep, patch_plan
+from mesainterp.runs.state import open_run
 from mesainterp.schema import NON_NEGATIVE, POSITIVE, Range, option
 from mesainterp.sites import Site, head_sites, mlp_sites, resid_sites
 
@@ -52,6 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=option(NON_NEGATIVE), default=0, help="pair and bootstrap seed")
     p.add_argument("--n-boot", type=option(POSITIVE), default=1000, help="bootstrap resamples")
     p.add_argument("--method", default="auto", choices=("auto", "fast", "hooks"))
+    add_run_options(p, chunk_help="sites per resumable unit", chunk_default=16)
     p.set_defaults(run=run)
 
 
@@ -126,40 +132,57 @@ def _heatmap(table: pd.DataFrame, sweep: str, path: Path, title: str) -> None:
 def run(args: argparse.Namespace) -> CommandResult:
     if args.n < 2:
         raise MesaInterpError(f"--n: need at least 2 pairs for intervals, got {args.n}")
+    check_run_options(args)
     ckpt, task = _load(args.model)
     model = ckpt.model
     pair = task.counterfactual_pairs(args.n, seed=args.seed, family=args.family)
     metric = task.default_metric(pair)
     sites = _sites(args.sites, model, pair.clean.seq_len)
-    common: dict[str, Any] = {
-        "direction": args.direction,
-        "ablation": args.ablation,
-        "n_boot": args.n_boot,
-        "seed": args.seed,
-        "model_name": args.model,
-    }
-    result: PatchResult
+    # Workers rebuild the sweep from this job (model by name or absolute path).
+    job = PatchJob(
+        model=str(Path(args.model).resolve()) if Path(args.model).is_dir() else args.model,
+        sweep=args.sites,
+        n=args.n,
+        seed=args.seed,
+        family=args.family,
+        direction=args.direction,
+        ablation=args.ablation,
+        method=args.method,
+    )
+    state = open_run(
+        args.out,
+        identity={
+            "command": "patch",
+            "model_fingerprint": ckpt.fingerprint,
+            "job": job.to_dict(),
+            "n_boot": args.n_boot,
+        },
+        resume=args.resume,
+    )
+    plan = patch_plan(job, sites, args.chunk_size)
+    stats = execute(
+        job.worker_spec(),
+        plan,
+        state,
+        executor=args.executor,
+        workers=args.workers,
+        address=args.ray_address,
+    )
+    values = assemble_sweep(plan, state, sites, job.spec)
+    prov = provenance(model_fingerprint=ckpt.fingerprint, model_name=args.model, seed=args.seed)
     if args.sites == "path":
-        result = path_patch(
-            model,
-            sites,
-            [Receiver(kind="logits")],
-            clean=pair.clean.inputs,
-            corrupted=pair.corrupted.inputs,
-            metric=metric,
-            batch=pair.clean,
-            **common,
-        )
+        prov["patching"] = {
+            "kind": "path",
+            "receivers": [{"kind": "logits", "layer": None, "head": None}],
+            "metric": getattr(metric, "__qualname__", type(metric).__name__),
+        }
     else:
-        result = patch_pair(
-            model,
-            pair,
-            sites,
-            metric=metric,
-            method=args.method,
-            metric_name=f"{task.name}:{pair.family}:default_metric",
-            **common,
-        )
+        prov["patching"] = {
+            "metric": f"{task.name}:{pair.family}:default_metric",
+            "n_sites": len(values.sites),
+            "input_shape": list(pair.clean.inputs.shape),
+        }
+    result: PatchResult = summarise(values, n_boot=args.n_boot, seed=args.seed, prov=prov)
     result.provenance.update(
         {
             "model_fingerprint": ckpt.fingerprint,
@@ -169,9 +192,11 @@ def run(args: argparse.Namespace) -> CommandResult:
     )
     result.provenance["patching"]["family"] = pair.family
     result.provenance["patching"]["sweep"] = args.sites
+    result.provenance["run"] = stats.to_dict()
     out = result.save(args.out)
     title = f"{args.sites} ({args.direction}, {args.ablation}), n={args.n}"
-    _heatmap(result.table, args.sites, out / "heatmap.png", title)
+    atomic_write(out / "heatmap.png", lambda temp: _heatmap(result.table, args.sites, temp, title))
+    state.mark_complete()
     table = result.table
     best = table.loc[table["value"].abs().idxmax()] if len(table) else None
     data = {
@@ -183,8 +208,9 @@ def run(args: argparse.Namespace) -> CommandResult:
         "clean_mean": result.provenance["patching"].get("clean_mean"),
         "corrupted_mean": result.provenance["patching"].get("corrupted_mean"),
         "top_site": None if best is None else _row(best),
+        **stats.to_dict(),
     }
-    text = f"{len(table)} sites patched ({data['method']}) -> {out}"
+    text = f"{len(table)} sites patched ({data['method']}) -> {out}\n{stats.describe()}"
     if best is not None:
         text += f"\nlargest effect: {_row(best)}"
     return CommandResult(data=data, text=text)
