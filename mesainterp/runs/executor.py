@@ -160,7 +160,13 @@ def _ray_results(
         if address is not None:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            # Agents start slowly on a loaded machine; the default wait is short.
+            ray.init(
+                num_cpus=workers,
+                include_dashboard=False,
+                log_to_driver=False,
+                _system_config={"agent_register_timeout_ms": 180_000},
+            )
         started = True
     actor_cls = ray.remote(num_cpus=1)(_Actor)
     actors: list[Any] = [actor_cls.remote(spec) for _ in range(min(workers, len(units)))]
