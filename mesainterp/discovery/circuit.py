@@ -225,8 +225,10 @@ class Circuit:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Circuit:
+        from mesainterp.safe_read import read_text
+
         p = Path(path)
-        return cls.from_json(p.read_text(), where=str(p))
+        return cls.from_json(read_text(p, error=CircuitFormatError), where=str(p))
 
     # -- display -------------------------------------------------------------------------
 

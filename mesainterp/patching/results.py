@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor
 
 from mesainterp.errors import MesaInterpError
@@ -107,17 +107,20 @@ def load_result(directory: str | os.PathLike[str]) -> PatchResult:
     missing = [name for name in _FILES if not (path / name).is_file()]
     if missing:
         raise MesaInterpError(f"{path}: not a patching result (missing {', '.join(missing)})")
-    table = pd.read_parquet(path / "results.parquet")
+    from mesainterp.safe_read import read_json, read_parquet, read_safetensors
+
+    table = read_parquet(path / "results.parquet")
     for column in ("head", "position"):
         table[column] = table[column].astype("Int64")
-    tensors = load_file(str(path / "per_example.safetensors"))
+    tensors = read_safetensors(path / "per_example.safetensors")
+    provenance = read_json(path / "provenance.json")
     return PatchResult(
         table=table,
         sites=[_site_from_row(row) for _, row in table.iterrows()],
         patched=tensors["patched"],
         clean=tensors["clean"],
         corrupted=tensors["corrupted"],
-        provenance=json.loads((path / "provenance.json").read_text()),
+        provenance=provenance,
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from jaxtyping import Float
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor
 
 from mesainterp.errors import ConfigError, MesaInterpError
@@ -176,12 +176,18 @@ def _write_shard(path: Path, feats: Tensor, labels: dict[str, Tensor]) -> None:
 def _read_shard(
     path: Path, site_indices: list[int] | None = None
 ) -> tuple[Tensor, dict[str, Tensor]]:
+    from mesainterp.safe_read import SAFETENSORS_ERRORS, read_safetensors, safetensors_error
+
     if site_indices is None:
-        data = load_file(str(path))
+        data = read_safetensors(path)
         feats = data["features"]
     else:
         data = {}
-        with safe_open(str(path), framework="pt") as handle:
+        try:
+            handle_ctx = safe_open(str(path), framework="pt")
+        except SAFETENSORS_ERRORS as err:
+            raise safetensors_error(path, err) from None
+        with handle_ctx as handle:
             for key in handle.keys():  # noqa: SIM118
                 if key.startswith("label."):
                     data[key] = handle.get_tensor(key)
@@ -208,8 +214,10 @@ def _read_manifest(root: Path) -> dict[str, Any]:
     path = root / MANIFEST
     if not path.is_file():
         raise MesaInterpError(f"{root}: no {MANIFEST} (not an activation dataset)")
-    doc: dict[str, Any] = json.loads(path.read_text())
-    if doc.get("format") != "mesainterp.activations":
+    from mesainterp.safe_read import read_json
+
+    doc: dict[str, Any] = read_json(path)
+    if not isinstance(doc, dict) or doc.get("format") != "mesainterp.activations":
         raise MesaInterpError(f"{path}: not an activation dataset manifest")
     return doc
 

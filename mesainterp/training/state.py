@@ -110,10 +110,11 @@ def read_train_state(out_dir: Path) -> dict[str, Any]:
     path = out_dir / STATE_FILE
     if not path.is_file():
         raise CheckpointError(f"{out_dir}: nothing to resume (no {STATE_FILE})")
-    try:
-        document = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
+    from mesainterp.safe_read import read_json
+
+    document = read_json(path, error=CheckpointError)
+    if not isinstance(document, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
     for key in ("step", "config", "fingerprint"):
         if key not in document:
             raise CheckpointError(f"{path}: missing field {key!r}")
