@@ -29,6 +29,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "search",
     "report",
     "patch",
+    "evidence",
 )
 
 EXIT_BAD_INPUT = 2

@@ -46,6 +46,9 @@ Result kinds and the files they read:
   "head_names": [str] (optional)}.
 - figure: an SVG or PNG file shown as is.
 - table: any .csv/.parquet table shown as a table.
+- scorecard: the scorecard.json `mesainterp evidence` writes (format
+  "mesainterp.scorecard"): one row per test with its value, CI, control,
+  threshold and verdict.
 
 `write_run` writes the manifest; `load_run` reads and checks it. A directory
 without run.json that `PatchResult.save` wrote (results.parquet +
@@ -78,7 +81,9 @@ __all__ = [
 
 MANIFEST = "run.json"
 SCHEMA = "mesainterp.run/1"
-RESULT_KINDS = ("patching", "probes", "attribution", "circuit", "attention", "figure", "table")
+RESULT_KINDS = (
+    "patching", "probes", "attribution", "circuit", "attention", "figure", "table", "scorecard",
+)  # fmt: skip
 TABLE_SUFFIXES = (".parquet", ".csv")
 # What `mesainterp.patching.PatchResult.save` writes (read without importing patching).
 PATCH_TABLE = "results.parquet"

@@ -280,6 +280,34 @@ def _table(run: Run, result: Result) -> list[Section]:
     ]
 
 
+def _scorecard(run: Run, result: Result) -> list[Section]:
+    data = _json(run, result)
+    if not isinstance(data, dict) or data.get("format") != "mesainterp.scorecard":
+        raise RunDirError(f"{result.path}: not a scorecard (format 'mesainterp.scorecard')")
+    cols = ("test", "verdict", "value", "ci_low", "ci_high", "control", "control_name",
+            "threshold", "reason")  # fmt: skip
+    try:
+        table = pd.DataFrame([{c: t.get(c) for c in cols} for t in data["tests"]], columns=cols)
+        summary = data["summary"]
+        caption = (
+            f"{data.get('model_name', '')}: passed {summary['passed']} of"
+            f" {summary['applicable']} applicable tests. Each test passes when its margin"
+            " (value minus control, or the value) reaches the threshold shown."
+        )
+    except (KeyError, TypeError, AttributeError) as err:
+        raise RunDirError(
+            f"{result.path}: a scorecard needs 'tests' and 'summary' ({err!r})"
+        ) from err
+    return [
+        Section(
+            title=result.options.get("title", "Internal-search evidence"),
+            name=slug(result.name),
+            caption=result.options.get("caption", caption),
+            table=table,
+        )
+    ]
+
+
 _BUILDERS = {
     "patching": _patching,
     "probes": _probes,
@@ -288,6 +316,7 @@ _BUILDERS = {
     "attention": _attention,
     "figure": _figure,
     "table": _table,
+    "scorecard": _scorecard,
 }
 
 

@@ -1,0 +1,209 @@
+"""The scorecard: the whole battery on one model, as one citable JSON document.
+
+`run_battery` runs every test that applies to the model's task (the others are
+reported as not applicable, with the reason) and returns a `Scorecard`; its JSON
+carries a schema version, the settings and thresholds, every test's number,
+interval, control and verdict, and the provenance block.
+
+Ranking models on the same task (`rank`): a model's score is the number of
+tests it passes plus a tie-breaker in (-0.1, 0.1): a tenth of the mean, over
+applicable tests, of (margin - threshold) clipped to [-1, 1]. Passing a test
+always outweighs margins.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mesainterp.errors import MesaInterpError
+from mesainterp.evidence.algorithmic import algorithmic_match
+from mesainterp.evidence.config import EvidenceConfig
+from mesainterp.evidence.goal import goal_representation, goal_retargeting
+from mesainterp.evidence.iterative import iterative_computation
+from mesainterp.evidence.localised import localised_mechanism
+from mesainterp.evidence.lookahead import look_ahead
+from mesainterp.evidence.profile import EvidenceInputs, collect_inputs
+from mesainterp.evidence.result import EvidenceResult
+from mesainterp.progress import progress_bar
+from mesainterp.tasks.base import Task
+
+__all__ = [
+    "SCORECARD_FORMAT",
+    "SCORECARD_SCHEMA_VERSION",
+    "TESTS",
+    "Scorecard",
+    "rank",
+    "run_battery",
+]
+
+SCORECARD_FORMAT = "mesainterp.scorecard"
+SCORECARD_SCHEMA_VERSION = 1
+SCORECARD_FILE = "scorecard.json"
+
+TestFn = Callable[[EvidenceInputs, EvidenceConfig], EvidenceResult]
+TESTS: dict[str, TestFn] = {
+    "goal_representation": goal_representation,
+    "goal_retargeting": goal_retargeting,
+    "look_ahead": look_ahead,
+    "iterative_computation": iterative_computation,
+    "localised_mechanism": localised_mechanism,
+    "algorithmic_match": algorithmic_match,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scorecard:
+    """Every test's result for one model on one task, with settings and provenance."""
+
+    model_name: str
+    task: dict[str, Any]
+    config: EvidenceConfig
+    tests: tuple[EvidenceResult, ...]
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def applicable(self) -> list[EvidenceResult]:
+        return [t for t in self.tests if t.applicable]
+
+    @property
+    def n_pass(self) -> int:
+        return sum(t.passed for t in self.tests)
+
+    @property
+    def score(self) -> float:
+        """Tests passed plus the margin tie-breaker (see the module docstring)."""
+        gaps = [
+            max(-1.0, min(1.0, t.margin - t.threshold))
+            for t in self.applicable
+            if t.margin is not None
+        ]
+        tie = 0.1 * (sum(gaps) / len(gaps)) if gaps else 0.0
+        return self.n_pass + max(-0.099, min(0.099, tie))
+
+    def result(self, test: str) -> EvidenceResult:
+        for t in self.tests:
+            if t.test == test:
+                return t
+        raise MesaInterpError(f"test: no result {test!r} (allowed: {', '.join(TESTS)})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": SCORECARD_FORMAT,
+            "schema_version": SCORECARD_SCHEMA_VERSION,
+            "model_name": self.model_name,
+            "task": self.task,
+            "config": self.config.to_dict(),
+            "summary": {
+                "passed": self.n_pass,
+                "applicable": len(self.applicable),
+                "score": self.score,
+            },
+            "tests": [t.to_dict() for t in self.tests],
+            "provenance": self.provenance,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Scorecard:
+        if not isinstance(data, dict) or data.get("format") != SCORECARD_FORMAT:
+            raise MesaInterpError(f"format: not a scorecard (expected {SCORECARD_FORMAT!r})")
+        version = data.get("schema_version")
+        if not isinstance(version, int) or not 1 <= version <= SCORECARD_SCHEMA_VERSION:
+            raise MesaInterpError(
+                f"schema_version: {version!r} is not one this mesainterp reads"
+                f" (1..{SCORECARD_SCHEMA_VERSION})"
+            )
+        return cls(
+            model_name=str(data.get("model_name", "")),
+            task=dict(data.get("task") or {}),
+            config=EvidenceConfig.from_dict(dict(data.get("config") or {})),
+            tests=tuple(EvidenceResult.from_dict(t) for t in data.get("tests", [])),
+            provenance=dict(data.get("provenance") or {}),
+        )
+
+    def save(self, directory: str | Path) -> Path:
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / SCORECARD_FILE
+        path.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Scorecard:
+        p = Path(path)
+        if p.is_dir():
+            p = p / SCORECARD_FILE
+        try:
+            return cls.from_dict(json.loads(p.read_text()))
+        except (OSError, json.JSONDecodeError) as err:
+            raise MesaInterpError(f"{p}: cannot read a scorecard ({err})") from None
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per test: the columns the report and the CLI print."""
+        return [
+            {
+                "test": t.test,
+                "value": t.value,
+                "ci_low": t.ci_low,
+                "ci_high": t.ci_high,
+                "control": t.control,
+                "control_name": t.control_name,
+                "margin": t.margin,
+                "threshold": t.threshold,
+                "verdict": t.verdict,
+                "reason": t.reason,
+            }
+            for t in self.tests
+        ]
+
+
+def run_battery(
+    model: Any,
+    task: Task,
+    *,
+    control: Any,
+    config: EvidenceConfig | None = None,
+    model_name: str = "model",
+    provenance: dict[str, Any] | None = None,
+    tests: Sequence[str] | None = None,
+    progress: bool | None = None,
+) -> Scorecard:
+    """Run the battery (or the named `tests`) on `model` for `task`.
+
+    control: the model's random-init twin (same architecture, random weights),
+             e.g. `mesainterp.model.random_init_twin(config)`.
+    """
+    cfg = config or EvidenceConfig()
+    names = list(TESTS) if tests is None else list(tests)
+    unknown = [n for n in names if n not in TESTS]
+    if unknown:
+        raise MesaInterpError(f"tests: unknown test {unknown[0]!r} (allowed: {', '.join(TESTS)})")
+    torch.manual_seed(cfg.seed)
+    inputs = collect_inputs(
+        model, control, task, n_examples=cfg.n_examples, seed=cfg.seed, progress=progress
+    )
+    results = [
+        TESTS[name](inputs, cfg) for name in progress_bar(names, desc="evidence", progress=progress)
+    ]
+    return Scorecard(
+        model_name=model_name,
+        task=task.config_dict(),
+        config=cfg,
+        tests=tuple(results),
+        provenance=dict(provenance or {}),
+    )
+
+
+def rank(cards: Sequence[Scorecard]) -> list[tuple[str, float]]:
+    """Model names by decreasing score (see the module docstring); ties keep input order."""
+    scored = [(c.model_name, c.score) for c in cards]
+    for name, s in scored:
+        if not math.isfinite(s):
+            raise MesaInterpError(f"scorecard {name!r}: score is not finite")
+    return sorted(scored, key=lambda kv: -kv[1])
