@@ -14,6 +14,7 @@ interval of the gap includes 0) has no behaviour to localise and fails.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -67,13 +68,17 @@ def localised_mechanism(inputs: EvidenceInputs, cfg: EvidenceConfig) -> Evidence
         "ci": "percentile bootstrap over pairs",
     }
     if not gap_ci[0] > 0:
-        return judged(
+        no_behaviour = judged(
             test=NAME, criterion=criterion, metric="faithfulness of the top edges",
             value=float("nan"), ci=(float("nan"), float("nan")), control=None,
             control_name="random edge sets", threshold=cfg.faithfulness_threshold,
-            details=details | {"note": "the metric's clean - corrupted gap is not above 0"},
-            compare_to_control=False,
+            details=details, compare_to_control=False,
         )  # fmt: skip
+        reason = (
+            f"no behaviour to localise: the metric's clean - corrupted gap {details['gap']:.3g}"
+            f" has a 95% interval [{gap_ci[0]:.3g}, {gap_ci[1]:.3g}] that is not above 0"
+        )
+        return dataclasses.replace(no_behaviour, reason=reason)
     scores = edge_attribution(
         model, clean=clean, corrupted=corrupted, metric=metric, batch=batch,
         method="eap-ig", ig_steps=IG_STEPS, forward=ef,
