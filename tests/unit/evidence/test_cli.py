@@ -1,0 +1,87 @@
+"""`mesainterp evidence`: arguments checked before any work, nothing written on bad
+input, and a run the report can read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mesainterp.cli.main import main
+from mesainterp.evidence.planted import planted_gd_config, planted_gd_model
+from mesainterp.model import ModelConfig, build_model, save_checkpoint
+from mesainterp.report.rundir import load_run
+from mesainterp.report.sections import sections_from_run
+from mesainterp.tasks import get_task
+
+
+@pytest.fixture
+def icl_checkpoint(tmp_path: Path) -> Path:
+    task = get_task("icl-regression", d_x=3, n_context=6, d_model=12)
+    target = tmp_path / "planted"
+    save_checkpoint(
+        planted_gd_model(task), target, config=planted_gd_config(task), task=task.config_dict()
+    )
+    return target
+
+
+@pytest.fixture
+def tree_checkpoint(tmp_path: Path) -> Path:
+    task = get_task("tree-path", n_nodes=6, max_depth=3)
+    config = ModelConfig(
+        n_layers=1, d_model=8, n_heads=1, d_head=8, d_mlp=8,
+        d_vocab=task.d_vocab, n_ctx=task.seq_len,
+    )  # fmt: skip
+    target = tmp_path / "tree"
+    save_checkpoint(build_model(config), target, config=config, task=task.config_dict())
+    return target
+
+
+def _exit(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as stop:  # argparse refusals
+        return int(stop.code or 0)
+
+
+def test_evidence_writes_scorecard_and_a_report_readable_run(icl_checkpoint, tmp_path) -> None:
+    out = tmp_path / "out"
+    argv = ["--no-progress", "evidence", str(icl_checkpoint), "--out", str(out)]
+    assert _exit([*argv, "--n", "40", "--pairs", "4", "--seed", "1"]) == 0
+    card = json.loads((out / "scorecard.json").read_text())
+    assert card["schema_version"] == 1 and card["provenance"]["seed"] == 1
+    assert card["provenance"]["model_fingerprint"].startswith("sha256:")
+    assert card["config"]["n_examples"] == 40
+    assert {t["test"] for t in card["tests"]} >= {"algorithmic_match", "goal_representation"}
+    assert (out / "scorecard.csv").is_file()
+    run = load_run(out)
+    (section,) = sections_from_run(run)
+    assert section.table is not None and "verdict" in section.table.columns
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--tests", "telepathy"],
+        ["--n", "5"],
+        ["--planted"],  # no planted model for tree-path
+        ["--random-init", "--planted"],
+    ],
+)
+def test_bad_arguments_write_nothing(tree_checkpoint, tmp_path, extra) -> None:
+    out = tmp_path / "out"
+    assert _exit(["evidence", str(tree_checkpoint), "--out", str(out), *extra]) == 2
+    assert not out.exists()
+
+
+def test_unknown_model_and_busy_out_dir_are_refused(tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    assert _exit(["evidence", "no-such-model", "--out", str(out)]) == 2
+    assert "no-such-model" in capsys.readouterr().err
+    assert not out.exists()
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine")
+    assert _exit(["evidence", "no-such-model", "--out", str(busy)]) == 2
+    assert sorted(p.name for p in busy.iterdir()) == ["keep.txt"]

@@ -1,0 +1,106 @@
+"""The fast probes against sklearn, bootstrap intervals, ridge subspaces, and the
+planted gradient-descent model against the task's own GD oracle."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from sklearn.linear_model import RidgeClassifier
+from sklearn.model_selection import cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from mesainterp.errors import MesaInterpError
+from mesainterp.evidence.goal import ridge_subspaces
+from mesainterp.evidence.layer_probe import cv_predictions, label_for, scores_of
+from mesainterp.evidence.planted import planted_gd_model
+from mesainterp.evidence.stats import bootstrap_mean, bootstrap_r2
+from mesainterp.probes.cv import kfold_indices
+from mesainterp.probes.dataset import ActivationDataset, ProbeSite
+from mesainterp.tasks import get_task
+
+
+def _blobs(n: int = 120, d: int = 6, k: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % k
+    centres = torch.randn(k, d, generator=g, dtype=torch.float64) * 1.5
+    x = centres[y] + torch.randn(n, d, generator=g, dtype=torch.float64)
+    return x, y
+
+
+def test_cv_predictions_match_sklearn_ridge_classifier() -> None:
+    x, y = _blobs()
+    feats = torch.stack([x, x.flip(-1) * 2.0])  # two sites
+    pred = cv_predictions(feats, y, is_class=True, folds=4, seed=0)
+    folds = kfold_indices(len(y), k=4, seed=0, stratify=y)
+    # sklearn's oracle on the same folds: standardise on the training rows, ridge one-vs-rest.
+    splits = [(tr.numpy(), te.numpy()) for tr, te in folds]
+    for site in range(2):
+        oracle = cross_val_predict(
+            make_pipeline(StandardScaler(), RidgeClassifier(alpha=1.0)),
+            feats[site].numpy(), y.numpy(), cv=splits,
+        )  # fmt: skip
+        assert (pred[site].numpy() == oracle).all()
+    acc = scores_of(pred, y, is_class=True)
+    assert acc.shape == (2,) and float(acc[0]) > 0.6
+
+
+def test_cv_predictions_regression_recovers_a_linear_target() -> None:
+    x, _ = _blobs(n=200)
+    y = x @ torch.arange(1.0, 7.0, dtype=torch.float64)
+    pred = cv_predictions(x[None], y, is_class=False, folds=5, seed=1)
+    assert float(scores_of(pred, y, is_class=False)[0]) > 0.99
+
+
+def test_label_for_drops_missing_and_compacts_classes() -> None:
+    labels = {"path": torch.tensor([[0, 7], [1, -1], [2, 9], [3, 7]])}
+    keep, y, is_class = label_for(labels, "path", 1)
+    assert is_class and keep.tolist() == [True, False, True, True]
+    assert y.tolist() == [0, 1, 0]
+    with pytest.raises(MesaInterpError, match="no label"):
+        label_for(labels, "goal", None)
+
+
+def test_bootstrap_intervals_cover_the_estimate() -> None:
+    v = torch.tensor([0.0, 1.0] * 50, dtype=torch.float64)
+    lo, hi = bootstrap_mean(v, n_boot=300, seed=0)
+    assert lo < 0.5 < hi and hi - lo < 0.3
+    y = torch.linspace(-1, 1, 100, dtype=torch.float64)
+    lo, hi = bootstrap_r2(y, y, n_boot=100, seed=0)
+    assert lo == pytest.approx(1.0) and hi == pytest.approx(1.0)
+
+
+def test_ridge_subspaces_are_orthonormal_with_class_means() -> None:
+    x, y = _blobs(n=90, k=3)
+    data = ActivationDataset(
+        sites=(ProbeSite(hook="blocks.0.hook_resid_post", pos=0),),
+        features=x[None].float(),
+        labels={"goal": y + 2},  # ids 2..4: means indexed by the raw id
+    )
+    (sub,) = ridge_subspaces(data, "goal", [0])
+    assert sub.rank == 2  # K - 1 class contrasts
+    gram = sub.basis.T @ sub.basis
+    assert torch.allclose(gram, torch.eye(2), atol=1e-5)
+    assert torch.isnan(sub.class_means[:2]).all()
+    assert torch.allclose(sub.class_means[2], x[y == 0].mean(0).float(), atol=1e-5)
+
+
+def test_planted_gd_model_computes_one_gradient_step() -> None:
+    task = get_task("icl-regression", d_x=3, n_context=5, d_model=12, gd_lr=0.7)
+    model = planted_gd_model(task)
+    batch = task.sample(64, seed=3)
+    with torch.no_grad():
+        out = model(batch.inputs)[:, task.query_pos, 0]
+    oracle = task.gd_predictions(batch, 0.7)  # the task's own GD, in float64
+    assert torch.allclose(out.double(), oracle.double(), atol=2e-3 * float(oracle.abs().max()))
+    other = planted_gd_model(task, lr=0.35)
+    with torch.no_grad():
+        half = other(batch.inputs)[:, task.query_pos, 0]
+    assert torch.allclose(half, out / 2, atol=1e-3)
+
+
+def test_planted_gd_model_refuses_other_tasks() -> None:
+    with pytest.raises(MesaInterpError, match="icl-regression"):
+        planted_gd_model(get_task("tree-path"))
+    with pytest.raises(MesaInterpError, match="d_model"):
+        planted_gd_model(get_task("icl-regression", d_x=5, n_context=4, d_model=8))
