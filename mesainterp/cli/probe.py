@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,15 @@ from mesainterp.errors import ConfigError, MesaInterpError
 from mesainterp.model.build import model_shape, random_init_twin
 from mesainterp.model.checkpoint import Checkpoint, load_checkpoint
 from mesainterp.probes.causal import probe_subspaces, retarget
-from mesainterp.probes.controls import ProbeSpec, run_probes, save_table
+from mesainterp.probes.controls import ProbeSpec, save_table
 from mesainterp.probes.dataset import collect_activations, resid_sites, task_batches
 from mesainterp.provenance import provenance
+from mesainterp.runs.atomic import atomic_write
+from mesainterp.runs.executor import execute
+from mesainterp.runs.options import add_run_options, check_run_options
+from mesainterp.runs.plan import stable_hash
+from mesainterp.runs.probe_job import ProbeJob, assemble_probe_table, probe_plan
+from mesainterp.runs.state import open_run
 from mesainterp.schema import NON_NEGATIVE, POSITIVE, POSITIVE_NUMBER, Range, option
 from mesainterp.tasks.base import Task
 
@@ -65,7 +72,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--n-random", type=option(POSITIVE), default=5, help="random-direction draws")
     p.add_argument("--max-memory-mb", type=option(POSITIVE), default=1024)
+    add_run_options(p, chunk_help="probe sites per resumable unit", chunk_default=8)
     p.set_defaults(run=run)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeResultView:
+    """The assembled probe table and its provenance (what the figures and files read)."""
+
+    table: pd.DataFrame
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 def _load(name: str) -> tuple[Checkpoint, Task, Any]:
@@ -182,7 +198,7 @@ def _causal(
 
 
 def run(args: argparse.Namespace) -> CommandResult:
-    ckpt, task, twin = _load(args.model)
+    ckpt, task, _twin = _load(args.model)  # workers build their own twin
     model = ckpt.model
     shape = model_shape(model)
     spec = ProbeSpec(
@@ -208,8 +224,45 @@ def run(args: argparse.Namespace) -> CommandResult:
         batches = task_batches(task, args.n_examples, batch_size=args.batch_size, seed=args.seed)
         return collect_activations(m, batches, sites, max_memory_bytes=limit, metadata=meta)
 
-    data = collect(model)
-    twin_data = collect(twin)
+    check_run_options(args)
+    # Workers rebuild the sweep from this job (model by name or absolute path).
+    job = ProbeJob(
+        model=str(Path(args.model).resolve()) if Path(args.model).is_dir() else args.model,
+        target=args.target,
+        positions=tuple(positions),
+        site_kind=args.site_kind,
+        kind=args.kind,
+        label_column=args.label_column,
+        n_examples=args.n_examples,
+        batch_size=args.batch_size,
+        C=args.C,
+        alpha=args.alpha,
+        folds=args.folds,
+        seed=args.seed,
+        max_memory_mb=args.max_memory_mb,
+    )
+    causal_args = {"pairs": args.causal_pairs, "positions": args.causal_positions,
+                   "n_random": args.n_random}  # fmt: skip
+    state = open_run(
+        args.out,
+        identity={
+            "command": "probe",
+            "model_fingerprint": ckpt.fingerprint,
+            "job": job.to_dict(),
+            "causal": None if args.no_causal else causal_args,
+        },
+        resume=args.resume,
+    )
+    plan = probe_plan(job, sites, args.chunk_size)
+    stats = execute(
+        job.worker_spec(),
+        plan,
+        state,
+        executor=args.executor,
+        workers=args.workers,
+        address=args.ray_address,
+    )
+    table, dataset_meta = assemble_probe_table(plan, state)
     prov = provenance(
         model_fingerprint=ckpt.fingerprint,
         model_name=args.model,
@@ -220,25 +273,46 @@ def run(args: argparse.Namespace) -> CommandResult:
         seed=args.seed,
         command=["mesainterp", *sys.argv[1:]],
     )
-    result = run_probes(data, spec, random_init=twin_data, provenance=prov)
+    prov["run"] = stats.to_dict()
+    result = ProbeResultView(
+        table=table, provenance=prov | {"probe_spec": asdict(spec), "dataset": dataset_meta}
+    )
     out = Path(args.out)
     files = save_table(result.table, out, stem="probes", provenance=result.provenance)
-    causal, causal_note = _causal(model, task, data, spec, args, shape.n_layers)
+    # The causal tests are one more unit: saved once, reused on --resume.
+    causal_key = f"causal-{stable_hash(state.identity)}"
+    if state.has(causal_key):
+        saved = state.load_unit(causal_key)[1]
+        causal = (
+            None if saved["rows"] is None else pd.DataFrame(saved["rows"], columns=saved["columns"])
+        )
+        causal_note = saved["note"]
+    else:
+        data = collect(model) if not args.no_causal else None
+        causal, causal_note = _causal(model, task, data, spec, args, shape.n_layers)
+        state.save_unit(causal_key, {}, {
+            "rows": None if causal is None else causal.to_dict(orient="records"),
+            "columns": None if causal is None else list(causal.columns),
+            "note": causal_note,
+        })  # fmt: skip
     if causal is not None:
         files |= {
             f"causal_{k}": v
             for k, v in save_table(causal, out, stem="causal", provenance=prov).items()
         }
     fig = _figure(result.table, causal)
-    fig.savefig(out / "probes.png", dpi=130)
+    atomic_write(out / "probes.png", lambda t: fig.savefig(t, dpi=130))
     files["figure"] = out / "probes.png"
     # The shared probe figures: the layer × position grid and the control curves
     # at the most selective position.
     from mesainterp.viz.probes import probe_curves_mpl, probe_heatmap_mpl
 
     best_pos = int(result.table.loc[result.table["selectivity"].idxmax(), "pos"])
-    probe_heatmap_mpl(result.table).savefig(out / "probes_heatmap.png", dpi=130)
-    probe_curves_mpl(result.table, pos=best_pos).savefig(out / "probes_curves.png", dpi=130)
+    heatmap = probe_heatmap_mpl(result.table)
+    curves = probe_curves_mpl(result.table, pos=best_pos)
+    atomic_write(out / "probes_heatmap.png", lambda t: heatmap.savefig(t, dpi=130))
+    atomic_write(out / "probes_curves.png", lambda t: curves.savefig(t, dpi=130))
+    state.mark_complete()
     files["heatmap"] = out / "probes_heatmap.png"
     files["curves"] = out / "probes_curves.png"
 
@@ -259,6 +333,7 @@ def run(args: argparse.Namespace) -> CommandResult:
             f"  random-init {r['random_init']:.3f}  shuffled {r['shuffled']:.3f}  selectivity {r['selectivity']:.3f}"
         )
     lines.append(f"causal tests: {causal_note}")
+    lines.append(stats.describe())
     if causal is not None:
         steer = causal[(causal["intervention"] == "steer") & (causal["metric"] == "to_b")]
         for layer, g in steer.groupby("layer"):
@@ -277,6 +352,7 @@ def run(args: argparse.Namespace) -> CommandResult:
         "probes": table.to_dict(orient="records"),
         "causal": None if causal is None else causal.to_dict(orient="records"),
         "causal_note": causal_note,
+        **stats.to_dict(),
         "files": {k: str(v) for k, v in files.items()},
     }
     return CommandResult(data=data_out, text="\n".join(lines))

@@ -147,12 +147,9 @@ class Circuit:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(target)
-        return target
+        from mesainterp.runs.atomic import atomic_write_text
+
+        return atomic_write_text(path, self.to_json())
 
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "circuit") -> Circuit:

@@ -8,7 +8,6 @@ and `write_outputs` is the only step that touches the output directory.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from mesainterp.errors import ConfigError, MesaInterpError, allowed
 from mesainterp.model.build import model_shape
 from mesainterp.patching.metrics import MetricFn, neg_kl_to_clean
 from mesainterp.provenance import provenance
+from mesainterp.runs.atomic import atomic_write, atomic_write_json
 from mesainterp.sites.sweeps import head_sites, mlp_sites
 from mesainterp.tasks.base import CounterfactualPair, Task
 
@@ -230,8 +230,8 @@ def write_outputs(
     out.mkdir(parents=True, exist_ok=True)
     paths = {"circuit": outcome.circuit.save(out / "circuit.json")}
     frame = rows_to_frame(outcome.rows)
-    frame.to_csv(out / "faithfulness.csv", index=False)
-    frame.to_parquet(out / "faithfulness.parquet", index=False)
+    atomic_write(out / "faithfulness.csv", lambda t: frame.to_csv(t, index=False))
+    atomic_write(out / "faithfulness.parquet", lambda t: frame.to_parquet(t, index=False))
     paths["faithfulness_csv"] = out / "faithfulness.csv"
     paths["faithfulness_parquet"] = out / "faithfulness.parquet"
     results: list[Any] = [
@@ -244,7 +244,7 @@ def write_outputs(
     except ImportError:  # the report package is optional here
         manifest = {"schema": "mesainterp.run/1", "title": title, "command": command,
                     "provenance": outcome.circuit.provenance, "results": results}  # fmt: skip
-        (out / "run.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        atomic_write_json(out / "run.json", manifest, sort_keys=False)
         paths["run"] = out / "run.json"
         return paths
     paths["run"] = write_run(

@@ -10,7 +10,6 @@ A result directory holds
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from mesainterp.errors import MesaInterpError
+from mesainterp.runs.atomic import atomic_write, atomic_write_json
 from mesainterp.sites.site import Site
 
 __all__ = ["PatchResult", "load_result"]
@@ -76,22 +76,22 @@ class PatchResult:
         return out, row_labels, col_labels
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
-        """Write Parquet, CSV, per-example safetensors and a provenance JSON sidecar."""
+        """Write Parquet, CSV, per-example safetensors and a provenance JSON sidecar.
+
+        Each file is written atomically (temp file, fsync, rename), so an interrupted
+        save leaves every file either complete or absent.
+        """
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
-        self.table.to_parquet(path / "results.parquet", index=False)
-        self.table.to_csv(path / "results.csv", index=False)
-        save_file(
-            {
-                "patched": self.patched.contiguous().float(),
-                "clean": self.clean.contiguous().float(),
-                "corrupted": self.corrupted.contiguous().float(),
-            },
-            str(path / "per_example.safetensors"),
-        )
-        (path / "provenance.json").write_text(
-            json.dumps(self.provenance, indent=2, sort_keys=True, default=str) + "\n"
-        )
+        tensors = {
+            "patched": self.patched.contiguous().float(),
+            "clean": self.clean.contiguous().float(),
+            "corrupted": self.corrupted.contiguous().float(),
+        }
+        atomic_write(path / "results.parquet", lambda t: self.table.to_parquet(t, index=False))
+        atomic_write(path / "results.csv", lambda t: self.table.to_csv(t, index=False))
+        atomic_write(path / "per_example.safetensors", lambda t: save_file(tensors, str(t)))
+        atomic_write_json(path / "provenance.json", self.provenance)
         return path
 
 

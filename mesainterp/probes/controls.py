@@ -227,8 +227,10 @@ def save_table(
         "csv": out / f"{stem}.csv",
         "json": out / f"{stem}.json",
     }
-    table.to_parquet(paths["parquet"], index=False)
-    table.to_csv(paths["csv"], index=False)
+    from mesainterp.runs.atomic import atomic_write, atomic_write_text
+
+    atomic_write(paths["parquet"], lambda t: table.to_parquet(t, index=False))
+    atomic_write(paths["csv"], lambda t: table.to_csv(t, index=False))
     sidecar = {"columns": list(table.columns), "rows": len(table), "provenance": provenance}
-    paths["json"].write_text(json.dumps(sidecar, indent=2, default=str))
+    atomic_write_text(paths["json"], json.dumps(sidecar, indent=2, default=str))
     return paths

@@ -21,6 +21,7 @@ from typing import Any
 from mesainterp.errors import ConfigError
 from mesainterp.report.rundir import Run, load_run
 from mesainterp.report.sections import Section, sections_from_run
+from mesainterp.runs.atomic import atomic_write_bytes, atomic_write_text
 from mesainterp.viz.attention import circuitsvis_js, script_safe_js
 from mesainterp.viz.export import STATIC_FORMATS, plotly_fragment, save_static, to_svg
 
@@ -184,7 +185,7 @@ def write_static_figures(
         if section.image is not None:
             suffix = ".svg" if section.image_type == "image/svg+xml" else ".png"
             target = out / f"{section.name}{suffix}"
-            target.write_bytes(section.image)
+            atomic_write_bytes(target, section.image)
             written.append(target)
     return written
 
@@ -209,7 +210,7 @@ def write_report(
     )
     target = Path(out) if out is not None else run.path / "report.html"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(page, encoding="utf-8")
+    atomic_write_text(target, page)
     figures = write_static_figures(
         sections, figures_dir if figures_dir is not None else run.path / "figures", formats=formats
     )

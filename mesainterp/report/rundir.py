@@ -156,11 +156,9 @@ def write_run(
         "provenance": provenance,
         "results": [r.to_dict() for r in entries],
     }
-    target = root / MANIFEST
-    target.write_text(
-        json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8"
-    )
-    return target
+    from mesainterp.runs.atomic import atomic_write_json
+
+    return atomic_write_json(root / MANIFEST, manifest, sort_keys=False)
 
 
 def _result(entry: Any, index: int) -> Result:
