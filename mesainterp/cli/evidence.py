@@ -3,7 +3,8 @@
 MODEL is a zoo name or a checkpoint directory. `--random-init` scores the
 model's random-init twin instead (its own control twin then gets the next
 seed); `--planted` scores the hand-built model with a planted search algorithm
-for MODEL's task (icl-regression: one step of gradient descent).
+for MODEL's task (icl-regression: one step of gradient descent; tree-path:
+backward chaining, one tree level per layer).
 
 Writes to DIR:
     scorecard.json   every test's number, interval, control, threshold and verdict,
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,12 @@ import pandas as pd
 from mesainterp.cli.output import CommandResult
 from mesainterp.errors import MesaInterpError
 from mesainterp.evidence.config import EvidenceConfig
+from mesainterp.evidence.planted import (
+    planted_chain_config,
+    planted_chain_model,
+    planted_gd_config,
+    planted_gd_model,
+)
 from mesainterp.evidence.profile import profile_for
 from mesainterp.evidence.scorecard import TESTS, Scorecard, run_battery
 from mesainterp.model.build import random_init_twin
@@ -36,7 +44,13 @@ from mesainterp.provenance import provenance
 from mesainterp.schema import NON_NEGATIVE, Range, option
 from mesainterp.tasks.base import Task
 
-__all__ = ["add_parser", "run"]
+__all__ = ["PLANTED", "add_parser", "run"]
+
+# Task name -> (planted model builder, its architecture, label).
+PLANTED: dict[str, tuple[Callable[[Any], Any], Callable[[Any], ModelConfig], str]] = {
+    "icl-regression": (planted_gd_model, planted_gd_config, "planted-gd"),
+    "tree-path": (planted_chain_model, planted_chain_config, "planted-chain"),
+}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -110,9 +124,10 @@ def run(args: argparse.Namespace) -> CommandResult:
     task: Task = task_from_config(document["task"])
     profile_for(task)
     config = ModelConfig.from_dict(document["model"])
-    if args.planted and task.name != "icl-regression":
+    if args.planted and task.name not in PLANTED:
         raise MesaInterpError(
-            f"--planted: no planted search model for task {task.name!r} (allowed: 'icl-regression')"
+            f"--planted: no planted search model for task {task.name!r}"
+            f" (allowed: {', '.join(repr(k) for k in PLANTED)})"
         )
     cfg = EvidenceConfig(n_examples=args.n, n_pairs=args.pairs, seed=args.seed)
 
@@ -141,14 +156,8 @@ def _models(
 ) -> tuple[Any, Any, str, str | None]:
     """(model, its control twin, label, fingerprint if known)."""
     if args.planted:
-        from mesainterp.evidence.planted import planted_gd_config, planted_gd_model
-
-        return (
-            planted_gd_model(task),
-            random_init_twin(planted_gd_config(task), seed=1),
-            f"planted-gd ({task.name})",
-            None,
-        )
+        build, shape, label = PLANTED[task.name]
+        return build(task), random_init_twin(shape(task), seed=1), f"{label} ({task.name})", None
     if args.random_init:
         return (
             random_init_twin(config),

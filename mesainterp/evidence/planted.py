@@ -1,5 +1,10 @@
 """Hand-built models whose search algorithm is known by construction.
 
+`planted_chain_model(task)`: for tree-path, backward chaining (Brinkmann et al.
+2024) written into the weights: one layer per tree level climbs from the goal
+to the root through the edge tokens, then one layer reads the path off the
+collected ancestors (see its docstring). Attention-only, no LayerNorm.
+
 `planted_gd_model(task)`: for icl-regression, weights that compute exactly one
 step of gradient descent from w = 0 on the in-context data (von Oswald et al.
 2023), whose prediction at the query is
@@ -37,7 +42,12 @@ from mesainterp.errors import MesaInterpError
 from mesainterp.model.build import build_model
 from mesainterp.model.config import ModelConfig
 
-__all__ = ["planted_gd_config", "planted_gd_model"]
+__all__ = [
+    "planted_chain_config",
+    "planted_chain_model",
+    "planted_gd_config",
+    "planted_gd_model",
+]
 
 GATE = 1000.0  # larger than any |x| the task draws
 EPS = 1e-3
@@ -106,6 +116,146 @@ def planted_gd_model(task: object, *, lr: float | None = None) -> TransformerBri
         wv[rows.start, y_dim] = 1.0
         wo[pred, rows.start] = sign * gain
     state["unembed.weight"][0, pred] = 1.0
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    return model
+
+
+# ---- tree-path: backward chaining ------------------------------------------------------
+
+
+def planted_chain_config(task: object) -> ModelConfig:
+    """The architecture of the planted backward-chaining model for a tree-path task."""
+    n, depth = int(task.n_nodes), int(task.max_depth)  # type: ignore[attr-defined]
+    vocab, n_ctx = int(task.d_vocab), int(task.seq_len)  # type: ignore[attr-defined]
+    width = vocab + n_ctx + 3 * n + vocab
+    return ModelConfig(
+        n_layers=depth + 2,
+        d_model=width,
+        n_heads=2,
+        d_head=max(n_ctx, 2 * n + 1),
+        d_vocab=vocab,
+        n_ctx=n_ctx,
+        attn_only=True,
+        normalization_type=None,
+    )
+
+
+@torch.no_grad()
+def planted_chain_model(task: object, *, sharpness: float = 20.0) -> TransformerBridge:
+    """A tree-path bridge that finds the path by backward chaining, one level per layer.
+
+    Residual subspaces: TOK (token one-hot), POS (position one-hot), P (at a child
+    token: its parent), C (pointer), U (ancestor set), S (output logits).
+
+    - layer 0, head 0: every position reads the previous token into P (at the child
+      token of an edge, that is its parent); head 1: the ":" and answer positions
+      copy the goal into C and U.
+    - layers 1..max_depth, head 0: the pointer C attends to the child token equal to
+      it (keys gated to child positions) and moves to that edge's parent (value
+      P - TOK); the parent is also added to U. Past the root nothing matches and
+      the head attends to the "|" token, whose value is zero.
+    - last layer, head 0: at an answer position holding node t, attend to the child
+      token whose parent is t and which is in U (the next node on the path), and
+      write it to the logits; with no such child (t is the goal) the "|" token wins
+      and writes END. Head 1: at ":" the pointer (now the root) is written to the
+      logits with twice the weight.
+
+    Every attention is a hard match up to softmax leakage e^-(sharpness / 2).
+    """
+    if getattr(task, "name", None) != "tree-path":
+        raise MesaInterpError(
+            f"task: the planted chaining model is for 'tree-path', got {getattr(task, 'name', None)!r}"
+        )
+    config = planted_chain_config(task)
+    n = int(task.n_nodes)  # type: ignore[attr-defined]
+    vocab, n_ctx = config.d_vocab, config.n_ctx
+    prompt_len = int(task.prompt_len)  # type: ignore[attr-defined]
+    end = int(task.end)  # type: ignore[attr-defined]
+    marker = int(task.goal_marker)  # type: ignore[attr-defined]
+    sink, goal_pos, colon = prompt_len - 3, prompt_len - 2, prompt_len - 1
+    child_pos = {3 * e + 1 for e in range(int(task.n_edges))}  # type: ignore[attr-defined]
+    tok, pos = 0, vocab
+    par, ptr, anc = vocab + n_ctx, vocab + n_ctx + n, vocab + n_ctx + 2 * n
+    out = vocab + n_ctx + 3 * n
+    dh, g, m = config.d_head, sharpness, 10.0
+    scale = math.sqrt(dh)
+    model = build_model(config)
+    state = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
+    for v in range(vocab):
+        state["embed.weight"][v, tok + v] = 1.0
+        state["unembed.weight"][v, out + v] = 1.0
+    for p in range(n_ctx):
+        state["pos_embed.weight"][p, pos + p] = 1.0
+
+    def head(layer: int, h: int) -> tuple[torch.Tensor, ...]:
+        """Views of one head's (W_Q, b_Q, W_K, W_V, W_O) in nn.Linear layout."""
+        a = f"blocks.{layer}.attn."
+        rows = slice(h * dh, (h + 1) * dh)
+        names = ("q.weight", "q.bias", "k.weight", "v.weight")
+        return (*(state[a + name][rows] for name in names), state[a + "o.weight"][:, rows])
+
+    # Layer 0, head 0: previous token -> P.
+    wq, _, wk, wv, wo = head(0, 0)
+    for p in range(1, n_ctx):
+        wq[p - 1, pos + p] = g * scale
+    for p in range(n_ctx):
+        wk[p, pos + p] = 1.0
+    for v in range(n):
+        wv[v, tok + v] = 1.0
+        wo[par + v, v] = 1.0
+    # Layer 0, head 1: goal -> C and U at ":" and the answer positions; "|" attends to itself.
+    wq, _, wk, wv, wo = head(0, 1)
+    for p in range(colon, n_ctx):
+        wq[0, pos + p] = g * scale
+    wq[1, pos + sink] = g * scale
+    wk[0, pos + goal_pos] = 1.0
+    wk[1, pos + sink] = 1.0
+    for v in range(n):
+        wv[v, tok + v] = 1.0
+        wo[ptr + v, v] = 1.0
+        wo[anc + v, v] = 1.0
+    # Layers 1..max_depth, head 0: climb one level.
+    for layer in range(1, config.n_layers - 1):
+        wq, bq, wk, wv, wo = head(layer, 0)
+        for v in range(n):
+            wq[v, ptr + v] = g * scale
+            wk[v, tok + v] = 1.0
+            wv[v, par + v], wv[v, tok + v] = 1.0, -1.0
+            wo[ptr + v, v] = 1.0
+            wv[n + 1 + v, par + v] = 1.0
+            wo[anc + v, n + 1 + v] = 1.0
+        bq[n] = scale
+        for p in range(n_ctx):
+            if p not in child_pos:
+                wk[n, pos + p] = -g
+        wk[n, pos + sink] = g / 2
+    # Last layer, head 0: the child of the current node that lies in U, else END.
+    last = config.n_layers - 1
+    wq, bq, wk, wv, wo = head(last, 0)
+    for v in range(n):
+        wq[v, tok + v] = g * scale
+        wk[v, par + v] = 1.0
+        wq[n + v, anc + v] = g * scale
+        wk[n + v, tok + v] = 1.0
+        wv[v, tok + v] = 1.0
+        wo[out + v, v] = m
+    bq[2 * n] = scale
+    for p in range(n_ctx):
+        if p not in child_pos:
+            wk[2 * n, pos + p] = -2 * g
+    wk[2 * n, pos + sink] = 1.5 * g
+    wv[n, tok + marker] = 1.0
+    wo[out + end, n] = m
+    # Last layer, head 1: at ":" the pointer (the root) is the answer.
+    wq, bq, wk, wv, wo = head(last, 1)
+    bq[0] = scale
+    wk[0, pos + sink] = g
+    wq[1, pos + colon] = 2 * g * scale
+    wk[1, pos + colon] = 1.0
+    for v in range(n):
+        wv[v, ptr + v] = 1.0
+        wo[out + v, v] = 2 * m
     model.load_state_dict(state, strict=True)
     model.eval()
     return model
