@@ -65,13 +65,27 @@ def test_evidence_writes_scorecard_and_a_report_readable_run(icl_checkpoint, tmp
     [
         ["--tests", "telepathy"],
         ["--n", "5"],
-        ["--planted"],  # no planted model for tree-path
         ["--random-init", "--planted"],
     ],
 )
 def test_bad_arguments_write_nothing(tree_checkpoint, tmp_path, extra) -> None:
     out = tmp_path / "out"
     assert _exit(["evidence", str(tree_checkpoint), "--out", str(out), *extra]) == 2
+    assert not out.exists()
+
+
+def test_planted_needs_a_task_with_a_planted_model(tmp_path) -> None:
+    from mesainterp.model import ModelConfig, build_model
+
+    task = get_task("maze", grid_n=2)
+    config = ModelConfig(
+        n_layers=1, d_model=8, n_heads=1, d_head=8, d_mlp=8,
+        d_vocab=task.d_vocab, n_ctx=task.seq_len,
+    )  # fmt: skip
+    ckpt = tmp_path / "maze"
+    save_checkpoint(build_model(config), ckpt, config=config, task=task.config_dict())
+    out = tmp_path / "out"
+    assert _exit(["evidence", str(ckpt), "--out", str(out), "--planted"]) == 2
     assert not out.exists()
 
 

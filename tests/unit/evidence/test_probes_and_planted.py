@@ -20,7 +20,9 @@ from mesainterp.probes.dataset import ActivationDataset, ProbeSite
 from mesainterp.tasks import get_task
 
 
-def _blobs(n: int = 120, d: int = 6, k: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def _blobs(
+    n: int = 120, d: int = 6, k: int = 3, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     y = torch.arange(n) % k
     centres = torch.randn(k, d, generator=g, dtype=torch.float64) * 1.5
@@ -104,3 +106,20 @@ def test_planted_gd_model_refuses_other_tasks() -> None:
         planted_gd_model(get_task("tree-path"))
     with pytest.raises(MesaInterpError, match="d_model"):
         planted_gd_model(get_task("icl-regression", d_x=5, n_context=4, d_model=8))
+
+
+@pytest.mark.parametrize("n_nodes,max_depth", [(12, 5), (7, 3)])
+def test_planted_chain_model_solves_tree_path(n_nodes: int, max_depth: int) -> None:
+    from mesainterp.evidence.planted import planted_chain_model
+
+    task = get_task("tree-path", n_nodes=n_nodes, max_depth=max_depth)
+    model = planted_chain_model(task)
+    assert model.cfg.n_layers == max_depth + 2
+    batch = task.sample(128, seed=2)
+    with torch.no_grad():
+        scores = task.score(model(batch.inputs), batch)
+    # Teacher-forced exactness equals greedy decoding being right (the targets are
+    # the next inputs); the task's own paths are the oracle.
+    assert bool(scores["exact_path"].all())
+    with pytest.raises(MesaInterpError, match="tree-path"):
+        planted_chain_model(get_task("icl-regression"))

@@ -69,9 +69,16 @@ def _card(name: str, margins: list[float | None]) -> Scorecard:
         else:
             tests.append(
                 judged(
-                    test=f"t{i}", criterion="c", metric="m", value=m, ci=(m - 0.1, m + 0.1),
-                    control=0.0, control_name="ctrl", threshold=0.2, details={"k": [1, 2]},
-                )  # fmt: skip
+                    test=f"t{i}",
+                    criterion="c",
+                    metric="m",
+                    value=m,
+                    ci=(m - 0.1, m + 0.1),
+                    control=0.0,
+                    control_name="ctrl",
+                    threshold=0.2,
+                    details={"k": [1, 2]},
+                )
             )
     return Scorecard(
         model_name=name, task={"name": "x"}, config=EvidenceConfig(), tests=tuple(tests),
