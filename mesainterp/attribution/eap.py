@@ -117,7 +117,8 @@ def edge_attribution(
     diffs = torch.stack([a - b for a, b in zip(out_c, out_r, strict=True)])
     assert grads is not None
     grads = grads / len(alphas)
-    per_example = _scores(diffs, grads) * ef.graph.valid_mask().unsqueeze(-1)
+    valid = ef.graph.valid_mask().to(diffs.device)
+    per_example = _scores(diffs, grads) * valid.unsqueeze(-1)
     params: dict[str, Any] = {"ig_steps": ig_steps} if method == "eap-ig" else {}
     return EdgeScores(
         graph=ef.graph,

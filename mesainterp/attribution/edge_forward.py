@@ -92,6 +92,8 @@ class EdgeForward:
     ) -> tuple[Float[Tensor, "batch pos d_model"], Float[Tensor, "batch pos d_model"]]:
         """(token embedding, positional embedding expanded over the batch)."""
         f = self.fast
+        # Every edge method enters here: inputs go to the model's device and dtype.
+        inputs = inputs.to(f.device, f.dtype) if inputs.is_floating_point() else inputs.to(f.device)
         tok = inputs if inputs.is_floating_point() else f.tok_embed(inputs)
         seq = inputs.shape[1]
         # Detached: a view of a parameter keeps requires_grad even under no_grad.
@@ -123,7 +125,7 @@ class EdgeForward:
         g, f = self.graph, self.fast
         if cut is not None and ablated is None:
             raise MesaInterpError("cut edges need ablated values")
-        cut_f = None if cut is None else cut.to(tok.dtype)
+        cut_f = None if cut is None else cut.to(device=tok.device, dtype=tok.dtype)
         if not 0 <= start_layer <= f.n_layers:
             raise MesaInterpError(f"start_layer: expected 0..{f.n_layers}, got {start_layer}")
         if start_layer > 0:
@@ -137,6 +139,7 @@ class EdgeForward:
             outs = [tok, pos]
             resid = tok + pos
             resids = []
+        # Leaves are made with resid.new_zeros: on the model's device and in its dtype.
         leaf_list: list[Tensor] = []
         batch, seq, d_model = resid.shape
         h = f.n_heads
@@ -173,7 +176,7 @@ class EdgeForward:
                 if d is not None:
                     x3 = x3 - d.view(3, h, batch, seq, d_model).permute(0, 2, 3, 1, 4)
                 if leaves:
-                    leaf = torch.zeros(3, batch, seq, h, d_model, requires_grad=True)
+                    leaf = resid.new_zeros(3, batch, seq, h, d_model).requires_grad_()
                     leaf_list.append(leaf)
                     x3 = x3 + leaf
                 xn = p.ln1(x3)
@@ -194,7 +197,7 @@ class EdgeForward:
                 d = delta(slice(col0 + 3 * h, col0 + 3 * h + 1), n_rows + h)
                 x = resid if d is None else resid - d[0]
                 if leaves:
-                    leaf = torch.zeros(batch, seq, d_model, requires_grad=True)
+                    leaf = resid.new_zeros(batch, seq, d_model).requires_grad_()
                     leaf_list.append(leaf)
                     x = x + leaf
                 mlp_out = f.act(p.ln2(x) @ p.w_in + p.b_in) @ p.w_out + p.b_out
@@ -204,7 +207,7 @@ class EdgeForward:
         d = delta(slice(g.n_downstream - 1, g.n_downstream), g.n_upstream)
         x = resid if d is None else resid - d[0]
         if leaves:
-            leaf = torch.zeros(batch, seq, d_model, requires_grad=True)
+            leaf = resid.new_zeros(batch, seq, d_model).requires_grad_()
             leaf_list.append(leaf)
             x = x + leaf
         logits = f.unembed(x)

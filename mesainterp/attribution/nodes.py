@@ -24,6 +24,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from mesainterp.attribution.eap import _metric_sum
 from mesainterp.errors import MesaInterpError
 from mesainterp.model.build import model_shape
+from mesainterp.model.placement import to_model
 from mesainterp.patching.engine import capture
 from mesainterp.patching.hooks import hook_context
 from mesainterp.patching.metrics import MetricFn
@@ -77,6 +78,7 @@ def node_attribution(
         )
     site_list = validate_sites(sites, model_shape(model), seq_len=int(clean.shape[1]))
     names = unique_hook_names(site_list)
+    clean, corrupted = to_model(model, clean), to_model(model, corrupted)
     _, clean_acts = capture(model, clean, names)
     corrupted_acts: dict[str, Tensor] = {}
     leaves: dict[str, Tensor] = {}

@@ -35,7 +35,7 @@ def ablated_outputs(
         raise ConfigError("ablation", f"got {ablation!r}", allowed(ABLATIONS))
     if ablation == "zero":
         d_model = ef.fast.layers[0].w_q.shape[0]
-        z = torch.zeros(1, 1, d_model)
+        z = ef.fast.layers[0].w_q.new_zeros(1, 1, d_model)  # model's device and dtype
         return [z] * ef.graph.n_upstream
     source = corrupted if ablation == "resample" or reference is None else reference
     tok, pos = ef.embed_parts(source)

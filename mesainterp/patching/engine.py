@@ -26,6 +26,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.errors import ConfigError, MesaInterpError, allowed
 from mesainterp.model.build import model_shape
+from mesainterp.model.placement import to_model
 from mesainterp.patching.ablation import PatchSpec, replacement_from
 from mesainterp.patching.fast import FastForward, entry_point, unsupported_reason
 from mesainterp.patching.hooks import hook_context
@@ -118,6 +119,9 @@ def run_sweep(
             f"clean and corrupted inputs differ in shape: {tuple(clean.shape)} vs "
             f"{tuple(corrupted.shape)}"
         )
+    # Inputs go to the model (device, and dtype for embeddings); the model never moves.
+    clean, corrupted = to_model(model, clean), to_model(model, corrupted)
+    reference = None if reference is None else to_model(model, reference)
     n, seq_len = int(clean.shape[0]), int(clean.shape[1])
     site_list = validate_sites(sites, model_shape(model), seq_len=seq_len)
     names = unique_hook_names(site_list)

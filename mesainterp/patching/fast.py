@@ -132,7 +132,7 @@ def entry_point(site: Site) -> str:
 def _linear_parts(module: Any) -> tuple[Tensor, Tensor]:
     linear = _unwrap(module)
     assert isinstance(linear, nn.Linear)
-    bias = linear.bias if linear.bias is not None else torch.zeros(linear.out_features)
+    bias = linear.bias if linear.bias is not None else linear.weight.new_zeros(linear.out_features)
     return linear.weight.detach().t().contiguous(), bias.detach()
 
 
@@ -177,13 +177,22 @@ class FastForward:
                 )
             )  # fmt: skip
         n_ctx = int(cfg.n_ctx)
-        self.mask = torch.triu(torch.ones(n_ctx, n_ctx, dtype=torch.bool), diagonal=1)
+        weight = self.tok_embed.weight
+        self.device, self.dtype = weight.device, weight.dtype
+        self.mask = torch.triu(
+            torch.ones(n_ctx, n_ctx, dtype=torch.bool, device=self.device), diagonal=1
+        )
 
     # -- pieces -------------------------------------------------------------------------
 
     def embed(self, inputs: Tensor) -> Float[Tensor, "batch pos d_model"]:
         """Residual entering block 0 (token or given embedding plus positional embedding)."""
         seq = inputs.shape[1]
+        inputs = (
+            inputs.to(self.device, self.dtype)
+            if inputs.is_floating_point()
+            else inputs.to(self.device)
+        )
         x = inputs if inputs.is_floating_point() else self.tok_embed(inputs)
         return x + self.pos_embed.weight[:seq]
 

@@ -26,6 +26,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.errors import ConfigError, MesaInterpError, allowed
 from mesainterp.model.build import model_shape
+from mesainterp.model.placement import to_model
 from mesainterp.patching.ablation import PatchSpec, replacement_from
 from mesainterp.patching.api import summarise
 from mesainterp.patching.engine import SweepValues, capture
@@ -115,6 +116,8 @@ def run_path_sweep(
     """Raw per-example metric values of path patching each sender into `receivers`."""
     spec = spec or PatchSpec()
     shape = model_shape(model)
+    clean, corrupted = to_model(model, clean), to_model(model, corrupted)
+    reference = None if reference is None else to_model(model, reference)
     seq_len = int(clean.shape[1])
     sender_list = validate_sites(senders, shape, seq_len=seq_len)
     receiver_list = list(receivers)
