@@ -65,7 +65,12 @@ def run_subcommand(argv: Sequence[str]) -> CommandResult:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:
+        # argparse refuses a bad option (status 2, its message on stderr) or answers
+        # --help / --version (status 0) by exiting; return the status like any refusal.
+        return stop.code if isinstance(stop.code, int) else EXIT_BAD_INPUT
     # The exact command line, recorded in every result's provenance.
     args.command_line = ["mesainterp", *argv]
     if args.command is None:
