@@ -13,7 +13,7 @@ from mesainterp.errors import ConfigError
 from mesainterp.schema import POSITIVE, Range, option
 from mesainterp.training.config import TrainConfig, load_train_config
 from mesainterp.training.loop import train
-from mesainterp.training.presets import preset
+from mesainterp.training.presets import PRESETS, preset
 
 __all__ = ["add_parser", "run"]
 
@@ -55,8 +55,10 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         config = load_train_config(saved)
     else:
         config = preset(args.task)
-    if config.task != args.task:
-        raise ConfigError("task", f"the config trains {config.task!r}, not {args.task!r}")
+    # A recipe name such as `tree-path-memorizer` stands for its task.
+    expected = PRESETS.get(args.task, {}).get("task", args.task)
+    if config.task != expected:
+        raise ConfigError("task", f"the config trains {config.task!r}, not {expected!r}")
     changes = {}
     if args.steps is not None:
         changes["steps"] = args.steps

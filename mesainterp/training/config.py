@@ -12,6 +12,12 @@ A curriculum is a list of stages, each `{until_step, task_params}`: until that
 step the task is built with those parameters overriding the base ones (e.g. a
 smaller `max_depth` first). After the last stage the base task is used. Every
 stage must keep the vocabulary and fit the model's context.
+
+`train_set_size = N` replaces online sampling by a fixed training set: N
+instances drawn once from the base task (seed `train_seed(seed, 0)`), from which
+every batch is drawn (with replacement). It makes the "memorizer" controls: the
+same model and task, trained until that set is memorised, which do poorly on
+fresh held-out samples. A fixed set has no curriculum.
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     seed: int = 0
     curriculum: tuple[CurriculumStage, ...] = ()
+    train_set_size: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.task, str) or not self.task:
@@ -116,6 +123,14 @@ class TrainConfig:
             last = stage.until_step
         if last > self.steps:
             raise ConfigError("curriculum.until_step", f"{last} is past steps={self.steps}")
+        if self.train_set_size is not None:
+            _positive_int("train_set_size", self.train_set_size)
+            if self.curriculum:
+                raise ConfigError(
+                    "train_set_size",
+                    "a fixed training set has no curriculum",
+                    "None (online sampling) when curriculum is given",
+                )
 
     # ---- tasks -----------------------------------------------------------------
     def build_task(self) -> Task:

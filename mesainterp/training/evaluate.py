@@ -25,7 +25,9 @@ __all__ = [
     "EvalResult",
     "batch_loss",
     "evaluate",
+    "evaluate_batch",
     "held_out_seed",
+    "select_examples",
     "train_seed",
     "validate_inputs",
     "wilson_interval",
@@ -133,14 +135,24 @@ def evaluate(
     if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
         raise MesaInterpError(f"n: expected a positive int, got {n!r}")
     seed = held_out_seed(0) if seed is None else seed
-    shape = model_shape(model)
-    if task.d_vocab_out != shape.d_vocab_out:
-        raise MesaInterpError(
-            f"task {task.name!r} predicts {task.d_vocab_out} outputs but the model has "
-            f"d_vocab_out={shape.d_vocab_out}"
-        )
-    batch = task.sample(n, seed=seed)
+    _check_output_width(model, task)
+    return evaluate_batch(model, task, task.sample(n, seed=seed), seed=seed, batch_size=batch_size)
+
+
+@torch.no_grad()
+def evaluate_batch(
+    model: TransformerBridge,
+    task: Task,
+    batch: TaskBatch,
+    *,
+    seed: int,
+    batch_size: int = 250,
+) -> EvalResult:
+    """Score `model` on the given examples of `task` (e.g. a fixed training set);
+    `seed` is only recorded, as the seed the examples were drawn from."""
+    _check_output_width(model, task)
     validate_inputs(model, batch.inputs)
+    n = batch.batch_size
     was_training = model.training
     model.eval()
     sums: dict[str, float] = {}
@@ -163,6 +175,27 @@ def evaluate(
         metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"] = lo, hi
     metrics["loss"] = loss_sum / n
     return EvalResult(task=task.config_dict(), n=n, seed=seed, metrics=metrics)
+
+
+def _check_output_width(model: TransformerBridge, task: Task) -> None:
+    shape = model_shape(model)
+    if task.d_vocab_out != shape.d_vocab_out:
+        raise MesaInterpError(
+            f"task {task.name!r} predicts {task.d_vocab_out} outputs but the model has "
+            f"d_vocab_out={shape.d_vocab_out}"
+        )
+
+
+def select_examples(batch: TaskBatch, index: Int[Tensor, " k"]) -> TaskBatch:
+    """The examples of `batch` at `index` (repeats allowed), labels and instances too."""
+    rows = index.tolist()
+    return TaskBatch(
+        inputs=batch.inputs[index],
+        targets=batch.targets[index],
+        prompt_len=batch.prompt_len,
+        labels={k: v[index] for k, v in batch.labels.items()},
+        instances=[batch.instances[i] for i in rows] if batch.instances else [],
+    )
 
 
 def _slice(batch: TaskBatch, start: int, stop: int) -> TaskBatch:

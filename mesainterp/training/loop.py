@@ -2,7 +2,10 @@
 
 Every step draws a fresh batch from `task.sample(batch_size, seed=train_seed(seed,
 step))`, so there is no fixed dataset to overfit and the batch stream is a pure
-function of (seed, step). Resuming loads weights, AdamW state and the step, and
+function of (seed, step). With `train_set_size = N` the run instead draws every
+batch from one fixed set of N instances (`task.sample(N, seed=train_seed(seed, 0))`),
+rows chosen by a generator seeded with `train_seed(seed, step)`, still a pure
+function of (seed, step); the accuracy on that set is logged and recorded. Resuming loads weights, AdamW state and the step, and
 continues bit for bit as if the run had never stopped.
 """
 
@@ -26,13 +29,15 @@ from mesainterp.model.build import build_model
 from mesainterp.model.checkpoint import load_checkpoint, save_checkpoint
 from mesainterp.progress import progress_enabled
 from mesainterp.provenance import provenance
-from mesainterp.tasks.base import Task
+from mesainterp.tasks.base import Task, TaskBatch
 from mesainterp.training.config import TrainConfig
 from mesainterp.training.evaluate import (
     EvalResult,
     batch_loss,
     evaluate,
+    evaluate_batch,
     held_out_seed,
+    select_examples,
     train_seed,
     validate_inputs,
 )
@@ -48,7 +53,7 @@ from mesainterp.training.state import (
     write_json_atomic,
 )
 
-__all__ = ["TrainResult", "headline_metric", "lr_at", "train"]
+__all__ = ["TrainResult", "headline_metric", "lr_at", "train", "training_set"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +118,19 @@ def _optimizer(
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.98), eps=1e-8), names
 
 
+def training_set(config: TrainConfig, task: Task) -> TaskBatch | None:
+    """The fixed training set of a `train_set_size` run (None for online sampling)."""
+    if config.train_set_size is None:
+        return None
+    return task.sample(config.train_set_size, seed=train_seed(config.seed, 0))
+
+
+def _draw(config: TrainConfig, fixed: TaskBatch, step: int) -> TaskBatch:
+    generator = torch.Generator().manual_seed(train_seed(config.seed, step))
+    index = torch.randint(fixed.batch_size, (config.batch_size,), generator=generator)
+    return select_examples(fixed, index)
+
+
 def _stage_task(stages: list[tuple[int, Task]], step: int) -> tuple[int, Task]:
     for index, (until, task) in enumerate(stages):
         if step < until:
@@ -137,6 +155,7 @@ def train(
     out = Path(out_dir)
     stages = config.stage_tasks()
     task = config.build_eval_task()
+    fixed = training_set(config, stages[-1][1])
     model = build_model(config.model)
     optimizer, names = _optimizer(model, config)
     step, wall_before = 0, 0.0
@@ -153,6 +172,7 @@ def train(
     cmd = list(sys.argv) if command is None else list(command)
     started = time.perf_counter()
     last_eval: EvalResult | None = None
+    last_train_eval: EvalResult | None = None
     losses: list[float] = []
 
     def elapsed() -> float:
@@ -160,7 +180,17 @@ def train(
 
     def save(at: int) -> str:
         return _save(
-            out, config, model, task, optimizer, names, at, cmd, last_eval, elapsed(), best_score
+            out,
+            config,
+            model,
+            task,
+            optimizer,
+            names,
+            at,
+            cmd,
+            (last_eval, last_train_eval),
+            elapsed(),
+            best_score,
         )
 
     model.train()
@@ -174,7 +204,10 @@ def train(
     try:
         while step < end:
             stage_index, stage_task = _stage_task(stages, step)
-            batch = stage_task.sample(config.batch_size, seed=train_seed(config.seed, step))
+            if fixed is None:
+                batch = stage_task.sample(config.batch_size, seed=train_seed(config.seed, step))
+            else:
+                batch = _draw(config, fixed, step)
             if step == 0:
                 validate_inputs(model, batch.inputs)
             for group in optimizer.param_groups:
@@ -190,6 +223,16 @@ def train(
             bar.update(1)
             if step % config.eval_every == 0 or step == config.steps:
                 last_eval = evaluate(model, task, config.eval_n, seed=held_out_seed(config.seed))
+                train_metrics: dict[str, float] = {}
+                if fixed is not None:
+                    last_train_eval = evaluate_batch(
+                        model, stages[-1][1], fixed, seed=train_seed(config.seed, 0)
+                    )
+                    train_metrics = {
+                        f"train_set_{k}": v
+                        for k, v in last_train_eval.metrics.items()
+                        if "_ci_" not in k
+                    }
                 model.train()
                 record = {
                     "step": step,
@@ -198,6 +241,7 @@ def train(
                     "train_loss": sum(losses) / len(losses),
                     "elapsed_s": round(elapsed(), 2),
                     **last_eval.metrics,
+                    **train_metrics,
                 }
                 losses.clear()
                 with open(out / EVAL_LOG, "a") as handle:
@@ -213,7 +257,9 @@ def train(
                         out / BEST_DIR,
                         config=config.model,
                         task=task.config_dict(),
-                        metadata=_metadata(config, model, step, cmd, last_eval, elapsed()),
+                        metadata=_metadata(
+                            config, model, step, cmd, (last_eval, last_train_eval), elapsed()
+                        ),
                     )
             if step % config.checkpoint_every == 0 and step < end:
                 save(step)
@@ -234,9 +280,10 @@ def _metadata(
     model: TransformerBridge,
     step: int,
     command: list[str],
-    last_eval: EvalResult | None,
+    evals: tuple[EvalResult | None, EvalResult | None],
     wall_time_s: float,
 ) -> dict[str, Any]:
+    last_eval, train_eval = evals
     stamp = provenance(config=config.to_dict(), seed=config.seed, command=command)
     for key in ("model_fingerprint", "model_name", "config"):
         stamp.pop(key, None)
@@ -245,6 +292,14 @@ def _metadata(
         "step": step,
         "training_command": command,
         "held_out": last_eval.to_dict() if last_eval else None,
+        # Accuracy on the fixed training set of a `train_set_size` run.
+        "train_set": None
+        if config.train_set_size is None
+        else {
+            "size": config.train_set_size,
+            "seed": train_seed(config.seed, 0),
+            "metrics": train_eval.metrics if train_eval else None,
+        },
         "n_params": sum(p.numel() for p in model.parameters()),
         "wall_time_s": round(wall_time_s, 2),
         "provenance": stamp,
@@ -260,7 +315,7 @@ def _save(
     names: dict[int, str],
     step: int,
     command: list[str],
-    last_eval: EvalResult | None,
+    evals: tuple[EvalResult | None, EvalResult | None],
     wall_time_s: float,
     best_score: float,
 ) -> str:
@@ -269,7 +324,7 @@ def _save(
         out / CHECKPOINT_DIR,
         config=config.model,
         task=task.config_dict(),
-        metadata=_metadata(config, model, step, command, last_eval, wall_time_s),
+        metadata=_metadata(config, model, step, command, evals, wall_time_s),
     )
     save_optimizer_state(optimizer, names, out / OPTIMIZER_FILE)
     write_json_atomic(
@@ -294,7 +349,8 @@ def _restore(
     names: dict[int, str],
 ) -> tuple[int, float, float]:
     state = read_train_state(out)
-    saved = dict(state["config"])
+    # Through from_dict, so a run saved before a field existed compares at its default.
+    saved = TrainConfig.from_dict(dict(state["config"])).to_dict()
     mine = config.to_dict()
     saved.pop("steps", None)
     mine.pop("steps", None)

@@ -42,6 +42,8 @@ class ZooEntry:
     n_params: int | None
     size_bytes: int
     held_out: dict[str, Any] | None
+    # Memorizers only: {size, seed, metrics} of the fixed set they were trained on.
+    train_set: dict[str, Any] | None
     training_command: list[str] | None
     wall_time_s: float | None
     steps: int | None
@@ -54,6 +56,7 @@ class ZooEntry:
             "n_params": self.n_params,
             "size_bytes": self.size_bytes,
             "held_out": self.held_out,
+            "train_set": self.train_set,
             "training_command": self.training_command,
             "wall_time_s": self.wall_time_s,
             "steps": self.steps,
@@ -142,6 +145,7 @@ def describe(name: str) -> ZooEntry:
         n_params=meta.get("n_params"),
         size_bytes=size,
         held_out=meta.get("held_out"),
+        train_set=meta.get("train_set"),
         training_command=meta.get("training_command"),
         wall_time_s=meta.get("wall_time_s"),
         steps=meta.get("step"),

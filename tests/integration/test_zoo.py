@@ -11,7 +11,9 @@ import torch
 
 from mesainterp import zoo
 from mesainterp.tasks import IGNORE_INDEX
-from mesainterp.training import evaluate, held_out_seed
+from mesainterp.training import TrainConfig, evaluate, held_out_seed
+from mesainterp.training.evaluate import evaluate_batch
+from mesainterp.training.loop import training_set
 
 pytestmark = pytest.mark.integration
 
@@ -96,3 +98,38 @@ def test_icl_regression_beats_one_step_of_gradient_descent():
     lr = task.best_gd_lr(batch)
     gd_mse = float(((task.gd_predictions(batch, lr).double() - truth) ** 2).mean())
     assert result.metrics["mse"] <= gd_mse, (result.metrics["mse"], gd_mse)
+
+
+MEMORIZERS = [n for n in SHIPPED if n.endswith("-memorizer")]
+
+
+@pytest.mark.parametrize("name", MEMORIZERS)
+def test_memorizer_solves_its_training_set_and_not_fresh_samples(name):
+    """The control for search claims: same model and task as the zoo model, a
+    fixed training set memorised, and poor on fresh held-out samples."""
+    checkpoint = zoo.load(name)
+    config = TrainConfig.from_dict(checkpoint.metadata["train_config"])
+    assert config.train_set_size is not None
+    base = zoo.load(name.removesuffix("-memorizer"))
+    assert checkpoint.config == base.config
+    task = zoo.load_task(name)
+    assert task.config_dict() == zoo.load_task(name.removesuffix("-memorizer")).config_dict()
+    # The training set is regenerated from the recorded config, not stored.
+    fixed = training_set(config, config.build_task())
+    assert fixed is not None
+    seen = evaluate_batch(checkpoint.model, config.build_task(), fixed, seed=0)
+    fresh = evaluate(checkpoint.model, task, 1000, seed=TEST_SEED)
+    recorded = checkpoint.metadata["train_set"]["metrics"]
+    if "exact_path" in seen.metrics:
+        assert seen.metrics["exact_path"] == pytest.approx(recorded["exact_path"])
+        assert seen.metrics["exact_path"] >= 0.97, seen.metrics
+        assert fresh.metrics["exact_path"] <= 0.5, fresh.metrics
+    else:
+        assert seen.metrics["mse"] == pytest.approx(recorded["mse"], rel=1e-4)
+        # Memorised: far below the held-out error, which one GD step beats.
+        batch = task.sample(1000, seed=TEST_SEED)
+        truth = batch.labels["ys"][:, -1].double()
+        gd = task.gd_predictions(batch, task.best_gd_lr(batch)).double()
+        gd_mse = float(((gd - truth) ** 2).mean())
+        assert seen.metrics["mse"] <= 0.1 * fresh.metrics["mse"], (seen.metrics, fresh.metrics)
+        assert fresh.metrics["mse"] > gd_mse, (fresh.metrics["mse"], gd_mse)
