@@ -100,7 +100,7 @@ def _edges(s: Setup, method: str) -> Any:
 def _edge_scores(s: Setup, method: str) -> str:
     scores = _edges(s, method)
     _finite(scores.scores, "edge scores")
-    return f"{len(scores.scores)} edge scores, dtype {scores.scores.dtype}"
+    return f"{scores.scores.numel()} edge scores, dtype {scores.scores.dtype}"
 
 
 def _faithfulness(s: Setup) -> str:
