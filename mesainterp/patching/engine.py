@@ -15,8 +15,7 @@ against the bridge's before trusting it.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -32,6 +31,7 @@ from mesainterp.patching.fast import FastForward, entry_point, unsupported_reaso
 from mesainterp.patching.hooks import hook_context
 from mesainterp.patching.metrics import MetricFn
 from mesainterp.patching.setters import apply_site
+from mesainterp.progress import progress_bar
 from mesainterp.sites.site import Site
 from mesainterp.sites.sweeps import unique_hook_names, validate_sites
 
@@ -74,15 +74,6 @@ def capture(
     return logits, store
 
 
-def _progress(items: Sequence[Site], enabled: bool) -> Iterator[Site]:
-    if not enabled or os.environ.get("MESAINTERP_NO_PROGRESS"):
-        yield from items
-        return
-    from tqdm.auto import tqdm
-
-    yield from tqdm(items, desc="patching", unit="site")
-
-
 def _metric_values(metric: MetricFn, logits: Tensor, batch: Any, n: int) -> Tensor:
     values = metric(logits, batch)
     if not isinstance(values, Tensor) or values.shape != (n,):
@@ -103,7 +94,7 @@ def run_sweep(
     spec: PatchSpec | None = None,
     reference: Tensor | None = None,
     method: Method = "auto",
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> SweepValues:
     """Patch every site and read `metric(logits, batch)` per example.
 
@@ -166,7 +157,7 @@ def run_sweep(
 
     base_values = corrupted_values if denoising else clean_values
     rows: list[Tensor] = []
-    for site in _progress(site_list, progress):
+    for site in progress_bar(site_list, desc="patching", unit="site", progress=progress):
         replacement = replacements[site.hook_name]
         if _is_noop(site, base_acts[site.hook_name], replacement):
             # Writing in the value already there changes nothing: the base run's

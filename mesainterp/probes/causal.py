@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import pandas as pd
@@ -33,13 +33,13 @@ from mesainterp.patching.hooks import hook_context
 from mesainterp.probes.dataset import ActivationDataset, ProbeSite, validate_hook_names
 from mesainterp.probes.linear import fit_logistic, standardize
 from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair
+from mesainterp.tasks.decode import greedy_decode
 
 __all__ = [
     "CAUSAL_COLUMNS",
     "Intervention",
     "ProbeSubspace",
     "edit_activations",
-    "greedy_decode",
     "probe_subspaces",
     "random_subspace",
     "retarget",
@@ -202,50 +202,46 @@ def _edit_fn(
 
 def _hooks_for(
     subspaces: Sequence[ProbeSubspace],
-    intervention: Intervention,
+    blocks: Sequence[tuple[Intervention, Sequence[Tensor] | None] | None],
     goal_b: Tensor,
-    random_bases: Sequence[Tensor] | None,
 ) -> list[tuple[str, Callable[..., Tensor]]]:
-    by_hook: dict[str, list[tuple[int, Callable[[Tensor], Tensor]]]] = {}
-    for i, sub in enumerate(subspaces):
-        rb = random_bases[i] if random_bases is not None else None
-        by_hook.setdefault(sub.site.hook, []).append(
-            (sub.site.pos, _edit_fn(sub, intervention, goal_b, rb))
-        )
+    """Forward hooks editing each block of `n` rows its own way (None: unedited).
+
+    A block is (intervention, random bases or None for the probe's own subspace).
+    """
+    n = goal_b.shape[0]
+    by_hook: dict[str, list[tuple[slice, int, Callable[[Tensor], Tensor]]]] = {}
+    for b, block in enumerate(blocks):
+        if block is None:
+            continue
+        intervention, bases = block
+        rows = slice(b * n, (b + 1) * n)
+        for i, sub in enumerate(subspaces):
+            rb = bases[i] if bases is not None else None
+            by_hook.setdefault(sub.site.hook, []).append(
+                (rows, sub.site.pos, _edit_fn(sub, intervention, goal_b, rb))
+            )
     hooks = []
     for name, edits in by_hook.items():
 
         def hook(act: Tensor, *, hook: Any = None, _edits: Any = edits) -> Tensor:
             act = act.clone()
-            for pos, edit in _edits:
-                act[:, pos] = edit(act[:, pos])
+            for rows, pos, edit in _edits:
+                # Greedy decoding feeds growing prefixes; a later position's edit
+                # starts once the prefix reaches it (causal masking: same result).
+                if pos < act.shape[1]:
+                    act[rows, pos] = edit(act[rows, pos])
             return act
 
         hooks.append((name, hook))
     return hooks
 
 
-@torch.no_grad()
-def greedy_decode(
-    model: Any, inputs: Int[Tensor, "batch pos"], prompt_len: int, *, n_steps: int
-) -> Int[Tensor, "batch pos"]:
-    """Greedy predictions: `pred[:, t]` is the argmax at position t, where every
-    position from `prompt_len` on is the model's own previous prediction."""
-    device = next(iter(model.parameters())).device
-    tokens = inputs.clone().to(device)
-    pred = torch.full_like(tokens, IGNORE_INDEX)
-    last = min(prompt_len - 1 + n_steps, tokens.shape[1])
-    for t in range(prompt_len - 1, last):
-        logits = model(tokens)
-        pred[:, t] = logits[:, t].argmax(-1)
-        if t + 1 < tokens.shape[1]:
-            tokens[:, t + 1] = pred[:, t]
-    return pred.cpu()
-
-
-def _matches(pred: Tensor, targets: Tensor) -> Tensor:
-    mask = targets != IGNORE_INDEX
-    return ((pred == targets) | ~mask).all(dim=1)
+def _matches(tokens: Tensor, targets: Tensor) -> Tensor:
+    """True where the decoded tokens give every supervised target (token t+1 is
+    the output at t), as `mesainterp.tasks.greedy_exact` scores it."""
+    mask = targets[:, :-1] != IGNORE_INDEX
+    return ((tokens[:, 1:] == targets[:, :-1]) | ~mask).all(dim=1)
 
 
 @torch.no_grad()
@@ -273,16 +269,9 @@ def retarget(
     if clean.inputs.dtype.is_floating_point:
         raise ConfigError("pair", "retargeting needs a token task (greedy decoding)")
     goal_b = corrupt.labels[target].long()
-    n_steps = int((corrupt.targets != IGNORE_INDEX).sum(1).max())
-    n_steps = max(n_steps, int((clean.targets != IGNORE_INDEX).sum(1).max()))
     n = clean.batch_size
     layers = sorted({s.site.layer for s in subspaces})
     positions = ",".join(str(p) for p in sorted({s.site.pos for s in subspaces}))
-
-    def run(hooks: list[tuple[str, Callable[..., Tensor]]]) -> tuple[Tensor, Tensor]:
-        with hook_context(model, fwd=hooks):
-            pred = greedy_decode(model, clean.inputs, clean.prompt_len, n_steps=n_steps)
-        return _matches(pred, corrupt.targets), _matches(pred, clean.targets)
 
     rows: list[dict[str, Any]] = []
     layer = layers[0] if len(layers) == 1 else -1
@@ -311,22 +300,39 @@ def retarget(
             }
         )
 
-    to_b, to_a = run([])
-    add("none", "none", "to_b", [to_b])
-    add("none", "none", "to_a", [to_a])
     gen = torch.Generator().manual_seed(seed)
     d = subspaces[0].basis.shape[0]
     draws = [
         [random_subspace(d, s.rank, generator=gen) for s in subspaces] for _ in range(n_random)
     ]
+    # Every condition decodes in one batch: the clean rows repeated once per
+    # (intervention, direction, draw), each block of n rows edited its own way.
+    blocks: list[tuple[Intervention, Sequence[Tensor] | None] | None] = [None]
     for intervention in interventions:
-        to_b, to_a = run(_hooks_for(subspaces, intervention, goal_b, None))
-        add(intervention, "probe", "to_b", [to_b])
-        add(intervention, "probe", "to_a", [to_a])
-        if n_random > 0:
-            results = [run(_hooks_for(subspaces, intervention, goal_b, bases)) for bases in draws]
-            add(intervention, "random", "to_b", [r[0] for r in results])
-            add(intervention, "random", "to_a", [r[1] for r in results])
+        blocks.append((intervention, None))
+        blocks.extend((intervention, bases) for bases in draws)
+    device = next(iter(model.parameters())).device
+    stacked = replace(
+        clean,
+        inputs=clean.inputs.repeat(len(blocks), 1).to(device),
+        targets=clean.targets.repeat(len(blocks), 1),
+        labels={},
+        instances=[],
+    )
+    with hook_context(model, fwd=_hooks_for(subspaces, blocks, goal_b)):
+        tokens = greedy_decode(model, stacked).cpu()
+    hits = [(_matches(t, corrupt.targets), _matches(t, clean.targets)) for t in tokens.split(n)]
+    add("none", "none", "to_b", [hits[0][0]])
+    add("none", "none", "to_a", [hits[0][1]])
+    b = 1
+    for intervention in interventions:
+        add(intervention, "probe", "to_b", [hits[b][0]])
+        add(intervention, "probe", "to_a", [hits[b][1]])
+        randoms = hits[b + 1 : b + 1 + n_random]
+        if randoms:
+            add(intervention, "random", "to_b", [h[0] for h in randoms])
+            add(intervention, "random", "to_a", [h[1] for h in randoms])
+        b += 1 + n_random
     return pd.DataFrame(rows, columns=list(CAUSAL_COLUMNS))
 
 

@@ -19,6 +19,7 @@ from torch import Tensor
 from mesainterp.errors import ConfigError, allowed
 from mesainterp.probes.cv import CVScores, ProbeKind, cross_validate, majority_baseline
 from mesainterp.probes.dataset import ActivationDataset
+from mesainterp.progress import progress_bar
 
 __all__ = [
     "TABLE_COLUMNS",
@@ -151,11 +152,13 @@ def run_probes(
     *,
     random_init: ActivationDataset | None = None,
     provenance: dict[str, Any] | None = None,
+    progress: bool | None = None,
 ) -> ProbeResult:
     """Cross-validated probes for every site of `data`, with all controls.
 
     `random_init` holds the same sites over the same examples from a random-init
-    twin of the model (same labels); without it that column is NaN.
+    twin of the model (same labels); without it that column is NaN. `progress`:
+    bars over the probe and its controls (None: on unless MESAINTERP_NO_PROGRESS).
     """
     y, kind, keep = prepare_target(data, spec)
     feats = data.features[:, keep]
@@ -165,18 +168,30 @@ def run_probes(
         y, n_classes = _compact(y)
         if n_classes < 2:
             raise ConfigError("target", f"{spec.target!r} has a single class over these examples")
-    common = {"kind": kind, "C": spec.C, "alpha": spec.alpha, "k": spec.folds, "seed": spec.seed}
-    scores = cross_validate(feats, y, n_classes=n_classes, **common)  # type: ignore[arg-type]
+    if random_init is not None and (random_init.sites != data.sites or random_init.n != data.n):
+        raise ConfigError(
+            "random_init", "must hold the same sites and number of examples as the dataset"
+        )
     perm = torch.randperm(y.shape[0], generator=torch.Generator().manual_seed(spec.shuffle_seed))
-    shuffled = cross_validate(feats, y[perm], n_classes=n_classes, **common)  # type: ignore[arg-type]
-    majority = majority_baseline(y, kind=kind, k=spec.folds, seed=spec.seed)
-    rand: CVScores | None = None
+    runs = {"probe": (feats, y), "shuffled": (feats, y[perm])}
     if random_init is not None:
-        if random_init.sites != data.sites or random_init.n != data.n:
-            raise ConfigError(
-                "random_init", "must hold the same sites and number of examples as the dataset"
-            )
-        rand = cross_validate(random_init.features[:, keep], y, n_classes=n_classes, **common)  # type: ignore[arg-type]
+        runs["random_init"] = (random_init.features[:, keep], y)
+    found: dict[str, CVScores] = {}
+    for name in progress_bar(list(runs), desc="probe + controls", progress=progress):
+        x_run, y_run = runs[name]
+        found[name] = cross_validate(
+            x_run,
+            y_run,
+            kind=kind,
+            C=spec.C,
+            alpha=spec.alpha,
+            k=spec.folds,
+            seed=spec.seed,
+            n_classes=n_classes,
+            progress=progress,
+        )
+    scores, shuffled, rand = found["probe"], found["shuffled"], found.get("random_init")
+    majority = majority_baseline(y, kind=kind, k=spec.folds, seed=spec.seed)
     maj = float(majority.mean[0])
     rows = []
     for i, site in enumerate(data.sites):

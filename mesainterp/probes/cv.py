@@ -7,14 +7,16 @@ are standardised on the training rows of each fold only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
 from mesainterp.errors import ConfigError, allowed
-from mesainterp.probes.linear import fit_logistic, fit_multilabel, fit_ridge, standardize
+from mesainterp.probes.lbfgs import fit_lbfgs
+from mesainterp.probes.linear import ridge_solve
+from mesainterp.progress import progress_bar
 
 __all__ = ["CVScores", "ProbeKind", "cross_validate", "kfold_indices", "majority_baseline"]
 
@@ -77,6 +79,114 @@ def _r2(pred: Tensor, y: Tensor) -> Tensor:
     return r2.mean(-1)
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Fold:
+    """One fold's rows in fold order (test rows are the slice [lo, hi)) and the
+    training rows' standardisation, derived from the per-fold moments."""
+
+    lo: int
+    hi: int
+    n_train: int
+    mean: Tensor  # [s, d] training mean (shifted coordinates), float64
+    scale: Tensor  # [s, d] training standard deviation, float64
+    gram: Tensor  # [s, d, d] Gram of the standardised training rows, float64
+
+
+def _folds(xo: Tensor, bounds: list[tuple[int, int]]) -> list[_Fold]:
+    """Standardised training Grams of every fold from one pass over the data.
+
+    Each fold's XᵀX and column sums are computed once; a training set's moments
+    are the total minus its test fold's, so k folds cost one Gram, not k−1 each.
+    """
+    grams = [(xo[:, lo:hi].transpose(1, 2) @ xo[:, lo:hi]).to(torch.float64) for lo, hi in bounds]
+    sums = [xo[:, lo:hi].sum(1).to(torch.float64) for lo, hi in bounds]
+    gram_all, sum_all = torch.stack(grams).sum(0), torch.stack(sums).sum(0)
+    n = xo.shape[1]
+    out = []
+    for (lo, hi), g_f, s_f in zip(bounds, grams, sums, strict=True):
+        n_t = n - (hi - lo)
+        mean = (sum_all - s_f) / n_t
+        gram = gram_all - g_f - n_t * mean[:, :, None] * mean[:, None, :]
+        var = gram.diagonal(dim1=1, dim2=2).clamp_min(0) / n_t
+        scale = var.sqrt()
+        # Zero-variance features keep scale 1, as in `standardize` and sklearn.
+        scale = torch.where(scale > 1e-12 * (1 + mean.abs()), scale, torch.ones_like(scale))
+        gram = gram / (scale[:, :, None] * scale[:, None, :])
+        out.append(_Fold(lo=lo, hi=hi, n_train=n_t, mean=mean, scale=scale, gram=gram))
+    return out
+
+
+def _standardised(x: Tensor, fold: _Fold) -> Tensor:
+    return (x - fold.mean[:, None].to(x.dtype)) / fold.scale[:, None].to(x.dtype)
+
+
+def _train_rows(t: Tensor, fold: _Fold, dim: int) -> Tensor:
+    return torch.cat(
+        [t.narrow(dim, 0, fold.lo), t.narrow(dim, fold.hi, t.shape[dim] - fold.hi)], dim
+    )
+
+
+def _ridge_scores(xo: Tensor, yo: Tensor, folds: list[_Fold], alpha: float, bar: Any) -> Tensor:
+    """Held-out R² of standardise-then-ridge per fold, from Gram downdates only."""
+    yw = yo.to(xo.dtype)
+    xy = [(xo[:, f.lo : f.hi].transpose(1, 2) @ yw[f.lo : f.hi]).to(torch.float64) for f in folds]
+    xy_all = torch.stack(xy).sum(0)
+    scores = []
+    for f, xy_f in bar(list(zip(folds, xy, strict=True))):
+        y_train = _train_rows(yo, f, 0)
+        y_mean = y_train.mean(0)
+        rhs = (xy_all - xy_f - f.n_train * f.mean[:, :, None] * y_mean[None, None, :]) / f.scale[
+            :, :, None
+        ]
+        coef = ridge_solve(f.gram, rhs, alpha) / f.scale[:, :, None]  # back to raw units
+        x_test = xo[:, f.lo : f.hi]
+        pred = (x_test @ coef.to(xo.dtype)).to(torch.float64)
+        pred += (y_mean[None, :] - (f.mean[:, None, :] @ coef).squeeze(1))[:, None, :]
+        scores.append(_r2(pred, yo[f.lo : f.hi]))
+    return torch.stack(scores)
+
+
+def _logistic_scores(
+    xo: Tensor,
+    yo: Tensor,
+    folds: list[_Fold],
+    *,
+    link: str,
+    C: float,
+    tol: float,
+    bar: Any,
+) -> Tensor:
+    """Held-out accuracy per fold; each fold's fit warm-starts from the previous one."""
+    scores = []
+    theta: Tensor | None = None
+    d = xo.shape[-1]
+    for f in bar(folds):
+        x_train = _standardised(_train_rows(xo, f, 1), f)
+        # Böhning's bound needs [X, 1]ᵀ[X, 1]; standardised columns sum to zero.
+        gram = torch.zeros(xo.shape[0], d + 1, d + 1, dtype=torch.float64)
+        gram[:, :d, :d] = f.gram
+        gram[:, d, d] = f.n_train
+        targets = _train_rows(yo, f, 0)
+        fit = fit_lbfgs(
+            x_train,
+            targets,
+            link="softmax" if link == "softmax" else "sigmoid",
+            C=C,
+            tol=tol,
+            max_iter=500,
+            init=theta,
+            gram=gram,
+        )
+        theta = fit.theta
+        z = torch.baddbmm(theta[:, -1:, :], _standardised(xo[:, f.lo : f.hi], f), theta[:, :-1, :])
+        truth = yo[f.lo : f.hi]
+        if link == "softmax":
+            scores.append((z.argmax(-1) == truth.argmax(-1)[None]).to(torch.float64).mean(1))
+        else:
+            scores.append(((z > 0) == truth.bool()[None]).to(torch.float64).mean((1, 2)))
+    return torch.stack(scores)
+
+
 def cross_validate(
     features: Float[Tensor, "sites n d"],
     y: Tensor,
@@ -88,38 +198,62 @@ def cross_validate(
     seed: int = 0,
     stratified: bool = True,
     n_classes: int | None = None,
+    tol: float = 1e-4,
+    progress: bool | None = None,
 ) -> CVScores:
-    """k-fold held-out accuracy (logistic, multilabel) or R² (ridge) for every site."""
+    """k-fold held-out accuracy (logistic, multilabel) or R² (ridge) for every site.
+
+    Features are standardised on each fold's training rows, as a StandardScaler
+    fitted per fold would. The data is copied once into fold order (shifted by its
+    overall mean, so float32 Grams keep their digits); all folds' standardised
+    Grams come from one pass over it. `tol` is the logistic solvers' gradient
+    tolerance (sklearn's). `progress`: a bar over folds (None: on unless
+    MESAINTERP_NO_PROGRESS is set).
+    """
     if kind not in get_args(ProbeKind):
         raise ConfigError("kind", f"got {kind!r}", allowed(get_args(ProbeKind)))
+    for name, value in (("C", C), ("alpha", alpha)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+            raise ConfigError(name, f"expected a positive number, got {value!r}")
     n = features.shape[1]
     if y.shape[0] != n:
         raise ConfigError("y", f"has {y.shape[0]} rows, features have {n}")
     strat = y if (stratified and kind == "logistic") else None
-    if kind == "logistic" and n_classes is None:
+    splits = kfold_indices(n, k=k, seed=seed, stratify=strat)
+    order = torch.cat([test for _, test in splits])
+    bounds, lo = [], 0
+    for _, test in splits:
+        bounds.append((lo, lo + len(test)))
+        lo += len(test)
+    work = torch.float64 if features.dtype == torch.float64 else torch.float32
+    x = features.to(work)
+    xo = x[:, order] - x.mean(1, keepdim=True)
+    folds = _folds(xo, bounds)
+
+    def bar(items: list[Any]) -> Any:
+        return progress_bar(items, desc=f"{kind} probe folds", total=len(items), progress=progress)
+
+    if kind == "ridge":
+        y_f = y.to(torch.float64)
+        y_f = y_f[:, None] if y_f.ndim == 1 else y_f
+        yo = y_f[order] - y_f.mean(0, keepdim=True)
+        return _summarise("r2", _ridge_scores(xo, yo, folds, float(alpha), bar))
+    if kind == "multilabel":
+        y2 = (y[:, None] if y.ndim == 1 else y).to(work)
+        per_fold = _logistic_scores(
+            xo, y2[order], folds, link="sigmoid", C=float(C), tol=tol, bar=bar
+        )
+        return _summarise("accuracy", per_fold)
+    if n_classes is None:
         n_classes = int(y.max()) + 1
-    scores = []
-    for train, test in kfold_indices(n, k=k, seed=seed, stratify=strat):
-        std = standardize(features[:, train])
-        x_train, x_test = std(features[:, train]), std(features[:, test])
-        if kind == "ridge":
-            y_f = y.to(torch.float64)
-            y_f = y_f[:, None] if y_f.ndim == 1 else y_f
-            probe = fit_ridge(x_train, y_f[train], alpha=alpha)
-            scores.append(_r2(probe.predict(x_test), y_f[test]))
-        elif kind == "multilabel":
-            y2 = y[:, None] if y.ndim == 1 else y
-            probe = fit_multilabel(x_train, y2[train], C=C)
-            pred = probe.predict(x_test)
-            scores.append((pred == y2[test].bool()[None]).to(torch.float64).mean((1, 2)))
-        else:
-            probe = fit_logistic(x_train, y[train], C=C, n_classes=n_classes)
-            pred = probe.predict(x_test)
-            if probe.kind == "binary":
-                pred = pred[..., 0].long()
-            scores.append((pred == y[test][None]).to(torch.float64).mean(1))
-    metric = "r2" if kind == "ridge" else "accuracy"
-    return _summarise(metric, torch.stack(scores))
+    if n_classes <= 2:
+        targets = (y == 1)[:, None].to(work)
+        link = "sigmoid"
+    else:
+        targets = torch.nn.functional.one_hot(y.long(), n_classes).to(work)
+        link = "softmax"
+    per_fold = _logistic_scores(xo, targets[order], folds, link=link, C=float(C), tol=tol, bar=bar)
+    return _summarise("accuracy", per_fold)
 
 
 def majority_baseline(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from mesainterp.errors import ConfigError, MesaInterpError
+from mesainterp.progress import progress_bar
 from mesainterp.tasks.base import Task, TaskBatch
 
 __all__ = [
@@ -222,19 +223,31 @@ def _read_manifest(root: Path) -> dict[str, Any]:
     return doc
 
 
+@dataclass(frozen=True)
+class _TaskBatches:
+    """Lazily sampled batches that know how many there are (for progress bars)."""
+
+    task: Task
+    n: int
+    batch_size: int
+    seed: int
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def __iter__(self) -> Iterator[TaskBatch]:
+        for i in range(len(self)):
+            size = min(self.batch_size, self.n - i * self.batch_size)
+            yield self.task.sample(size, seed=self.seed + i)
+
+
 def task_batches(
     task: Task, n: int, *, batch_size: int = 256, seed: int = 0
-) -> Iterator[TaskBatch]:
-    """`n` examples from `task` in batches; batch i uses seed `seed + i`."""
+) -> Iterable[TaskBatch]:
+    """`n` examples from `task` in batches, sampled lazily; batch i uses seed `seed + i`."""
     if n <= 0 or batch_size <= 0:
         raise ConfigError("n", f"n and batch_size must be positive, got {n}, {batch_size}")
-    done = 0
-    i = 0
-    while done < n:
-        size = min(batch_size, n - done)
-        yield task.sample(size, seed=seed + i)
-        done += size
-        i += 1
+    return _TaskBatches(task, n, batch_size, seed)
 
 
 def _batch_labels(batch: TaskBatch) -> dict[str, Tensor]:
@@ -250,13 +263,15 @@ def collect_activations(
     out_dir: str | Path | None = None,
     max_memory_bytes: int = 1 << 30,
     metadata: dict[str, Any] | None = None,
+    progress: bool | None = None,
 ) -> ActivationDataset:
     """Run `model` over `batches`, caching only the sites' hooks at their positions.
 
     While the features gathered so far fit in `max_memory_bytes` they are kept in
     memory; past it they are written to `out_dir` as one safetensors shard per
     batch (an error if `out_dir` is None). With `out_dir` given the dataset is
-    always saved there too.
+    always saved there too. `progress`: a bar over batches (None: on unless
+    MESAINTERP_NO_PROGRESS is set).
     """
     if not sites:
         raise ConfigError("sites", "expected at least one site")
@@ -269,7 +284,10 @@ def collect_activations(
     held = 0
     spilled = False
     out = Path(out_dir) if out_dir is not None else None
-    for batch in batches:
+    total = len(batches) if isinstance(batches, Sized) else None
+    for batch in progress_bar(
+        batches, desc="activations", total=total, unit="batch", progress=progress
+    ):
         for s in sites:
             if s.pos >= batch.seq_len:
                 raise ConfigError("pos", f"{s.pos} is past the sequence length {batch.seq_len}")
