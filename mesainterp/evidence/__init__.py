@@ -12,6 +12,12 @@ from mesainterp.evidence.goal import goal_representation, goal_retargeting
 from mesainterp.evidence.iterative import iterative_computation
 from mesainterp.evidence.localised import localised_mechanism
 from mesainterp.evidence.lookahead import look_ahead
+from mesainterp.evidence.planted import (
+    planted_chain_config,
+    planted_chain_model,
+    planted_gd_config,
+    planted_gd_model,
+)
 from mesainterp.evidence.profile import EvidenceInputs, TaskProfile, collect_inputs, profile_for
 from mesainterp.evidence.result import EvidenceResult, Verdict
 from mesainterp.evidence.scorecard import (
@@ -40,6 +46,10 @@ __all__ = [
     "iterative_computation",
     "localised_mechanism",
     "look_ahead",
+    "planted_chain_config",
+    "planted_chain_model",
+    "planted_gd_config",
+    "planted_gd_model",
     "profile_for",
     "rank",
     "run_battery",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Shaped
 from torch import Tensor
 
 from mesainterp.errors import MesaInterpError
@@ -104,7 +104,7 @@ def label_for(
 
 def cv_predictions(
     features: Float[Tensor, "sites n d"],
-    y: Tensor,
+    y: Shaped[Tensor, " n"],
     *,
     is_class: bool,
     folds: int,
@@ -131,7 +131,9 @@ def cv_predictions(
     return out
 
 
-def scores_of(pred: Tensor, y: Tensor, *, is_class: bool) -> Tensor:
+def scores_of(
+    pred: Shaped[Tensor, "sites n"], y: Shaped[Tensor, " n"], *, is_class: bool
+) -> Float[Tensor, " sites"]:
     """Held-out accuracy or R² per site from predictions [sites, n]."""
     if is_class:
         return (pred == y[None]).double().mean(1)

@@ -1,54 +1,17 @@
-"""Held-out per-example scores of one probe, and seeded bootstrap intervals.
+"""Seeded percentile-bootstrap intervals over examples, and R².
 
 The probe sweeps (`mesainterp.probes`) give a fold mean and standard error per
-site; the scorecard wants a bootstrap interval over examples at the chosen
-site, so the chosen site is refitted here fold by fold keeping every example's
-own held-out outcome.
+site; the scorecard reports a bootstrap interval over examples instead, from
+every example's own held-out outcome.
 """
 
 from __future__ import annotations
-
-from typing import Literal
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from mesainterp.probes.cv import kfold_indices
-from mesainterp.probes.linear import fit_logistic, fit_ridge, standardize
-
-__all__ = ["bootstrap_mean", "bootstrap_r2", "heldout_predictions", "r2_score"]
-
-
-def heldout_predictions(
-    features: Float[Tensor, "n d"],
-    y: Tensor,
-    *,
-    kind: Literal["logistic", "ridge"],
-    folds: int = 5,
-    seed: int = 0,
-    C: float = 1.0,
-    alpha: float = 1.0,
-) -> Tensor:
-    """Every example's prediction by a probe that never saw it (k-fold, same folds
-    as `probes.cross_validate`): class ids for logistic, values [n] for ridge."""
-    n = features.shape[0]
-    x = features[None].to(torch.float64)
-    strat = y if kind == "logistic" else None
-    out = torch.empty(n, dtype=torch.float64 if kind == "ridge" else torch.long)
-    n_classes = int(y.max()) + 1 if kind == "logistic" else None
-    for train, test in kfold_indices(n, k=folds, seed=seed, stratify=strat):
-        std = standardize(x[:, train])
-        if kind == "ridge":
-            probe = fit_ridge(std(x[:, train]), y[train].to(torch.float64), alpha=alpha)
-            out[test] = probe.predict(std(x[:, test]))[0, :, 0]
-        else:
-            probe = fit_logistic(std(x[:, train]), y[train], C=C, n_classes=n_classes)
-            pred = probe.predict(std(x[:, test]))
-            if probe.kind == "binary":
-                pred = pred[..., 0].long()
-            out[test] = pred[0]
-    return out
+__all__ = ["bootstrap_mean", "bootstrap_r2", "r2_score"]
 
 
 def _indices(n: int, n_boot: int, seed: int) -> Tensor:
