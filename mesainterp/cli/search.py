@@ -7,8 +7,10 @@ or any file is written; a bad config exits with one line naming the dotted field
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from mesainterp.cli.output import CommandResult
+from mesainterp.runs.options import add_run_options, check_run_options
 
 __all__ = ["add_parser", "run"]
 
@@ -22,18 +24,38 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-report", action="store_true", help="skip the HTML report (write the data only)"
     )
+    add_run_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> CommandResult:
     from mesainterp.discovery.config import load_config
-    from mesainterp.discovery.search import prepare, run_search, write_outputs
+    from mesainterp.discovery.search import prepare, write_outputs
+    from mesainterp.runs.executor import execute
+    from mesainterp.runs.search_job import SearchJob, SearchWorker, outcome_from_unit, search_plan
+    from mesainterp.runs.state import open_run
 
+    check_run_options(args)
     config = load_config(args.config)
     plan = prepare(config)
     command = ["mesainterp", "search", str(args.config), "--out", str(args.out)]
-    outcome = run_search(plan, command=command)
+    identity = {"command": "search", "model_fingerprint": plan.fingerprint,
+                "config": config.to_dict()}  # fmt: skip
+    state = open_run(args.out, identity=identity, resume=args.resume)
+    job = SearchJob(config_path=str(Path(args.config).resolve()), command=tuple(command))
+    units = search_plan(state.identity)
+    stats = execute(
+        job.worker_spec(),
+        units,
+        state,
+        executor=args.executor,
+        workers=args.workers,
+        address=args.ray_address,
+        local_worker=SearchWorker.from_plan(plan, command),
+    )
+    outcome = outcome_from_unit(state.load_unit(units.keys[0])[1])
     paths = write_outputs(outcome, args.out, command=command, report=not args.no_report)
+    state.mark_complete()
     circuit = outcome.circuit
     headline = [
         r for r in outcome.rows if r.measure in ("faithfulness", "completeness") and r.k is None
@@ -46,6 +68,7 @@ def run(args: argparse.Namespace) -> CommandResult:
             for r in headline
         ),
         *(f"wrote {p}" for p in paths.values()),
+        stats.describe(),
     ]
     data = {
         "method": circuit.method,
@@ -53,5 +76,6 @@ def run(args: argparse.Namespace) -> CommandResult:
         "n_edges": len(circuit.edges),
         "faithfulness": [r.to_dict() for r in outcome.rows],
         "files": {k: str(v) for k, v in paths.items()},
+        **stats.to_dict(),
     }
     return CommandResult(data=data, text="\n".join(lines))

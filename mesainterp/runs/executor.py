@@ -32,6 +32,7 @@ __all__ = [
     "WorkerSpec",
     "build_worker",
     "execute",
+    "start_local_cluster",
 ]
 
 ExecutorName = Literal["inprocess", "ray"]
@@ -136,6 +137,28 @@ def _inprocess(
         yield unit, worker.run(unit)
 
 
+def start_local_cluster(num_cpus: int, *, attempts: int = 3) -> None:
+    """`ray.init` a local cluster, retrying: on a loaded machine Ray's agents can start
+    too slowly for the raylet's fixed wait, a failure that passes on a second try."""
+    try:
+        import ray
+    except ImportError:
+        raise MesaInterpError(RAY_MISSING) from None
+    for attempt in range(attempts):
+        try:
+            ray.init(
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                _system_config={"agent_register_timeout_ms": 180_000},
+            )
+            return
+        except Exception as err:  # Ray raises a bare Exception on a startup timeout
+            ray.shutdown()
+            if attempt == attempts - 1:
+                raise MesaInterpError(f"could not start a local Ray cluster: {err}") from None
+
+
 class _Actor:
     """Body of a Ray actor: builds its worker (and model) once, then runs units."""
 
@@ -160,13 +183,7 @@ def _ray_results(
         if address is not None:
             ray.init(address=address, log_to_driver=False)
         else:
-            # Agents start slowly on a loaded machine; the default wait is short.
-            ray.init(
-                num_cpus=workers,
-                include_dashboard=False,
-                log_to_driver=False,
-                _system_config={"agent_register_timeout_ms": 180_000},
-            )
+            start_local_cluster(workers)
         started = True
     actor_cls = ray.remote(num_cpus=1)(_Actor)
     actors: list[Any] = [actor_cls.remote(spec) for _ in range(min(workers, len(units)))]

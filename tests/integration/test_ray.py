@@ -10,6 +10,7 @@ import pytest
 from mesainterp.cli.main import main
 from mesainterp.model import ModelConfig, build_model, save_checkpoint
 from mesainterp.patching import load_result
+from mesainterp.runs.executor import start_local_cluster
 from mesainterp.tasks.registry import get_task
 
 ray = pytest.importorskip("ray")
@@ -17,13 +18,7 @@ ray = pytest.importorskip("ray")
 
 @pytest.fixture(scope="module")
 def cluster():
-    # A loaded machine starts Ray's agents slowly; give them time to register.
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        _system_config={"agent_register_timeout_ms": 180_000},
-    )
+    start_local_cluster(2)
     yield
     ray.shutdown()
 
