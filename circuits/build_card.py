@@ -4,30 +4,78 @@
 
 reads circuits/<name>/search.toml, runs the search exactly as `mesainterp search`
 does, and writes circuits/<name>/circuit.json, faithfulness.csv and README.md (the
-card). tests/integration/test_circuits.py re-runs the same search and requires the
-same circuit.
+card). The card also measures how well attribution tracks exact patching on the
+model's head outputs (`agreement.csv`) and, for path models, where the goal is
+decodable and whether steering along the probe retargets the model (`goal_probes.csv`);
+circuits/<name>/notes.md, if present, is included as written.
+tests/integration/test_circuits.py re-runs the same search and requires the same circuit.
+
+    python circuits/build_card.py tree-path --skip-probes   # reuse goal_probes.csv
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from pathlib import Path
 
+import pandas as pd
+
+from mesainterp.attribution.agreement import attribution_agreement
 from mesainterp.discovery.config import load_config
 from mesainterp.discovery.faithfulness import FaithfulnessRow, rows_to_frame
-from mesainterp.discovery.search import SearchOutcome, prepare, run_search
+from mesainterp.discovery.search import SearchOutcome, SearchPlan, _metric, prepare, run_search
 
 __all__: list[str] = []
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # goal_probes.py sits beside this script
+
+from goal_probes import GOAL_LABELS, goal_probe_lines, goal_probes  # noqa: E402
+
+
+def agreement_frame(plan: SearchPlan) -> pd.DataFrame:
+    """Attribution vs exact patching on the model's head outputs, several estimates."""
+    kw = {"clean": plan.pair.clean.inputs, "corrupted": plan.pair.corrupted.inputs,
+          "metric": _metric(plan), "batch": plan.pair.clean}  # fmt: skip
+    runs = [
+        attribution_agreement(plan.model, granularity="head", **kw),
+        attribution_agreement(plan.model, granularity="head", ig_steps=1, **kw),
+        attribution_agreement(plan.model, granularity="head", ig_steps=5, **kw),
+        attribution_agreement(plan.model, granularity="head_pos", **kw),
+    ]
+    return pd.DataFrame([a.to_dict() for a in runs])
+
+
+def agreement_lines(frame: pd.DataFrame, n: int) -> list[str]:
+    lines = [
+        "## Attribution vs exact patching (head outputs)",
+        "",
+        f"On the same {n} pairs, each head's output (all positions, or one position) is "
+        "patched from the clean run into the corrupted run exactly, one site at a time, and "
+        "compared with its attribution estimate: the gradient (2 forwards + 1 backward), or "
+        "EAP-IG's edge scores summed over the head's outgoing edges (IG with n midpoint "
+        "steps). Top-k: overlap of the k sites with the largest |effect| (the issue's bar "
+        "is 0.9).",
+        "",
+        "| sites | estimate | n | Pearson | Spearman | top-k overlap |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in frame.itertuples():
+        sites = "head" if r.granularity == "head" else "head x position"
+        lines.append(f"| {sites} | {r.estimate} | {r.n_sites} | {r.pearson:.3f} | "
+                     f"{r.spearman:.3f} | {r.top_k_overlap:.2f} (k={r.k}) |")  # fmt: skip
+    return [*lines, ""]
 
 
 def _ci(row: FaithfulnessRow) -> str:
     return f"{row.value:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]"
 
 
-def card(name: str, outcome: SearchOutcome, command: list[str]) -> str:
+def card(
+    name: str, outcome: SearchOutcome, command: list[str], extra: list[str] | None = None
+) -> str:
     c = outcome.circuit
     prov = c.provenance
     cfg = prov["config"]
@@ -88,11 +136,12 @@ def card(name: str, outcome: SearchOutcome, command: list[str]) -> str:
         lines += [f"| {r.ablation} | {r.k} | {r.n_edges} | {_ci(r)} |" for r in curve]
     lines += [
         "",
+        *(extra or []),
         "## Reproduce",
         "",
         "```",
         shlex.join(command),
-        f"python circuits/build_card.py {name}   # rewrites this folder",
+        f"python circuits/build_card.py {name}   # rewrites this folder (with the sections above)",
         "```",
         "",
         f"Made with mesainterp {prov['mesainterp_version']}, torch {prov['torch_version']}, "
@@ -110,7 +159,7 @@ def card(name: str, outcome: SearchOutcome, command: list[str]) -> str:
     return "\n".join(lines)
 
 
-def build(name: str) -> Path:
+def build(name: str, *, probes: bool = True) -> Path:
     folder = HERE / name
     config_path = folder / "search.toml"
     command = ["mesainterp", "search", f"circuits/{name}/search.toml", "--out", f"runs/{name}"]
@@ -120,15 +169,29 @@ def build(name: str) -> Path:
     outcome.circuit.provenance.pop("created_utc", None)
     outcome.circuit.save(folder / "circuit.json")
     rows_to_frame(outcome.rows).to_csv(folder / "faithfulness.csv", index=False)
-    (folder / "README.md").write_text(card(name, outcome, command))
+    agreement = agreement_frame(plan)
+    agreement.to_csv(folder / "agreement.csv", index=False)
+    extra = agreement_lines(agreement, plan.config.n_examples)
+    notes = folder / "notes.md"
+    if notes.is_file():
+        extra += [notes.read_text().rstrip(), ""]
+    if plan.model_name in GOAL_LABELS:
+        table = folder / "goal_probes.md"
+        if probes or not table.is_file():
+            table.write_text("\n".join(goal_probe_lines(name, goal_probes(plan.model_name))))
+        extra += [table.read_text().rstrip(), ""]
+    (folder / "README.md").write_text(card(name, outcome, command, extra))
     return folder
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="re-run a circuit search and rewrite its card")
     parser.add_argument("names", nargs="+", help="folders under circuits/")
-    for name in parser.parse_args().names:
-        print(build(name))
+    parser.add_argument("--skip-probes", action="store_true",
+                        help="reuse the folder's goal_probes.md instead of re-measuring")  # fmt: skip
+    args = parser.parse_args()
+    for name in args.names:
+        print(build(name, probes=not args.skip_probes))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,12 @@
 """Attribution patching: every node or every edge scored from a few forwards and one backward."""
 
+from mesainterp.attribution.agreement import (
+    Agreement,
+    attribution_agreement,
+    pearson,
+    spearman,
+    top_k_overlap,
+)
 from mesainterp.attribution.eap import EDGE_METHODS, EdgeMethod, EdgeScores, edge_attribution
 from mesainterp.attribution.edge_forward import EdgeForward, EdgeRun, edge_support_reason
 from mesainterp.attribution.graph import EdgeGraph, edge_name, split_edge_name
@@ -7,16 +14,21 @@ from mesainterp.attribution.nodes import NodeScores, node_attribution, site_slic
 
 __all__ = [
     "EDGE_METHODS",
+    "Agreement",
     "EdgeForward",
     "EdgeGraph",
     "EdgeMethod",
     "EdgeRun",
     "EdgeScores",
     "NodeScores",
+    "attribution_agreement",
     "edge_attribution",
     "edge_name",
     "edge_support_reason",
     "node_attribution",
+    "pearson",
     "site_slice_sum",
+    "spearman",
     "split_edge_name",
+    "top_k_overlap",
 ]

@@ -14,6 +14,12 @@ the patching package's `FastForward`, so the same models are supported and the s
 refusal messages apply). Each head input gets its own layer norm, as TransformerLens's
 `use_split_qkv_input` does. A run can start at any layer from a recorded base run,
 because cutting edges into layer l changes nothing before layer l.
+
+Gradients at the head inputs need no split forward: when no edge into a layer is cut,
+every head input of that layer holds the same residual x, so the forward is the plain
+one with a zero leaf on q, k and v, and the gradient at head h's q input is the layer
+norm's vector-Jacobian product at x of ``dM/dq_h @ W_q[h]^T`` (one batched `vjp` for all
+3 x n_heads inputs). `split_leaves=True` keeps the literal per-input copies, the oracle.
 """
 
 from __future__ import annotations
@@ -45,14 +51,18 @@ class EdgeRun:
     outs:     upstream outputs [b, p, d_model] in `EdgeGraph.upstream` order (positional
               embeddings expanded over the batch).
     resid:    residual stream entering each layer, then the final one (for restarts).
-    leaves:   per downstream node, the zero tensor added to its input when gradients
-              were requested ([b, p, d_model] each, `EdgeGraph.downstream` order).
+    leaves:   the zero tensors that take the gradients when they were requested: per
+              layer one for the heads' inputs ([3, b, p, H, d_model] on split runs;
+              [3, b, H, p, d_head] on q, k and v otherwise), then the MLP input
+              ([b, p, d_model]); last the logits' input.
+    head_inputs: per layer, the residual its heads read (shared-input runs only).
     """
 
     logits: Tensor
     outs: list[Tensor]
     resid: list[Tensor]
     leaves: list[Tensor] = field(default_factory=list)
+    head_inputs: list[Tensor] = field(default_factory=list)
 
 
 class EdgeForward:
@@ -112,13 +122,17 @@ class EdgeForward:
         leaves: bool = False,
         start_layer: int = 0,
         base: EdgeRun | None = None,
+        split_leaves: bool = False,
     ) -> EdgeRun:
         """One decomposed run.
 
         cut:      float or bool [n_upstream, n_downstream]; 1 where the edge reads the
                   ablated value instead of the upstream node's output in this run.
         ablated:  per upstream node, a tensor broadcastable to [b, p, d_model].
-        leaves:   add a zero tensor requiring grad to every downstream input.
+        leaves:   add zero tensors requiring grad that give every downstream input's
+                  gradient (`leaf_grads`).
+        split_leaves: compute the head inputs' gradients through per-input copies of
+                  the residual (the slow oracle of the shared-input path).
         start_layer, base: restart at `start_layer` from `base` (a run of the same inputs
                   with no cuts into layers < start_layer).
         """
@@ -140,7 +154,10 @@ class EdgeForward:
             resid = tok + pos
             resids = []
         # Leaves are made with resid.new_zeros: on the model's device and in its dtype.
+        if leaves and cut is not None:
+            split_leaves = True  # cut layers give each head input its own value
         leaf_list: list[Tensor] = []
+        head_inputs: list[Tensor] = []
         batch, seq, d_model = resid.shape
         h = f.n_heads
 
@@ -164,13 +181,18 @@ class EdgeForward:
             q: Tensor
             k: Tensor
             v: Tensor
-            if d is None and not leaves:
+            if d is None and not (leaves and split_leaves):
                 # Every head reads the same input: one matmul per projection.
                 x = p.ln1(resid)
                 q, k, v = (
                     (x @ wt + bias).view(batch, seq, h, -1).transpose(1, 2)
                     for wt, bias in ((p.w_q, p.b_q), (p.w_k, p.b_k), (p.w_v, p.b_v))
                 )
+                if leaves:
+                    leaf = q.new_zeros(3, *q.shape).requires_grad_()
+                    leaf_list.append(leaf)
+                    head_inputs.append(resid.detach())
+                    q, k, v = q + leaf[0], k + leaf[1], v + leaf[2]
             else:
                 x3 = resid.unsqueeze(0).unsqueeze(3).expand(3, batch, seq, h, d_model)
                 if d is not None:
@@ -211,7 +233,9 @@ class EdgeForward:
             leaf_list.append(leaf)
             x = x + leaf
         logits = f.unembed(x)
-        return EdgeRun(logits=logits, outs=outs, resid=resids, leaves=leaf_list)
+        return EdgeRun(
+            logits=logits, outs=outs, resid=resids, leaves=leaf_list, head_inputs=head_inputs
+        )
 
     def leaf_grads(self, run: EdgeRun, value: Tensor) -> Float[Tensor, "n_down batch pos d_model"]:
         """d value / d(each downstream input), in `EdgeGraph.downstream` order.
@@ -222,12 +246,34 @@ class EdgeForward:
         f = self.fast
         grads: list[Tensor] = []
         i = 0
-        for _layer in range(f.n_layers):
-            g = raw[i]  # [3, b, p, H, d] -> q heads, k heads, v heads
+        for layer in range(f.n_layers):
+            g = raw[i]
             i += 1
-            grads.extend(g.permute(0, 3, 1, 2, 4).reshape(-1, *g.shape[1:3], g.shape[4]).unbind(0))
+            if run.head_inputs:  # [3, b, H, p, d_head]: back through W and the layer norm
+                g = self._head_input_grads(layer, g, run.head_inputs[layer])
+                grads.extend(g.unbind(0))
+            else:  # [3, b, p, H, d] -> q heads, k heads, v heads
+                grads.extend(
+                    g.permute(0, 3, 1, 2, 4).reshape(-1, *g.shape[1:3], g.shape[4]).unbind(0)
+                )
             if not f.attn_only:
                 grads.append(raw[i])
                 i += 1
         grads.append(raw[i])
         return torch.stack(grads)
+
+    def _head_input_grads(
+        self, layer: int, g_qkv: Tensor, x: Float[Tensor, "batch pos d_model"]
+    ) -> Float[Tensor, "n_inputs batch pos d_model"]:
+        """Gradients at the 3 x H head inputs from those at q, k and v (see the docstring)."""
+        w = self.weights[layer]
+        # dM/dLN(x) for each input: [3, H, b, p, d_model], in q, k, v then head order.
+        g_norm = torch.stack(
+            [
+                torch.einsum("bhpe,hde->hbpd", g_qkv[s], w[name][0])
+                for s, name in enumerate(("q", "k", "v"))
+            ]
+        ).flatten(0, 1)
+        vjp = torch.func.vjp(self.fast.layers[layer].ln1, x)[1]
+        grads: Tensor = torch.func.vmap(vjp)(g_norm)[0]
+        return grads

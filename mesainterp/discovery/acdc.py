@@ -27,6 +27,7 @@ from mesainterp.attribution.edge_forward import EdgeForward
 from mesainterp.discovery.ablated import ablated_outputs, cut_run_metric
 from mesainterp.errors import ConfigError, MesaInterpError
 from mesainterp.patching.metrics import MetricFn
+from mesainterp.progress import progress_bar
 
 __all__ = ["AcdcResult", "acdc"]
 
@@ -55,10 +56,12 @@ def acdc(
     reference: Tensor | None = None,
     forward: EdgeForward | None = None,
     restart: bool = True,
+    progress: bool | None = None,
 ) -> AcdcResult:
     """Prune edges whose ablation costs less than `threshold` (see the module docstring).
 
     restart: False runs every trial from layer 0 (the slow oracle of the restart).
+    progress: a bar over the downstream inputs (None: on unless MESAINTERP_NO_PROGRESS).
     """
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold < 0:
         raise ConfigError("threshold", f"expected a number >= 0, got {threshold!r}")
@@ -78,7 +81,8 @@ def acdc(
     full = float(metric(base.logits, batch).float().mean())
     current = full
     n_runs = 0
-    for j in reversed(range(g.n_downstream)):
+    nodes = reversed(range(g.n_downstream))
+    for j in progress_bar(nodes, desc="acdc", total=g.n_downstream, unit="node", progress=progress):
         n_up = g.n_before(j)
         owner = g.upstream_of_downstream(g.downstream[j])
         if owner is not None and not (valid[g.up_index(owner)] & ~cut[g.up_index(owner)]).any():

@@ -30,6 +30,7 @@ from mesainterp.errors import ConfigError, allowed
 from mesainterp.patching.ablation import ABLATIONS
 from mesainterp.patching.metrics import MetricFn
 from mesainterp.patching.stats import bootstrap_normalised, normalised_effect
+from mesainterp.progress import progress_bar
 
 __all__ = ["FaithfulnessRow", "faithfulness", "rows_to_frame"]
 
@@ -72,12 +73,14 @@ def faithfulness(
     n_boot: int = 1000,
     seed: int = 0,
     forward: EdgeForward | None = None,
+    progress: bool | None = None,
 ) -> list[FaithfulnessRow]:
     """Faithfulness, completeness and the top-k curve of `circuit` (see the module docstring).
 
     ranking:   edges in decreasing importance for the curve (default: the circuit's
                edges by |score|).
     reference: inputs for mean ablation (default: clean and corrupted together).
+    progress:  a bar over the size curve (None: on unless MESAINTERP_NO_PROGRESS).
     """
     for i, a in enumerate(ablations):
         if a not in ABLATIONS:
@@ -112,7 +115,9 @@ def faithfulness(
             ("faithfulness", None, int(in_circuit.sum()), value(valid & ~in_circuit), False),
             ("completeness", None, int(in_circuit.sum()), value(in_circuit), True),
         ]
-        for k in curve_k:
+        for k in progress_bar(
+            curve_k, desc=f"size curve ({ablation})", total=len(curve_k), progress=progress
+        ):
             top = g.mask_of(set(order[:k])) & valid
             cases.append(("curve", k, int(top.sum()), value(valid & ~top), False))
         patched = torch.stack([c[3] for c in cases])
