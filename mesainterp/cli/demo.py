@@ -10,6 +10,9 @@ from mesainterp.schema import NON_NEGATIVE, option
 
 __all__ = ["add_parser", "run"]
 
+# Steps that save their work in units and take --resume.
+RESUMABLE = ("patch", "probe", "search")
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -19,6 +22,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default="tree-path", help="zoo model (default: tree-path)")
     parser.add_argument("--quick", action="store_true", help="small sample sizes (for tests)")
     parser.add_argument("--seed", type=option(NON_NEGATIVE), default=0)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted demo in --out; finished steps are reused",
+    )
     parser.set_defaults(run=run)
 
 
@@ -36,6 +44,8 @@ def run(args: argparse.Namespace) -> CommandResult:
     plan = DemoPlan(**(plan.__dict__ | {"seed": args.seed}))
 
     def step(argv: list[str]) -> Any:
+        if args.resume and argv[0] in RESUMABLE:
+            argv = [*argv, "--resume"]
         print("$ mesainterp " + " ".join(argv), flush=True)
         return run_subcommand(argv)
 
