@@ -10,8 +10,11 @@ cut if the metric dropped by less than `threshold`:
 The metric is higher-is-better (a task metric, or -KL to the clean run), so the damage
 of a harmless edge is ~0. Each trial run restarts at the edge's layer from the cached
 clean run (cutting edges into layer l leaves layers < l untouched, and every cut made
-so far is into a layer >= l). Edges into a node that no longer has any kept outgoing
-edge cannot matter and are cut without a run.
+so far is into a layer >= l). Two kinds of edge are cut without a run: edges into a
+node that no longer has any kept outgoing edge (they cannot matter), and edges whose
+upstream output already equals its ablated value on every example and position (the
+cut changes no input; under resample ablation the positional embeddings, and any
+node the counterfactual does not reach).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class AcdcResult:
     kept: dict[tuple[str, str], float]
     damages: Tensor  # [n_upstream, n_downstream]
     n_runs: int
+    n_skipped: int = 0  # edges cut without a run
     final_metric: float
     full_metric: float
 
@@ -56,11 +60,13 @@ def acdc(
     reference: Tensor | None = None,
     forward: EdgeForward | None = None,
     restart: bool = True,
+    skip_inert: bool = True,
     progress: bool | None = None,
 ) -> AcdcResult:
     """Prune edges whose ablation costs less than `threshold` (see the module docstring).
 
     restart: False runs every trial from layer 0 (the slow oracle of the restart).
+    skip_inert: False runs the trials of edges whose cut changes no input too (their oracle).
     progress: a bar over the downstream inputs (None: on unless MESAINTERP_NO_PROGRESS).
     """
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold < 0:
@@ -80,7 +86,9 @@ def acdc(
     damages = torch.full(valid.shape, float("nan"))
     full = float(metric(base.logits, batch).float().mean())
     current = full
-    n_runs = 0
+    n_runs = n_skipped = 0
+    # Upstream nodes whose cut writes back the value already there.
+    inert = [bool(torch.equal(o, a.expand_as(o))) for o, a in zip(base.outs, ablated, strict=True)]
     nodes = reversed(range(g.n_downstream))
     for j in progress_bar(nodes, desc="acdc", total=g.n_downstream, unit="node", progress=progress):
         n_up = g.n_before(j)
@@ -88,11 +96,16 @@ def acdc(
         if owner is not None and not (valid[g.up_index(owner)] & ~cut[g.up_index(owner)]).any():
             cut[:n_up, j] = True
             damages[:n_up, j] = 0.0
+            n_skipped += n_up
             continue
         start = g.down_layer[j] if restart else 0
         for i in reversed(range(n_up)):
             trial = cut.clone()
             trial[i, j] = True
+            if skip_inert and inert[i]:
+                cut, damages[i, j] = trial, 0.0
+                n_skipped += 1
+                continue
             values = cut_run_metric(
                 ef, metric, batch, tok=tok, pos=pos, cut=trial, ablated=ablated,
                 start_layer=start, base=base,
@@ -111,5 +124,6 @@ def acdc(
         if not cut[i, j]
     }
     return AcdcResult(
-        kept=kept, damages=damages, n_runs=n_runs, final_metric=current, full_metric=full
-    )
+        kept=kept, damages=damages, n_runs=n_runs, final_metric=current, full_metric=full,
+        n_skipped=n_skipped,
+    )  # fmt: skip

@@ -17,7 +17,7 @@ from mesainterp.discovery import (
     top_edges,
 )
 from mesainterp.errors import ConfigError
-from mesainterp.model import ModelConfig, build_model
+from mesainterp.model import ModelConfig, build_model, model_shape
 from mesainterp.patching.metrics import logit_diff, neg_kl_to_clean
 
 
@@ -70,13 +70,26 @@ def _random():
     return model, clean, corrupted, logit_diff(torch.full((12,), 5), clean[:, 1], corrupted[:, 1])
 
 
+def ef_edges_from(model, node: str) -> int:
+    return sum(u == node for u, _ in EdgeGraph.of(model_shape(model)).edges())
+
+
 def test_acdc_restart_matches_runs_from_layer_zero() -> None:
     model, clean, corrupted, metric = _random()
     fast = acdc(model, clean=clean, corrupted=corrupted, metric=metric, threshold=0.02)
     slow = acdc(
-        model, clean=clean, corrupted=corrupted, metric=metric, threshold=0.02, restart=False
-    )
+        model, clean=clean, corrupted=corrupted, metric=metric, threshold=0.02, restart=False,
+        skip_inert=False,
+    )  # fmt: skip
     assert set(fast.kept) == set(slow.kept)
+    # The positional embedding is identical in both runs: its edges are cut without a run.
+    assert fast.n_skipped >= ef_edges_from(model, "pos_embed")
+    assert (
+        fast.n_runs + fast.n_skipped
+        == slow.n_runs + slow.n_skipped
+        == len(EdgeGraph.of(model_shape(model)).edges())
+    )
+    assert torch.allclose(fast.damages, slow.damages, atol=1e-5, equal_nan=True)
     for edge, value in fast.kept.items():
         assert value == pytest.approx(slow.kept[edge], abs=1e-5)
     # Threshold 0 keeps every edge that hurts; a huge threshold cuts everything.
