@@ -176,8 +176,10 @@ def run_battery(
 ) -> Scorecard:
     """Run the battery (or the named `tests`) on `model` for `task`.
 
-    control: the model's random-init twin (same architecture, random weights),
-             e.g. `mesainterp.model.random_init_twin(config)`.
+    control:    the model's random-init twin (same architecture, random weights),
+                e.g. `mesainterp.model.random_init_twin(config)`.
+    provenance: the block to store; default `mesainterp.provenance.provenance` of
+                this model (fingerprinted), task, settings and seed.
     """
     cfg = config or EvidenceConfig()
     names = list(TESTS) if tests is None else list(tests)
@@ -191,12 +193,21 @@ def run_battery(
     results = [
         TESTS[name](inputs, cfg) for name in progress_bar(names, desc="evidence", progress=progress)
     ]
+    if provenance is None:
+        from mesainterp.provenance import provenance as stamp
+
+        provenance = stamp(
+            model=model,
+            model_name=model_name,
+            config={"task": task.config_dict(), "evidence": cfg.to_dict()},
+            seed=cfg.seed,
+        )
     return Scorecard(
         model_name=model_name,
         task=task.config_dict(),
         config=cfg,
         tests=tuple(results),
-        provenance=dict(provenance or {}),
+        provenance=dict(provenance),
     )
 
 
