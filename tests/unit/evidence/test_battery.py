@@ -36,6 +36,8 @@ def test_path_task_battery_reports_every_test() -> None:
     assert len(goal.details["by_layer"]) == 2 and len(goal.details["random_init_by_layer"]) == 2
     doc = card.to_dict()
     assert doc["config"]["goal_margin"] == SMALL.goal_margin
+    assert doc["provenance"]["model_fingerprint"].startswith("sha256:")
+    assert doc["provenance"]["seed"] == SMALL.seed
     assert all("threshold" in t and "verdict" in t for t in doc["tests"])
 
 
