@@ -93,7 +93,7 @@ def _nodes(s: Setup) -> str:
 def _edges(s: Setup, method: str) -> Any:
     return edge_attribution(
         s.model, clean=s.pair.clean.inputs, corrupted=s.pair.corrupted.inputs,
-        metric=s.metric, batch=s.pair.clean, method=method, ig_steps=2,
+        metric=s.metric, batch=s.pair.clean, method=method, ig_steps=2,  # type: ignore[arg-type]
     )  # fmt: skip
 
 
