@@ -6,11 +6,11 @@ reads circuits/<name>/search.toml, runs the search exactly as `mesainterp search
 does, and writes circuits/<name>/circuit.json, faithfulness.csv and README.md (the
 card). The card also measures how well attribution tracks exact patching on the
 model's head outputs (`agreement.csv`) and, for path models, where the goal is
-decodable and whether steering along the probe retargets the model (`goal_probes.csv`);
+decodable and whether steering along the probe retargets the model (`goal_probes.md`);
 circuits/<name>/notes.md, if present, is included as written.
 tests/integration/test_circuits.py re-runs the same search and requires the same circuit.
 
-    python circuits/build_card.py tree-path --skip-probes   # reuse goal_probes.csv
+    python circuits/build_card.py tree-path --skip-probes   # reuse goal_probes.md
 """
 
 from __future__ import annotations
@@ -177,9 +177,10 @@ def build(name: str, *, probes: bool = True) -> Path:
         extra += [notes.read_text().rstrip(), ""]
     if plan.model_name in GOAL_LABELS:
         table = folder / "goal_probes.md"
-        if probes or not table.is_file():
+        if probes:
             table.write_text("\n".join(goal_probe_lines(name, goal_probes(plan.model_name))))
-        extra += [table.read_text().rstrip(), ""]
+        if table.is_file():
+            extra += [table.read_text().rstrip(), ""]
     (folder / "README.md").write_text(card(name, outcome, command, extra))
     return folder
 
@@ -188,7 +189,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="re-run a circuit search and rewrite its card")
     parser.add_argument("names", nargs="+", help="folders under circuits/")
     parser.add_argument("--skip-probes", action="store_true",
-                        help="reuse the folder's goal_probes.md instead of re-measuring")  # fmt: skip
+                        help="reuse the folder's goal_probes.md (if any) instead of re-measuring")  # fmt: skip
     args = parser.parse_args()
     for name in args.names:
         print(build(name, probes=not args.skip_probes))
