@@ -289,6 +289,8 @@ def option(spec: Range) -> Callable[[str], float]:
         return value
 
     convert.__name__ = spec.describe()
+    # Kept on the converter so tests (and help tools) can read an option's range.
+    convert.spec = spec  # type: ignore[attr-defined]
     return convert
 
 

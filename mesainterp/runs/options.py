@@ -7,6 +7,7 @@ import argparse
 
 from mesainterp.errors import ConfigError
 from mesainterp.runs.executor import EXECUTORS
+from mesainterp.schema import POSITIVE, option
 
 __all__ = ["add_run_options", "check_run_options"]
 
@@ -27,9 +28,13 @@ def add_run_options(
         default=None,
         help="Ray cluster to join ('auto' or HOST:PORT); default: start a local one",
     )
-    group.add_argument("--workers", type=int, default=2, help="Ray actors (and local-cluster CPUs)")
+    group.add_argument(
+        "--workers", type=option(POSITIVE), default=2, help="Ray actors (and local-cluster CPUs)"
+    )
     if chunk_help is not None:
-        group.add_argument("--chunk-size", type=int, default=chunk_default, help=chunk_help)
+        group.add_argument(
+            "--chunk-size", type=option(POSITIVE), default=chunk_default, help=chunk_help
+        )
 
 
 def check_run_options(args: argparse.Namespace) -> None:
