@@ -19,7 +19,7 @@ from mesainterp.runs.state import open_run
 
 @pytest.mark.parametrize(
     ("sweep", "ablation", "method"),
-    [("resid", "resample", "auto"), ("heads", "mean", "hooks"), ("path", "resample", "auto")],
+    [("mlp", "resample", "auto"), ("heads", "mean", "hooks"), ("path", "resample", "auto")],
 )
 def test_units_assemble_to_the_single_pass_result(
     tiny_checkpoint, tmp_path, sweep, ablation, method
@@ -58,7 +58,7 @@ def _cli(args, capsys):
 
 def test_cli_refuses_then_resumes_only_missing_units(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["patch", str(tiny_checkpoint), "--sites", "resid", "--out", str(out),
+    argv = ["patch", str(tiny_checkpoint), "--sites", "mlp", "--out", str(out),
             "--n", "6", "--n-boot", "50", "--chunk-size", "4"]  # fmt: skip
     code, cap = _cli(argv, capsys)
     assert code == 0, cap.err
