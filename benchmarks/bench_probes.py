@@ -2,15 +2,21 @@
 
 Same process, interleaved A/B repeats, medians. Prints one JSON line per
 comparison: the two median times, their ratio, the target ratio and the largest
-per-site disagreement in held-out accuracy (logistic) or R² (ridge).
+per-site disagreement in held-out accuracy (logistic) or R² (ridge), plus the
+1-minute load average before and after (the machine may be shared).
+
+Two sweeps: one train/test fit per site, and the k-fold cross-validated sweep
+the toolkit runs (`cross_validate` against StandardScaler + fit per fold and site).
 
     python benchmarks/bench_probes.py [--sites 160 --n 2000 --d 128 --repeats 3]
+                                      [--cv-sites 40 --folds 5 --threads N --only ridge]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -18,7 +24,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
+from mesainterp.probes.cv import cross_validate, kfold_indices
 from mesainterp.probes.linear import fit_logistic, fit_ridge, standardize
 
 
@@ -59,7 +68,17 @@ def main() -> None:
     p.add_argument("--C", type=float, default=1.0)
     p.add_argument("--alpha", type=float, default=1.0)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--cv-sites", type=int, default=40, help="sites in the CV sweep (0: skip)")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--only", choices=["ridge", "binary", "multinomial"], default=None)
     args = p.parse_args()
+    if args.threads:
+        # Both sides get the same thread count (torch's pool and sklearn's BLAS):
+        # on a machine shared past its core count, fewer threads wait less.
+        torch.set_num_threads(args.threads)
+        threadpool_limits(args.threads)
+    os.environ.setdefault("MESAINTERP_NO_PROGRESS", "1")
 
     x, y, w = _data(args.sites, args.n, args.d, args.classes)
     n_train = int(0.8 * args.n)
@@ -88,65 +107,126 @@ def main() -> None:
             ]
         )
 
-    t_ours, t_sk, r_ours, r_sk = _interleave(ours_ridge, sk_ridge, args.repeats)
+    if args.only in (None, "ridge"):
+        load = _load()
+        _report(
+            "ridge_closed_form_vs_sklearn_loop",
+            shape | {"outputs": 4},
+            _interleave(ours_ridge, sk_ridge, args.repeats),
+            0.05,
+            "max_r2_diff",
+            load,
+        )
+    if args.cv_sites and args.only in (None, "ridge"):
+        _cv_compare(args, x[: args.cv_sites], w.double(), "ridge", 0.05)
+    kinds = [("binary", (y % 2).long(), 2), ("multinomial", y, args.classes)]
+    for kind_name, labels, k in kinds:
+        if args.only not in (None, kind_name):
+            continue
+        _single_logistic(args, x_tr, x_te, np_tr, np_te, labels, n_train, k, kind_name, shape)
+        if args.cv_sites:
+            _cv_compare(args, x[: args.cv_sites], labels, "logistic", 0.3)
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def _report(
+    name: str, fields: dict, timed: tuple, target: float, diff_name: str, load: float | None = None
+) -> None:
+    t_ours, t_sk, a_ours, a_sk = timed
+    diff = float(np.abs(np.asarray(a_ours) - np.asarray(a_sk)).max())
     print(
         json.dumps(
             {
-                "comparison": "ridge_closed_form_vs_sklearn_loop",
-                **shape,
-                "outputs": 4,
+                "comparison": name,
+                **fields,
                 "ours_s": round(t_ours, 4),
                 "sklearn_s": round(t_sk, 4),
                 "ratio": round(t_ours / t_sk, 4),
-                "target_ratio": 0.05,
-                "max_r2_diff": float(np.abs(np.asarray(r_ours) - np.asarray(r_sk)).max()),
+                "target_ratio": target,
+                diff_name: diff,
+                "threads": torch.get_num_threads(),
+                "load_before": load,
+                "load_after": _load(),
             }
         ),
         flush=True,
     )
 
-    for name, labels, k in (
-        ("logistic_binary_irls", (y % 2).long(), 2),
-        (f"logistic_multinomial_{args.classes}_lbfgs", y, args.classes),
-    ):
-        y_tr, y_te = labels[:n_train], labels[n_train:]
 
-        def ours_logistic(
-            y_tr: torch.Tensor = y_tr, y_te: torch.Tensor = y_te, k: int = k
-        ) -> np.ndarray:
-            probe = fit_logistic(x_tr, y_tr, C=args.C, n_classes=k)
-            pred = probe.predict(x_te)
-            if probe.kind == "binary":
-                pred = pred[..., 0].long()
-            return (pred == y_te[None]).double().mean(1).numpy()
+def _cv_compare(
+    args: argparse.Namespace, x: torch.Tensor, y: torch.Tensor, kind: str, target: float
+) -> None:
+    """cross_validate over every site against sklearn's scaler + model per fold and site."""
+    load = _load()
+    sites, n = x.shape[0], x.shape[1]
+    classes = int(y.max()) + 1 if kind == "logistic" else 0
+    folds = kfold_indices(n, k=args.folds, seed=0, stratify=y if kind == "logistic" else None)
+    x_np, y_np = x.double().numpy(), y.numpy()
 
-        def sk_logistic(y_tr: torch.Tensor = y_tr, y_te: torch.Tensor = y_te) -> np.ndarray:
-            return np.array(
-                [
-                    LogisticRegression(C=args.C, max_iter=1000)
-                    .fit(np_tr[s], y_tr.numpy())
-                    .score(np_te[s], y_te.numpy())
-                    for s in range(args.sites)
-                ]
-            )
-
-        t_ours, t_sk, a_ours, a_sk = _interleave(ours_logistic, sk_logistic, args.repeats)
-        print(
-            json.dumps(
-                {
-                    "comparison": f"{name}_vs_sklearn_loop",
-                    **shape,
-                    "classes": k,
-                    "ours_s": round(t_ours, 4),
-                    "sklearn_s": round(t_sk, 4),
-                    "ratio": round(t_ours / t_sk, 4),
-                    "target_ratio": 0.3,
-                    "max_acc_diff": float(np.abs(np.asarray(a_ours) - np.asarray(a_sk)).max()),
-                    "mean_acc": float(np.mean(a_ours)),
-                }
-            ),
-            flush=True,
+    def ours() -> np.ndarray:
+        scores = cross_validate(
+            x, y, kind=kind, C=args.C, alpha=args.alpha, k=args.folds, seed=0, progress=False
         )
+        return scores.mean.numpy()
+
+    def theirs() -> np.ndarray:
+        out = np.zeros(sites)
+        for s in range(sites):
+            for train, test in folds:
+                scaler = StandardScaler().fit(x_np[s, train])
+                model = (
+                    Ridge(alpha=args.alpha)
+                    if kind == "ridge"
+                    else LogisticRegression(C=args.C, max_iter=1000)
+                )
+                model.fit(scaler.transform(x_np[s, train]), y_np[train])
+                out[s] += model.score(scaler.transform(x_np[s, test]), y_np[test]) / len(folds)
+        return out
+
+    name = "ridge" if kind == "ridge" else ("binary" if classes == 2 else f"multinomial_{classes}")
+    _report(
+        f"cv{args.folds}_{name}_vs_sklearn_loop",
+        {"sites": sites, "n": n, "d": x.shape[2]},
+        _interleave(ours, theirs, args.repeats),
+        target,
+        "max_r2_diff" if kind == "ridge" else "max_acc_diff",
+        load,
+    )
+
+
+def _single_logistic(args, x_tr, x_te, np_tr, np_te, labels, n_train, k, kind_name, shape) -> None:
+    load = _load()
+    y_tr, y_te = labels[:n_train], labels[n_train:]
+
+    def ours() -> np.ndarray:
+        probe = fit_logistic(x_tr, y_tr, C=args.C, n_classes=k)
+        pred = probe.predict(x_te)
+        if probe.kind == "binary":
+            pred = pred[..., 0].long()
+        return (pred == y_te[None]).double().mean(1).numpy()
+
+    def theirs() -> np.ndarray:
+        return np.array(
+            [
+                LogisticRegression(C=args.C, max_iter=1000)
+                .fit(np_tr[s], y_tr.numpy())
+                .score(np_te[s], y_te.numpy())
+                for s in range(args.sites)
+            ]
+        )
+
+    name = "logistic_binary" if k == 2 else f"logistic_multinomial_{k}"
+    _report(
+        f"{name}_lbfgs_vs_sklearn_loop",
+        shape | {"classes": k},
+        _interleave(ours, theirs, args.repeats),
+        0.3,
+        "max_acc_diff",
+        load,
+    )
 
 
 if __name__ == "__main__":

@@ -138,7 +138,11 @@ def fit_ridge(
     y2 = (y[:, None] if y.ndim == 1 else y).to(torch.float64)
     y_mean = y2.mean(dim=0, keepdim=True)
     yc = (y2 - y_mean).to(work)
-    x_mean = x.sum(dim=1, keepdim=True).to(torch.float64) / n  # [s, 1, d]
+    # One thin pass gives both Xᵀ·Yc and the column sums (a ones column on Y's side).
+    xty1 = (x.transpose(1, 2) @ torch.cat([yc, torch.ones_like(yc[:, :1])], dim=1)).to(
+        torch.float64
+    )
+    x_mean = xty1[..., -1:].transpose(1, 2) / n  # [s, 1, d]
     if n < d:
         xc = x - x_mean.to(work)
         kernel = (xc @ xc.transpose(1, 2)).to(torch.float64)
@@ -153,8 +157,7 @@ def fit_ridge(
             xc = x - x_mean.to(work)
             gram = (xc.transpose(1, 2) @ xc).to(torch.float64)
         # Xcᵀ·Yc = Xᵀ·Yc, since Yc sums to zero over rows.
-        rhs = (x.transpose(1, 2) @ yc).to(torch.float64)
-        coef = ridge_solve(gram, rhs, alpha)
+        coef = ridge_solve(gram, xty1[..., :-1], alpha)
     intercept = y_mean - (x_mean @ coef).squeeze(1)
     return LinearProbe(kind="ridge", coef=coef, intercept=intercept)
 

@@ -99,3 +99,25 @@ def test_ridge_on_float32_features_stays_close_to_sklearn() -> None:
         sk = Ridge(alpha=1.0).fit(x[s].double().numpy(), y.numpy())
         rel = np.abs(probe.coef[s].numpy() - sk.coef_.T).max() / np.abs(sk.coef_).max()
         assert rel <= 1e-4
+
+
+def test_ridge_dual_form_matches_sklearn_when_rows_are_fewer_than_features() -> None:
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 30, 50, generator=gen, dtype=torch.float64)
+    y = torch.randn(30, 2, generator=gen, dtype=torch.float64)
+    probe = fit_ridge(x, y, alpha=0.5)
+    for s in range(3):
+        sk = Ridge(alpha=0.5).fit(x[s].numpy(), y.numpy())
+        np.testing.assert_allclose(probe.coef[s].numpy(), sk.coef_.T, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(probe.intercept[s].numpy(), sk.intercept_, rtol=1e-8)
+
+
+def test_ridge_on_float32_features_far_from_zero_keeps_its_digits() -> None:
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 500, 8, generator=gen) + 300.0
+    y = (x[0, :, :1].double() - 300.0) * 2.0
+    probe = fit_ridge(x, y, alpha=1.0)
+    for s in range(2):
+        sk = Ridge(alpha=1.0).fit(x[s].double().numpy(), y.numpy())
+        ours, theirs = probe.coef[s, :, 0].numpy(), sk.coef_.reshape(-1)
+        assert np.abs(ours - theirs).max() / np.abs(theirs).max() <= 1e-4
