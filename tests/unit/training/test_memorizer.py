@@ -118,7 +118,7 @@ def test_online_runs_record_no_train_set(tmp_path):
     assert load_checkpoint(tmp_path / "run" / CHECKPOINT_DIR).metadata["train_set"] is None
 
 
-@pytest.mark.parametrize("name", ["tree-path", "maze", "icl-regression"])
+@pytest.mark.parametrize("name", ["tree-path", "maze", "icl-regression", "graph-search"])
 def test_memorizer_presets_share_the_zoo_models_shape_and_task(name):
     base, memorizer = preset(name), preset(f"{name}-memorizer")
     assert memorizer.model == base.model
