@@ -129,7 +129,7 @@ def _train_rows(t: Tensor, fold: _Fold, dim: int) -> Tensor:
 def _ridge_scores(xo: Tensor, yo: Tensor, folds: list[_Fold], alpha: float, bar: Any) -> Tensor:
     """Held-out R² of standardise-then-ridge per fold, from Gram downdates only."""
     yw = yo.to(xo.dtype)
-    xy = [(xo[:, f.lo : f.hi].transpose(1, 2) @ yw[f.lo : f.hi]).to(torch.float64) for f in folds]
+    xy = [(yw[f.lo : f.hi].T @ xo[:, f.lo : f.hi]).transpose(1, 2).to(torch.float64) for f in folds]
     xy_all = torch.stack(xy).sum(0)
     scores = []
     for f, xy_f in bar(list(zip(folds, xy, strict=True))):

