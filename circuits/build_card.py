@@ -11,6 +11,7 @@ circuits/<name>/notes.md, if present, is included as written.
 tests/integration/test_circuits.py re-runs the same search and requires the same circuit.
 
     python circuits/build_card.py tree-path --skip-probes   # reuse goal_probes.md
+    python circuits/build_card.py tree-path --card-only     # only rewrite README.md
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from mesainterp.attribution.agreement import attribution_agreement
+from mesainterp.discovery.circuit import Circuit
 from mesainterp.discovery.config import load_config
 from mesainterp.discovery.faithfulness import FaithfulnessRow, rows_to_frame
 from mesainterp.discovery.search import SearchOutcome, SearchPlan, _metric, prepare, run_search
@@ -159,10 +161,46 @@ def card(
     return "\n".join(lines)
 
 
+def _command(name: str) -> list[str]:
+    return ["mesainterp", "search", f"circuits/{name}/search.toml", "--out", f"runs/{name}"]
+
+
+def _extra(folder: Path, agreement: pd.DataFrame, n_examples: int) -> list[str]:
+    extra = agreement_lines(agreement, n_examples)
+    for part in ("notes.md", "goal_probes.md"):
+        if (folder / part).is_file():
+            extra += [(folder / part).read_text().rstrip(), ""]
+    return extra
+
+
+def render(name: str) -> Path:
+    """Rewrite only the card, from the folder's committed files (no search is run)."""
+    folder = HERE / name
+    circuit = Circuit.load(folder / "circuit.json")
+    frame = pd.read_csv(folder / "faithfulness.csv")
+    rows = [
+        FaithfulnessRow(
+            measure=r.measure,
+            ablation=r.ablation,
+            k=None if pd.isna(r.k) else int(r.k),
+            n_edges=int(r.n_edges),
+            value=float(r.value),
+            ci_low=float(r.ci_low),
+            ci_high=float(r.ci_high),
+        )
+        for r in frame.itertuples()
+    ]
+    outcome = SearchOutcome(circuit=circuit, rows=rows, ranking=[])
+    agreement = pd.read_csv(folder / "agreement.csv")
+    extra = _extra(folder, agreement, int(circuit.params["n_examples"]))
+    (folder / "README.md").write_text(card(name, outcome, _command(name), extra))
+    return folder
+
+
 def build(name: str, *, probes: bool = True) -> Path:
     folder = HERE / name
     config_path = folder / "search.toml"
-    command = ["mesainterp", "search", f"circuits/{name}/search.toml", "--out", f"runs/{name}"]
+    command = _command(name)
     plan = prepare(load_config(config_path))
     outcome = run_search(plan, command=command)
     # Keep the committed file stable across machines: no timestamps or local paths.
@@ -171,16 +209,10 @@ def build(name: str, *, probes: bool = True) -> Path:
     rows_to_frame(outcome.rows).to_csv(folder / "faithfulness.csv", index=False)
     agreement = agreement_frame(plan)
     agreement.to_csv(folder / "agreement.csv", index=False)
-    extra = agreement_lines(agreement, plan.config.n_examples)
-    notes = folder / "notes.md"
-    if notes.is_file():
-        extra += [notes.read_text().rstrip(), ""]
-    if plan.model_name in GOAL_LABELS:
-        table = folder / "goal_probes.md"
-        if probes:
-            table.write_text("\n".join(goal_probe_lines(name, goal_probes(plan.model_name))))
-        if table.is_file():
-            extra += [table.read_text().rstrip(), ""]
+    if plan.model_name in GOAL_LABELS and probes:
+        lines = goal_probe_lines(name, goal_probes(plan.model_name))
+        (folder / "goal_probes.md").write_text("\n".join(lines))
+    extra = _extra(folder, agreement, plan.config.n_examples)
     (folder / "README.md").write_text(card(name, outcome, command, extra))
     return folder
 
@@ -190,9 +222,11 @@ def main() -> None:
     parser.add_argument("names", nargs="+", help="folders under circuits/")
     parser.add_argument("--skip-probes", action="store_true",
                         help="reuse the folder's goal_probes.md (if any) instead of re-measuring")  # fmt: skip
+    parser.add_argument("--card-only", action="store_true",
+                        help="rewrite README.md from the committed files, run nothing")  # fmt: skip
     args = parser.parse_args()
     for name in args.names:
-        print(build(name, probes=not args.skip_probes))
+        print(render(name) if args.card_only else build(name, probes=not args.skip_probes))
 
 
 if __name__ == "__main__":
