@@ -140,3 +140,31 @@ display(
 # %%
 labels = [task.vocab[t] for t in tokens]
 attention_heads(pattern, labels, head_names=[f"L{LAYER}H{h}" for h in range(shape.n_heads)])
+
+# %% [markdown]
+# ## Where the goal becomes decodable, and whether steering it retargets the model
+#
+# Measured on this shipped model (600 examples, 5-fold cross-validated logistic probes,
+# C = 1, `resid_post` at every layer × positions 0..37; controls: a random-init twin,
+# shuffled labels, the majority class; the goal-probes notebook recomputes this at a
+# smaller size):
+#
+# - **Goal token (pos 34).** Accuracy 1.00 at every layer, but so is the random-init
+#   twin's: the token's own identity, not a finding.
+# - **`:` (pos 35, predicts the first answer).** 0.61 ± 0.01 after block 1 against 0.44
+#   for the random-init twin (shuffled 0.09, majority 0.10); after that it falls *below*
+#   the twin (0.30, 0.22, 0.16, 0.15 for blocks 2–5, twin 0.37–0.32).
+# - **First answer positions (pos 36, 37).** The goal is decodable right after block 0:
+#   1.00 against 0.23 / 0.29 for the twin; it stays ≥ 0.98 through block 3 and decays to
+#   0.84 / 0.80 after block 5. The model copies the goal to where the path is written
+#   in its first layer.
+#
+# **Retargeting** (48 goal-family pairs: same tree, goal A in the clean prompt, goal B in
+# the counterfactual; steer = set the probe-subspace component at positions 34–37 to
+# goal B's class mean; control = the same edit along 5 random subspaces of equal rank,
+# rescaled to the probe edit's norm per example): steering after block 0 sends
+# **0.81 [0.68, 0.90]** (Wilson 95%) of the clean runs down goal B's exact path; random
+# directions **0.00** (5 draws) and the unedited model 0.00 [0, 0.07]. Steering after
+# blocks 1–5 at the same positions retargets 0.00, consistent with the goal having been
+# read into other positions by then (not tested here). Ablating the probe subspace
+# never produces goal B's path (0.00).
