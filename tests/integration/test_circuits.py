@@ -18,7 +18,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def test_every_shipped_model_has_a_circuit() -> None:
     have = {folder.name for folder in FOLDERS if (folder / "circuit.json").is_file()}
-    missing = sorted(set(zoo.list_models()) & {"tree-path"} - have)
+    # Memorizers are controls trained on a fixed set, not organisms with a circuit to find.
+    organisms = {m for m in zoo.list_models() if not m.endswith("-memorizer")}
+    missing = sorted(organisms - have)
     assert not missing, f"no committed circuit for {missing}"
 
 
