@@ -25,7 +25,10 @@ BARS = {
 }
 # Bars the shipped checkpoint is known to miss, with the measured value. The bar is
 # kept, and the test is a strict xfail: it fails loudly once a retrained model passes.
-KNOWN_SHORT: dict[str, str] = {}
+KNOWN_SHORT = {
+    "graph-search": "ships at exact_path 0.871 (95% CI 0.849-0.890) on 8 vertices, lookahead <= 3, "
+    "after 4500 steps"
+}
 TEST_SEED = held_out_seed(7_777)
 SHIPPED = zoo.list_models()
 
