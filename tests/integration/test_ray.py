@@ -8,10 +8,8 @@ import pandas as pd
 import pytest
 
 from mesainterp.cli.main import main
-from mesainterp.model import ModelConfig, build_model, save_checkpoint
 from mesainterp.patching import load_result
 from mesainterp.runs.executor import start_local_cluster
-from mesainterp.tasks.registry import get_task
 
 ray = pytest.importorskip("ray")
 
@@ -23,28 +21,16 @@ def cluster():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    task = get_task("tree-path", n_nodes=6, max_depth=3)
-    config = ModelConfig(
-        n_layers=2, d_model=16, n_heads=2, d_head=8, d_mlp=32,
-        d_vocab=task.d_vocab, d_vocab_out=task.d_vocab_out, n_ctx=task.seq_len, seed=1,
-    )  # fmt: skip
-    path = tmp_path_factory.mktemp("ckpt") / "tree"
-    save_checkpoint(build_model(config), path, config=config, task=task.config_dict())
-    return path
-
-
-def _patch(checkpoint, out, *extra):
-    argv = ["--json", "--no-progress", "patch", str(checkpoint), "--sites", "heads-by-pos",
+def _patch(tiny_checkpoint, out, *extra):
+    argv = ["--json", "--no-progress", "patch", str(tiny_checkpoint), "--sites", "heads-by-pos",
             "--out", str(out), "--n", "6", "--n-boot", "50", "--chunk-size", "8", *extra]  # fmt: skip
     return main(argv)
 
 
-def test_ray_sweep_equals_inprocess_and_resumes(cluster, checkpoint, tmp_path, capsys):
-    assert _patch(checkpoint, tmp_path / "local") == 0
+def test_ray_sweep_equals_inprocess_and_resumes(cluster, tiny_checkpoint, tmp_path, capsys):
+    assert _patch(tiny_checkpoint, tmp_path / "local") == 0
     local = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert _patch(checkpoint, tmp_path / "ray", "--executor", "ray", "--workers", "2") == 0
+    assert _patch(tiny_checkpoint, tmp_path / "ray", "--executor", "ray", "--workers", "2") == 0
     remote = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert remote["executor"] == "ray" and remote["units_computed"] == local["units_total"] > 2
     pd.testing.assert_frame_equal(
@@ -52,7 +38,7 @@ def test_ray_sweep_equals_inprocess_and_resumes(cluster, checkpoint, tmp_path, c
     )
     # A Ray run resumed after losing a unit recomputes just that unit.
     next((tmp_path / "ray" / "_run" / "units").glob("*.safetensors")).unlink()
-    assert _patch(checkpoint, tmp_path / "ray", "--executor", "ray", "--resume") == 0
+    assert _patch(tiny_checkpoint, tmp_path / "ray", "--executor", "ray", "--resume") == 0
     resumed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert resumed["units_computed"] == 1
     pd.testing.assert_frame_equal(
@@ -60,7 +46,7 @@ def test_ray_sweep_equals_inprocess_and_resumes(cluster, checkpoint, tmp_path, c
     )
 
 
-def test_ray_address_needs_the_ray_executor(checkpoint, tmp_path, capsys):
-    assert _patch(checkpoint, tmp_path / "x", "--ray-address", "auto") == 2
+def test_ray_address_needs_the_ray_executor(tiny_checkpoint, tmp_path, capsys):
+    assert _patch(tiny_checkpoint, tmp_path / "x", "--ray-address", "auto") == 2
     assert "--ray-address" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

@@ -20,10 +20,8 @@ import pandas as pd
 import pytest
 
 from mesainterp.cli.main import main
-from mesainterp.model import ModelConfig, build_model, save_checkpoint
 from mesainterp.patching import load_result
 from mesainterp.runs.atomic import TMP_PREFIX
-from mesainterp.tasks.registry import get_task
 
 # (signal, units on disk before the kill; None = a random moment from launch)
 CASES = [
@@ -34,27 +32,15 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    task = get_task("tree-path", n_nodes=6, max_depth=3)
-    config = ModelConfig(
-        n_layers=2, d_model=16, n_heads=2, d_head=8, d_mlp=32,
-        d_vocab=task.d_vocab, d_vocab_out=task.d_vocab_out, n_ctx=task.seq_len, seed=1,
-    )  # fmt: skip
-    path = tmp_path_factory.mktemp("ckpt") / "tree"
-    save_checkpoint(build_model(config), path, config=config, task=task.config_dict())
-    return path
-
-
-def _argv(checkpoint, out):
-    return ["patch", str(checkpoint), "--sites", "mlp", "--out", str(out),
+def _argv(tiny_checkpoint, out):
+    return ["patch", str(tiny_checkpoint), "--sites", "mlp", "--out", str(out),
             "--n", "6", "--n-boot", "50", "--chunk-size", "4", "--method", "hooks"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def reference(checkpoint, tmp_path_factory):
+def reference(tiny_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("reference") / "run"
-    assert main(["--no-progress", *_argv(checkpoint, out)]) == 0
+    assert main(["--no-progress", *_argv(tiny_checkpoint, out)]) == 0
     return load_result(out).table, len(list((out / "_run" / "units").iterdir()))
 
 
@@ -65,14 +51,14 @@ def _units(out):
 
 @pytest.mark.parametrize(("sig", "after_units"), CASES)
 def test_killed_run_resumes_to_the_same_table(
-    checkpoint, reference, tmp_path, capsys, sig, after_units
+    tiny_checkpoint, reference, tmp_path, capsys, sig, after_units
 ):
     table, n_units = reference
     rng = random.Random(f"{sig}-{after_units}")
     out = tmp_path / "run"
     env = {**os.environ, "MESAINTERP_NO_PROGRESS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mesainterp", *_argv(checkpoint, out)],
+        [sys.executable, "-m", "mesainterp", *_argv(tiny_checkpoint, out)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -101,7 +87,7 @@ def test_killed_run_resumes_to_the_same_table(
     assert proc.stderr is not None
     proc.stderr.close()
 
-    code = main(["--json", "--no-progress", *_argv(checkpoint, out), "--resume"])
+    code = main(["--json", "--no-progress", *_argv(tiny_checkpoint, out), "--resume"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     data = json.loads(captured.out.strip().splitlines()[-1])
