@@ -38,9 +38,9 @@ import torch
 from IPython.display import display
 
 from mesainterp import model_shape, zoo
+from mesainterp.demo.overlays import model_paths
 from mesainterp.patching import patch_pair
 from mesainterp.sites import head_sites
-from mesainterp.tasks import greedy_decode
 from mesainterp.training import evaluate
 from mesainterp.viz import (
     attention_heads,
@@ -57,16 +57,6 @@ shape = model_shape(model)
 print(task)
 
 
-def answer_path(tokens: torch.Tensor, prompt_len: int) -> list[int]:
-    """Node labels of a decoded answer, up to END."""
-    path = []
-    for token in tokens[prompt_len:].tolist():
-        if token >= task.n_nodes:
-            break
-        path.append(token)
-    return path
-
-
 # %% [markdown]
 # ## The task and a counterfactual pair
 #
@@ -76,14 +66,14 @@ def answer_path(tokens: torch.Tensor, prompt_len: int) -> list[int]:
 pair = task.counterfactual_pairs(8, seed=1)
 print("clean:    ", task.render(pair.clean.inputs[0]))
 print("corrupted:", task.render(pair.corrupted.inputs[0]))
-clean_paths = greedy_decode(model, pair.clean)
-corrupted_paths = greedy_decode(model, pair.corrupted)
+clean_paths = model_paths(model, pair.clean, n_nodes=task.n_nodes)
+corrupted_paths = model_paths(model, pair.corrupted, n_nodes=task.n_nodes)
 display(
     instance_before_after(
         pair.clean.instances[0],
         pair.corrupted.instances[0],
-        model_before=answer_path(clean_paths[0], task.prompt_len),
-        model_after=answer_path(corrupted_paths[0], task.prompt_len),
+        model_before=clean_paths[0],
+        model_after=corrupted_paths[0],
         titles=("clean goal", "counterfactual goal"),
     )
 )
@@ -124,7 +114,7 @@ query = task.prompt_len - 1
 tokens = batch.inputs[0].tolist()
 position_nodes = [t if t < task.n_nodes else None for t in tokens[: query + 1]]
 weights = attention_to_nodes(pattern[HEAD, query, : query + 1], position_nodes)
-decoded = answer_path(greedy_decode(model, batch)[0], task.prompt_len)
+decoded = model_paths(model, batch, n_nodes=task.n_nodes)[0]
 display(
     instance_figure(
         instance, model_path=decoded, intensity=weights, title=f"L{LAYER}H{HEAD} attention from ':'"

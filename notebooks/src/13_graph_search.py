@@ -42,11 +42,11 @@ import torch
 from IPython.display import display
 
 from mesainterp import model_shape, zoo
+from mesainterp.demo.overlays import model_paths
 from mesainterp.patching import patch_pair
 from mesainterp.probes import ProbeSpec, collect_activations, run_probes, task_batches
 from mesainterp.probes import resid_sites as probe_sites
 from mesainterp.sites import resid_sites
-from mesainterp.tasks import greedy_decode
 from mesainterp.training import evaluate
 from mesainterp.viz import instance_figure, patching_heatmap, probe_curves
 
@@ -62,26 +62,16 @@ print(task)
 print("held-out accuracy recorded at training:", checkpoint.metadata["held_out"]["metrics"])
 
 
-def answer_path(tokens: torch.Tensor) -> list[int]:
-    """Vertex labels of a decoded answer, up to END."""
-    path = []
-    for token in tokens[task.prompt_len :].tolist():
-        if token >= task.n_vertices:
-            break
-        path.append(token)
-    return path
-
-
 # %% [markdown]
 # ## The task and the model's path
 
 # %%
 batch = task.sample(4, seed=3)
-decoded = greedy_decode(model, batch)
+decoded = model_paths(model, batch, n_nodes=task.n_vertices)
 for b in range(2):
     print(task.render(batch.inputs[b]))
-    print("   model:", answer_path(decoded[b]), " truth:", list(batch.instances[b].path))
-display(instance_figure(batch.instances[0], model_path=answer_path(decoded[0]), title="a DAG"))
+    print("   model:", decoded[b], " truth:", list(batch.instances[b].path))
+display(instance_figure(batch.instances[0], model_path=decoded[0], title="a DAG"))
 
 # %% [markdown]
 # ## Held-out accuracy, by lookahead
