@@ -42,17 +42,31 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find internal search in transformers.",
     )
     parser.add_argument("--version", action="version", version=f"mesainterp {__version__}")
-    parser.add_argument(
-        "--json", action="store_true", help="print one machine-readable JSON line on stdout"
-    )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="turn progress bars off (for batch logs)"
-    )
+    _add_global_flags(parser, default=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"mesainterp.cli.{name.replace('-', '_')}")
         module.add_parser(subparsers)
+    # The global flags are taken after the subcommand too (`mesainterp eval M --json`);
+    # SUPPRESS keeps a subcommand that omits them from resetting a flag given before it.
+    for sub in subparsers.choices.values():
+        _add_global_flags(sub, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_global_flags(parser: argparse.ArgumentParser, *, default: object) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=default,
+        help="print one machine-readable JSON line on stdout",
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        default=default,
+        help="turn progress bars off (for batch logs)",
+    )
 
 
 def run_subcommand(argv: Sequence[str]) -> CommandResult:

@@ -72,6 +72,15 @@ def test_eval_a_run_directory_as_json(trained_run):
     assert {"exact_path", "token_acc", "loss", "exact_path_ci_low"} <= set(result["metrics"])
 
 
+@pytest.mark.parametrize("flags_after", [True, False])
+def test_global_flags_are_taken_before_or_after_the_subcommand(trained_run, flags_after):
+    out, data = trained_run
+    args = ["eval", str(out), "--n", "8"]
+    proc = mesainterp(*([*args, "--json"] if flags_after else ["--json", *args]))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["fingerprint"] == data["fingerprint"]
+
+
 def test_resume_with_more_steps(trained_run, tmp_path):
     out, _ = trained_run
     proc = mesainterp("--json", "train", "tree-path", "--out", str(out), "--resume", "--steps", "4")
