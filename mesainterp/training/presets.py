@@ -57,7 +57,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "task": "graph-search",
         "task_params": {"n_vertices": 8, "max_lookahead": 3, "extra_edges": 2},
         "model": {"n_layers": 6, "d_model": 64, "n_heads": 2, "d_head": 32, "d_mlp": 256},
-        "steps": 4500,
+        "steps": 9000,
         "batch_size": 64,
         "lr": 1e-3,
         "warmup_steps": 200,
