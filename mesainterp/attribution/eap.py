@@ -108,7 +108,7 @@ def edge_attribution(
         tok = tok_r + alpha * (tok_c - tok_r)
         run = ef.run(tok.detach(), pos.detach(), leaves=True)
         g = ef.leaf_grads(run, _metric_sum(metric, run.logits, batch)).detach()
-        grads = g if grads is None else grads + g
+        grads = g if grads is None else grads.add_(g)
         if alpha == 0.0:  # the gradient run is the corrupted run: reuse its outputs
             out_r = [o.detach() for o in run.outs]
     if out_r is None:
@@ -119,7 +119,8 @@ def edge_attribution(
     for i, (a, b) in enumerate(zip(out_c, out_r, strict=True)):
         torch.sub(a, b, out=diffs[i])
     assert grads is not None
-    grads = grads / len(alphas)
+    if len(alphas) > 1:  # in place: the buffer is [n_down, b, p, d_model]
+        grads.div_(len(alphas))
     valid = ef.graph.valid_mask().to(diffs.device)
     per_example = _scores(diffs, grads) * valid.unsqueeze(-1)
     params: dict[str, Any] = {"ig_steps": ig_steps} if method == "eap-ig" else {}

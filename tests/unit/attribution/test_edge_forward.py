@@ -118,10 +118,22 @@ def test_unsupported_models_are_refused() -> None:
         EdgeForward(model)
 
 
-@pytest.mark.parametrize("attn_only", [False, True])
-def test_shared_input_gradients_equal_the_split_copies(attn_only: bool) -> None:
-    """The fast gradient path against its oracle: literal per-input residual copies."""
-    model = _model(attn_only)
+@pytest.mark.parametrize(
+    ("attn_only", "norm"), [(False, "LN"), (True, "LN"), (False, "RMS"), (False, "LNPre")]
+)
+def test_shared_input_gradients_equal_the_split_copies(attn_only: bool, norm: str) -> None:
+    """The fast gradient path (the closed-form layer-norm backward for LN, autograd's
+    for the other norms) against its oracle: literal per-input residual copies."""
+    model = build_model(
+        ModelConfig(
+            n_layers=2, d_model=32, n_heads=2, d_head=16, d_mlp=None if attn_only else 64,
+            attn_only=attn_only, d_vocab=13, n_ctx=16, seed=3, normalization_type=norm,
+        )
+    )  # fmt: skip
+    if norm == "LN":  # a non-trivial norm weight, so the folded projection is exercised
+        with torch.no_grad():
+            for block in model.original_model.layers:
+                block.ln1.weight.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(1))
     ef = EdgeForward(model)
     clean = _tokens(0)
     answer_pos = torch.full((6,), 8)
