@@ -36,8 +36,8 @@ class EvidenceConfig:
     retarget_margin:      fraction of runs steered to goal B's exact answer along the
                           probe subspace minus along random subspaces of equal size and
                           edit norm, default 0.2.
-    lookahead_margin:     accuracy of the step-two-ahead probe minus the best control,
-                          default 0.2.
+    lookahead_margin:     skill of the future-node ranking over the best control,
+                          (AUC - control) / (1 - control), default 0.2.
     iterative_margin:     rise of the search-state probe score after layer 0, minus the
                           random-init twin's rise, default 0.1.
     circuit_fraction:     share of the model's edges kept by the localised circuit,

@@ -133,13 +133,14 @@ display(fig)
 # %% [markdown]
 # ## Reading it
 #
-# - The planted chaining model passes goal representation, goal retargeting, iterative
-#   computation and the localised circuit: the battery sees the search it was built
-#   with. It fails look-ahead: its plan is a *set* of ancestors, so the path's third
-#   node is not linearly readable at the first answer position. The look-ahead test as
-#   defined (an ordered future step) misses set-shaped plans.
-# - The trained model passes goal representation and goal retargeting. Its
-#   iterative-computation margin sits near the 0.1 threshold (0.12 with 600 examples,
-#   0.07 with 300), and its circuit at 10% of the edges recovers under half of the
-#   behaviour (0.43; 0.81 at 20%): a distributed mechanism at this size.
+# - The planted chaining model passes all five tests that apply: the battery sees the
+#   search it was built with. Its look-ahead skill is 1.0: at the first answer
+#   position a linear probe ranks the path's later nodes above every other node,
+#   because the chain has collected the goal's ancestors by then (as a set: an
+#   ordered "node two steps ahead" probe misses it, which is why the test ranks sets).
+# - The trained model passes goal representation, goal retargeting and, with 600
+#   examples, look-ahead (skill 0.31 [0.24, 0.37]) and iterative computation (0.11,
+#   just over the 0.1 threshold; lower with fewer examples). Its circuit at 10% of the
+#   edges recovers under half of the behaviour (0.43): a distributed mechanism at
+#   this size.
 # - Neither non-searcher passes anything; their relative order is noise.
