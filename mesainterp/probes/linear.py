@@ -110,8 +110,15 @@ def ridge_solve(
 
     One factorisation per site serves every target column.
     """
-    d = gram.shape[-1]
-    m = gram.to(torch.float64) + alpha * torch.eye(d, dtype=torch.float64)
+    return _ridge_solve_owned(gram.to(torch.float64, copy=True), rhs, alpha)
+
+
+def _ridge_solve_owned(
+    m: Float[Tensor, "sites d d"], rhs: Float[Tensor, "sites d out"], alpha: float
+) -> Float[Tensor, "sites d out"]:
+    """`ridge_solve` on a float64 Gram the caller gives up: alpha is added to its
+    diagonal in place (each full pass over the sites' d×d matrices counts here)."""
+    m.diagonal(dim1=1, dim2=2).add_(alpha)
     chol, info = torch.linalg.cholesky_ex(m)
     if bool((info != 0).any()):  # not positive definite at working precision
         return torch.linalg.solve(m, rhs.to(torch.float64))
@@ -146,10 +153,12 @@ def fit_ridge(
     if n < d:
         xc = x - x_mean.to(work)
         kernel = (xc @ xc.transpose(1, 2)).to(torch.float64)
-        dual = ridge_solve(kernel, yc.to(torch.float64).expand(x.shape[0], -1, -1), alpha)
+        dual = _ridge_solve_owned(kernel, yc.to(torch.float64).expand(x.shape[0], -1, -1), alpha)
         coef = (xc.transpose(1, 2) @ dual.to(work)).to(torch.float64)
     else:
-        gram = (x.transpose(1, 2) @ x).to(torch.float64) - n * x_mean.transpose(1, 2) @ x_mean
+        # A fresh float64 Gram, centred in place: XᵀX − n·μμᵀ.
+        gram = (x.transpose(1, 2) @ x).to(torch.float64)
+        gram.baddbmm_(x_mean.transpose(1, 2), x_mean, alpha=-n)
         var = gram.diagonal(dim1=1, dim2=2) / n
         if work == torch.float32 and bool((x_mean[:, 0].pow(2) > 16 * var).any()):
             # Means far above the spread: subtracting n·μμᵀ in float64 from a float32
@@ -157,7 +166,7 @@ def fit_ridge(
             xc = x - x_mean.to(work)
             gram = (xc.transpose(1, 2) @ xc).to(torch.float64)
         # Xcᵀ·Yc = Xᵀ·Yc, since Yc sums to zero over rows.
-        coef = ridge_solve(gram, xty1[..., :-1], alpha)
+        coef = _ridge_solve_owned(gram, xty1[..., :-1], alpha)
     intercept = y_mean - (x_mean @ coef).squeeze(1)
     return LinearProbe(kind="ridge", coef=coef, intercept=intercept)
 
