@@ -7,6 +7,7 @@ or any file is written; a bad config exits with one line naming the dotted field
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from mesainterp.cli.output import CommandResult
@@ -32,7 +33,13 @@ def run(args: argparse.Namespace) -> CommandResult:
     from mesainterp.discovery.config import load_config
     from mesainterp.discovery.search import prepare, write_outputs
     from mesainterp.runs.executor import execute
-    from mesainterp.runs.search_job import SearchJob, SearchWorker, outcome_from_unit, search_plan
+    from mesainterp.runs.search_job import (
+        SearchJob,
+        SearchWorker,
+        faithfulness_plan,
+        outcome_from_units,
+        search_plan,
+    )
     from mesainterp.runs.state import open_run
 
     check_run_options(args)
@@ -43,17 +50,22 @@ def run(args: argparse.Namespace) -> CommandResult:
                 "config": config.to_dict()}  # fmt: skip
     state = open_run(args.out, identity=identity, resume=args.resume)
     job = SearchJob(config_path=str(Path(args.config).resolve()), command=tuple(command))
-    units = search_plan(state.identity)
-    stats = execute(
-        job.worker_spec(),
-        units,
-        state,
-        executor=args.executor,
-        workers=args.workers,
-        address=args.ray_address,
-        local_worker=SearchWorker.from_plan(plan, command),
+    where = {"executor": args.executor, "workers": args.workers, "address": args.ray_address,
+             "local_worker": SearchWorker.from_plan(plan, command)}  # fmt: skip
+    # Stage 1 finds the circuit (one unit); stage 2 measures it, one unit per ablation.
+    stage1 = search_plan(state.identity)
+    first = execute(job.worker_spec(), stage1, state, **where)
+    stage2 = faithfulness_plan(
+        state.identity, state.load_unit(stage1.keys[0])[1], list(config.faithfulness_ablations)
     )
-    outcome = outcome_from_unit(state.load_unit(units.keys[0])[1])
+    second = execute(job.worker_spec(), stage2, state, **where)
+    stats = dataclasses.replace(
+        second,
+        total=first.total + second.total,
+        computed=first.computed + second.computed,
+        reused=first.reused + second.reused,
+    )
+    outcome = outcome_from_units(state, stage1.keys[0], stage2)
     paths = write_outputs(outcome, args.out, command=command, report=not args.no_report)
     state.mark_complete()
     circuit = outcome.circuit

@@ -8,6 +8,7 @@ and `write_outputs` is the only step that touches the output directory.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,16 @@ from mesainterp.runs.atomic import atomic_write, atomic_write_json
 from mesainterp.sites.sweeps import head_sites, mlp_sites
 from mesainterp.tasks.base import CounterfactualPair, Task
 
-__all__ = ["SearchOutcome", "SearchPlan", "prepare", "run_search", "write_outputs"]
+__all__ = [
+    "SearchOutcome",
+    "SearchPlan",
+    "circuit_faithfulness",
+    "find_circuit",
+    "prepare",
+    "run_search",
+    "with_headline",
+    "write_outputs",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,7 +162,20 @@ def _node_circuit(
 
 
 def run_search(plan: SearchPlan, *, command: list[str] | None = None) -> SearchOutcome:
-    """Find the circuit and measure its faithfulness."""
+    """Find the circuit and measure its faithfulness (the two stages, in one process)."""
+    circuit, ranking = find_circuit(plan, command=command)
+    rows = circuit_faithfulness(plan, circuit, ranking)
+    return SearchOutcome(circuit=with_headline(circuit, rows), rows=rows, ranking=ranking)
+
+
+def find_circuit(
+    plan: SearchPlan, *, command: list[str] | None = None
+) -> tuple[Circuit, list[tuple[str, str]]]:
+    """Stage 1: score and prune; the circuit (no faithfulness yet) and the edge ranking.
+
+    Sequential by nature: ACDC decides each edge after the last, and an attribution
+    ranking is one backward pass, so this stage is one work unit.
+    """
     cfg = plan.config
     torch.manual_seed(cfg.seed)
     ef = EdgeForward(plan.model)
@@ -204,17 +227,36 @@ def run_search(plan: SearchPlan, *, command: list[str] | None = None) -> SearchO
         edges, method=cfg.method, params=params, ablation=cfg.ablation,
         provenance=stamp, node_order=ef.graph.upstream,
     )  # fmt: skip
-    rows = faithfulness(
-        plan.model, circuit, clean=clean, corrupted=corrupted, metric=metric, batch=batch,
-        ablations=cfg.faithfulness_ablations, curve_k=cfg.curve_k, ranking=ranking,
-        n_boot=cfg.n_boot, seed=cfg.seed, forward=ef,
+    return circuit, ranking
+
+
+def circuit_faithfulness(
+    plan: SearchPlan,
+    circuit: Circuit,
+    ranking: list[tuple[str, str]],
+    *,
+    ablations: Sequence[str] | None = None,
+) -> list[FaithfulnessRow]:
+    """Stage 2: the faithfulness rows of `circuit` under `ablations` (default: the
+    config's). Each ablation's rows depend on nothing but the circuit, the ranking and
+    the config's seed, so the ablations can be measured apart and give the same rows."""
+    cfg = plan.config
+    return faithfulness(
+        plan.model, circuit, clean=plan.pair.clean.inputs, corrupted=plan.pair.corrupted.inputs,
+        metric=_metric(plan), batch=plan.pair.clean,
+        ablations=cfg.faithfulness_ablations if ablations is None else ablations,
+        curve_k=cfg.curve_k, ranking=ranking, n_boot=cfg.n_boot, seed=cfg.seed,
+        forward=EdgeForward(plan.model),
     )  # fmt: skip
+
+
+def with_headline(circuit: Circuit, rows: Sequence[FaithfulnessRow]) -> Circuit:
+    """`circuit` carrying its faithfulness under its own ablation (None if not measured)."""
     headline = next(
-        (r.value for r in rows if r.measure == "faithfulness" and r.ablation == cfg.ablation),
+        (r.value for r in rows if r.measure == "faithfulness" and r.ablation == circuit.ablation),
         None,
     )
-    circuit = dataclasses.replace(circuit, faithfulness=headline)
-    return SearchOutcome(circuit=circuit, rows=rows, ranking=ranking)
+    return dataclasses.replace(circuit, faithfulness=headline)
 
 
 def _selection(cfg: SearchConfig) -> dict[str, Any]:

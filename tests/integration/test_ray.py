@@ -50,3 +50,29 @@ def test_ray_address_needs_the_ray_executor(tiny_checkpoint, tmp_path, capsys):
     assert _patch(tiny_checkpoint, tmp_path / "x", "--ray-address", "auto") == 2
     assert "--ray-address" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_ray_search_spreads_the_ablations_and_equals_inprocess(
+    cluster, tiny_checkpoint, tmp_path, capsys
+):
+    config = tmp_path / "search.toml"
+    config.write_text(
+        f'[model]\ncheckpoint = "{tiny_checkpoint}"\n\n[search]\nmethod = "acdc"\n'
+        'threshold = 0.01\nn_examples = 8\n\n[faithfulness]\nablations = ["resample", "mean", '
+        '"zero"]\ncurve_k = [1, 5]\nn_boot = 20\n'
+    )
+    runs = {}
+    for name, extra in (("local", []), ("ray", ["--executor", "ray", "--workers", "2"])):
+        argv = ["--json", "--no-progress", "search", str(config), "--out", str(tmp_path / name),
+                "--no-report", *extra]  # fmt: skip
+        assert main(argv) == 0
+        runs[name] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # The circuit unit, then one unit per ablation, the last three on two workers.
+    assert runs["ray"]["units_computed"] == runs["local"]["units_total"] == 4
+    assert runs["ray"]["executor"] == "ray"
+    local, remote = (json.loads((tmp_path / n / "circuit.json").read_text()) for n in runs)
+    assert remote["edges"] == local["edges"]
+    assert remote["faithfulness"] == local["faithfulness"]
+    assert (tmp_path / "ray" / "faithfulness.csv").read_text() == (
+        tmp_path / "local" / "faithfulness.csv"
+    ).read_text()
