@@ -8,6 +8,11 @@ speed-up.
 
 Run:  python benchmarks/bench_ray_scaling.py [--model tree-path --sites resid --n 16
                                               --chunk-size 4 --max-units 8 --reps 3]
+
+The defaults finish in under a second in-process, so actor start-up dominates; the
+README's scaling figure uses a sweep where the work shows:
+      MESAINTERP_NO_PROGRESS=1 python benchmarks/bench_ray_scaling.py --sites heads-by-pos \
+          --n 512 --chunk-size 32 --max-units 15 --reps 3
 """
 
 from __future__ import annotations
