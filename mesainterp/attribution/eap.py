@@ -50,6 +50,24 @@ class EdgeScores:
     method: str
     params: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_per_example(
+        cls,
+        graph: EdgeGraph,
+        per_example: Float[Tensor, "n_up n_down batch"],
+        *,
+        method: EdgeMethod,
+        ig_steps: int,
+    ) -> EdgeScores:
+        """The scores of `graph`'s edges from each example's own (e.g. chunks' joined)."""
+        return cls(
+            graph=graph,
+            scores=per_example.mean(dim=-1),
+            per_example=per_example,
+            method=method,
+            params={"ig_steps": ig_steps} if method == "eap-ig" else {},
+        )
+
     def as_dict(self) -> dict[tuple[str, str], float]:
         """{(upstream, downstream): score} for every existing edge."""
         g = self.graph
@@ -123,14 +141,7 @@ def edge_attribution(
         grads.div_(len(alphas))
     valid = ef.graph.valid_mask().to(diffs.device)
     per_example = _scores(diffs, grads) * valid.unsqueeze(-1)
-    params: dict[str, Any] = {"ig_steps": ig_steps} if method == "eap-ig" else {}
-    return EdgeScores(
-        graph=ef.graph,
-        scores=per_example.mean(dim=-1),
-        per_example=per_example,
-        method=method,
-        params=params,
-    )
+    return EdgeScores.from_per_example(ef.graph, per_example, method=method, ig_steps=ig_steps)
 
 
 def _scores(

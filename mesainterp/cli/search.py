@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> CommandResult:
         faithfulness_plan,
         outcome_from_units,
         search_plan,
+        stage1_result,
     )
     from mesainterp.runs.state import open_run
 
@@ -52,12 +53,12 @@ def run(args: argparse.Namespace) -> CommandResult:
     job = SearchJob(config_path=str(Path(args.config).resolve()), command=tuple(command))
     where = {"executor": args.executor, "workers": args.workers, "address": args.ray_address,
              "local_worker": SearchWorker.from_plan(plan, command)}  # fmt: skip
-    # Stage 1 finds the circuit (one unit); stage 2 measures it, one unit per ablation.
-    stage1 = search_plan(state.identity)
+    # Stage 1 finds the circuit (one unit per chunk of examples scored, or one for
+    # acdc); stage 2 measures it, one unit per ablation.
+    stage1 = search_plan(state.identity, config)
     first = execute(job.worker_spec(), stage1, state, **where)
-    stage2 = faithfulness_plan(
-        state.identity, state.load_unit(stage1.keys[0])[1], list(config.faithfulness_ablations)
-    )
+    circuit_meta = stage1_result(state, stage1, plan, command)
+    stage2 = faithfulness_plan(state.identity, circuit_meta, list(config.faithfulness_ablations))
     second = execute(job.worker_spec(), stage2, state, **where)
     stats = dataclasses.replace(
         second,
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> CommandResult:
         computed=first.computed + second.computed,
         reused=first.reused + second.reused,
     )
-    outcome = outcome_from_units(state, stage1.keys[0], stage2)
+    outcome = outcome_from_units(state, circuit_meta, stage2)
     paths = write_outputs(outcome, args.out, command=command, report=not args.no_report)
     state.mark_complete()
     circuit = outcome.circuit

@@ -16,6 +16,8 @@
     threshold = 0.05             # acdc: required (metric units)
     ig_steps = 5                 # eap-ig only
     n_examples = 64
+    score_chunk = 16             # eap / eap-ig / node-attribution: examples per scoring
+                                 # unit (default: all in one); refused for acdc
     seed = 0
 
     [faithfulness]
@@ -24,6 +26,11 @@
     n_boot = 1000
 
 Every error names the dotted field and the allowed values.
+
+`score_chunk` splits the attribution scores, a mean over examples, into units of that
+many examples (the last may be shorter), which the Ray executor spreads over workers;
+`mesainterp search` and `run_search` use the same chunks, so both give the same circuit.
+ACDC decides each edge after the last and does not split, so it refuses the field.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ _TABLES: dict[str, tuple[str, ...]] = {
     "task": ("name", "family", "params"),
     "search": (
         "method", "ablation", "metric", "top_n", "threshold", "ig_steps", "n_examples", "seed",
+        "score_chunk",
     ),
     "faithfulness": ("ablations", "curve_k", "n_boot"),
 }  # fmt: skip
@@ -94,6 +102,7 @@ class SearchConfig:
     ig_steps: int = 5
     n_examples: int = 64
     seed: int = 0
+    score_chunk: int | None = None
     faithfulness_ablations: tuple[str, ...] = SEARCH_ABLATIONS
     curve_k: tuple[int, ...] = (1, 2, 5, 10, 20)
     n_boot: int = 1000
@@ -137,6 +146,15 @@ class SearchConfig:
         _int("search.ig_steps", self.ig_steps, 1, 1000)
         _int("search.n_examples", self.n_examples, 2)
         _int("search.seed", self.seed, 0)
+        if self.score_chunk is not None:
+            _int("search.score_chunk", self.score_chunk, 1)
+            if self.method == "acdc":
+                raise ConfigError(
+                    "search.score_chunk",
+                    "not used by method 'acdc': it decides each edge after the last, so its "
+                    "search does not split over examples",
+                    "leave it out",
+                )
         if not isinstance(self.faithfulness_ablations, tuple) or not self.faithfulness_ablations:
             raise ConfigError(
                 "faithfulness.ablations", "expected a non-empty list", allowed(SEARCH_ABLATIONS)
@@ -204,6 +222,8 @@ class SearchConfig:
             search["top_n"] = self.top_n
         if self.threshold is not None:
             search["threshold"] = self.threshold
+        if self.score_chunk is not None:
+            search["score_chunk"] = self.score_chunk
         return {
             "model": model,
             "task": task,

@@ -3,12 +3,19 @@
 `prepare` resolves everything that can fail on bad input (model, task, family,
 whether edge methods support the model) before any attribution or pruning runs,
 and `write_outputs` is the only step that touches the output directory.
+
+Attribution scores (eap, eap-ig, node-attribution) are a mean over examples, so
+`chunk_scores` computes each example's scores for one range of `score_ranges`
+(`search.score_chunk` examples) and `find_circuit` joins the ranges in order and
+averages. It does so whether it computed the chunks itself or was handed them by a
+staged run's units, so both give the same circuit bit for bit (on as many torch
+threads: the attribution backward's float sums depend on the thread count).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +24,9 @@ import torch
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
-from mesainterp.attribution.eap import edge_attribution
+from mesainterp.attribution.eap import EdgeScores, edge_attribution
 from mesainterp.attribution.edge_forward import EdgeForward, edge_support_reason
-from mesainterp.attribution.nodes import node_attribution
+from mesainterp.attribution.nodes import NodeScores, node_attribution
 from mesainterp.discovery.acdc import acdc
 from mesainterp.discovery.circuit import Circuit
 from mesainterp.discovery.config import SearchConfig
@@ -27,19 +34,23 @@ from mesainterp.discovery.faithfulness import FaithfulnessRow, faithfulness, row
 from mesainterp.discovery.greedy import drop_dangling, top_edges
 from mesainterp.errors import ConfigError, MesaInterpError, allowed
 from mesainterp.model.build import model_shape
+from mesainterp.model.placement import to_model
 from mesainterp.patching.metrics import MetricFn, neg_kl_to_clean
 from mesainterp.provenance import provenance
 from mesainterp.runs.atomic import atomic_write, atomic_write_json
+from mesainterp.sites.site import Site
 from mesainterp.sites.sweeps import head_sites, mlp_sites
-from mesainterp.tasks.base import CounterfactualPair, Task
+from mesainterp.tasks.base import CounterfactualPair, Task, slice_pair
 
 __all__ = [
     "SearchOutcome",
     "SearchPlan",
+    "chunk_scores",
     "circuit_faithfulness",
     "find_circuit",
     "prepare",
     "run_search",
+    "score_ranges",
     "with_headline",
     "write_outputs",
 ]
@@ -122,25 +133,85 @@ def prepare(config: SearchConfig) -> SearchPlan:
     )
 
 
-def _metric(plan: SearchPlan) -> MetricFn:
+def _metric(plan: SearchPlan, pair: CounterfactualPair | None = None) -> MetricFn:
+    """The config's metric for `pair` (default: the plan's whole pair)."""
+    pair = plan.pair if pair is None else pair
     if plan.config.metric == "task":
-        return plan.task.default_metric(plan.pair)
+        return plan.task.default_metric(pair)
     with torch.no_grad():
-        clean_logits = plan.model(plan.pair.clean.inputs)
-    return neg_kl_to_clean(clean_logits, answer_pos=plan.pair.answer_pos)
+        clean_logits = plan.model(pair.clean.inputs)
+    return neg_kl_to_clean(clean_logits, answer_pos=pair.answer_pos)
+
+
+def score_ranges(config: SearchConfig) -> list[tuple[int, int]]:
+    """The example ranges (start, stop) scored apart, in the order they are joined:
+    `search.score_chunk` examples each (default: one range of all); none for acdc."""
+    if config.method == "acdc":
+        return []
+    n = config.n_examples
+    step = config.score_chunk or n
+    return [(start, min(start + step, n)) for start in range(0, n, step)]
+
+
+def chunk_scores(plan: SearchPlan, start: int, stop: int) -> dict[str, Tensor]:
+    """Each example's attribution scores for examples `start` to `stop`, on the CPU:
+    {"per_example": [n_up, n_down, k]} (eap, eap-ig) or [n_sites, k] (node-attribution).
+
+    The metric is built from the slice of the pair, so it reads only these examples.
+    """
+    cfg = plan.config
+    if cfg.method == "acdc":
+        raise MesaInterpError("acdc decides edges one after another; it has no score chunks")
+    torch.manual_seed(cfg.seed)
+    pair = slice_pair(plan.pair, start, stop)
+    clean, corrupted = pair.clean.inputs, pair.corrupted.inputs
+    metric = _metric(plan, pair)
+    if cfg.method == "node-attribution":
+        nodes = node_attribution(
+            plan.model, _node_sites(plan), clean=clean, corrupted=corrupted, metric=metric,
+            batch=pair.corrupted,
+        )  # fmt: skip
+        return {"per_example": nodes.per_example}
+    edges = edge_attribution(
+        plan.model, clean=clean, corrupted=corrupted, metric=metric, batch=pair.clean,
+        method="eap" if cfg.method == "eap" else "eap-ig", ig_steps=cfg.ig_steps,
+    )  # fmt: skip
+    return {"per_example": edges.per_example.detach().cpu()}
+
+
+def _joined(
+    plan: SearchPlan, chunks: Sequence[Mapping[str, Tensor]], *, examples_outer: bool
+) -> Tensor:
+    """The chunks' per-example scores joined along the last (example) axis, in order.
+
+    Laid out in memory as one unchunked call lays them out: examples outermost for
+    `edge_attribution`, innermost for `node_attribution`. The mean reads memory in
+    layout order, so only the same layout gives the same bits as the unchunked scores.
+    """
+    if not chunks or any("per_example" not in c for c in chunks):
+        raise MesaInterpError("score chunks: expected one 'per_example' tensor per chunk")
+    parts = [c["per_example"] for c in chunks]
+    per_example = (
+        torch.cat([p.movedim(-1, 0) for p in parts]).movedim(0, -1)
+        if examples_outer
+        else torch.cat(parts, dim=-1)
+    )
+    n = plan.pair.clean.batch_size
+    if per_example.shape[-1] != n:
+        raise MesaInterpError(
+            f"score chunks cover {per_example.shape[-1]} examples; the search has {n}"
+        )
+    return per_example
+
+
+def _node_sites(plan: SearchPlan) -> list[Site]:
+    shape = model_shape(plan.model)
+    return head_sites(shape, kind="z") + ([] if shape.attn_only else mlp_sites(shape, by_pos=False))
 
 
 def _node_circuit(
-    plan: SearchPlan, ef: EdgeForward, metric: MetricFn, clean: Tensor, corrupted: Tensor
+    plan: SearchPlan, ef: EdgeForward, scores: NodeScores
 ) -> dict[tuple[str, str], float]:
-    shape = model_shape(plan.model)
-    sites = head_sites(shape, kind="z") + (
-        [] if shape.attn_only else mlp_sites(shape, by_pos=False)
-    )
-    scores = node_attribution(
-        plan.model, sites, clean=clean, corrupted=corrupted, metric=metric,
-        batch=plan.pair.corrupted,
-    )  # fmt: skip
     named = {
         (f"L{s.layer}H{s.head}" if s.kind == "z" else f"M{s.layer}"): float(v)
         for s, v in zip(scores.sites, scores.scores, strict=True)
@@ -169,33 +240,30 @@ def run_search(plan: SearchPlan, *, command: list[str] | None = None) -> SearchO
 
 
 def find_circuit(
-    plan: SearchPlan, *, command: list[str] | None = None
+    plan: SearchPlan,
+    *,
+    command: list[str] | None = None,
+    chunks: Sequence[Mapping[str, Tensor]] | None = None,
 ) -> tuple[Circuit, list[tuple[str, str]]]:
     """Stage 1: score and prune; the circuit (no faithfulness yet) and the edge ranking.
 
-    Sequential by nature: ACDC decides each edge after the last, and an attribution
-    ranking is one backward pass, so this stage is one work unit.
+    eap, eap-ig and node-attribution join the `chunk_scores` of every range of
+    `score_ranges` (computed here, or given as `chunks` in that order), average over
+    the examples, then rank and prune. ACDC decides each edge after the last, so it
+    runs whole here and takes no chunks.
     """
     cfg = plan.config
     torch.manual_seed(cfg.seed)
     ef = EdgeForward(plan.model)
-    clean, corrupted = plan.pair.clean.inputs, plan.pair.corrupted.inputs
-    metric = _metric(plan)
-    batch = plan.pair.clean
     params: dict[str, Any] = {"n_examples": cfg.n_examples, "metric": cfg.metric}
-    if cfg.method in ("eap", "eap-ig"):
-        scores = edge_attribution(
-            plan.model, clean=clean, corrupted=corrupted, metric=metric, batch=batch,
-            method="eap" if cfg.method == "eap" else "eap-ig", ig_steps=cfg.ig_steps, forward=ef,
-        )  # fmt: skip
-        edges = top_edges(scores, top_n=cfg.top_n, threshold=cfg.threshold)
-        ranking = [e for e, _ in scores.ranked()]
-        params |= scores.params | _selection(cfg)
-    elif cfg.method == "acdc":
+    if cfg.method == "acdc":
+        if chunks is not None:
+            raise MesaInterpError("acdc decides edges one after another; it takes no chunks")
         assert cfg.threshold is not None
+        clean, corrupted = plan.pair.clean.inputs, plan.pair.corrupted.inputs
         result = acdc(
-            plan.model, clean=clean, corrupted=corrupted, metric=metric, batch=batch,
-            threshold=cfg.threshold, ablation=cfg.ablation, forward=ef,
+            plan.model, clean=clean, corrupted=corrupted, metric=_metric(plan),
+            batch=plan.pair.clean, threshold=cfg.threshold, ablation=cfg.ablation, forward=ef,
             reference=torch.cat([clean, corrupted]),
         )  # fmt: skip
         edges = result.kept
@@ -205,8 +273,22 @@ def find_circuit(
         )))  # fmt: skip
         params |= {"threshold": cfg.threshold, "n_runs": result.n_runs}
     else:
-        edges = _node_circuit(plan, ef, metric, clean, corrupted)
-        ranking = [e for e, _ in sorted(edges.items(), key=lambda kv: -abs(kv[1]))]
+        if chunks is None:
+            chunks = [chunk_scores(plan, start, stop) for start, stop in score_ranges(cfg)]
+        node = cfg.method == "node-attribution"
+        per_example = _joined(plan, chunks, examples_outer=not node)
+        if node:
+            nodes = NodeScores(sites=_node_sites(plan), per_example=per_example)
+            edges = _node_circuit(plan, ef, nodes)
+            ranking = [e for e, _ in sorted(edges.items(), key=lambda kv: -abs(kv[1]))]
+        else:
+            scores = EdgeScores.from_per_example(
+                ef.graph, to_model(plan.model, per_example),
+                method="eap" if cfg.method == "eap" else "eap-ig", ig_steps=cfg.ig_steps,
+            )  # fmt: skip
+            edges = top_edges(scores, top_n=cfg.top_n, threshold=cfg.threshold)
+            ranking = [e for e, _ in scores.ranked()]
+            params |= scores.params
         params |= _selection(cfg)
     if not edges:
         raise MesaInterpError(

@@ -47,10 +47,16 @@ class UnitWorker(Protocol):
 
 @dataclass(frozen=True, kw_only=True)
 class WorkerSpec:
-    """`factory` is 'module:callable'; `factory(**kwargs)` returns a `UnitWorker`."""
+    """`factory` is 'module:callable'; `factory(**kwargs)` returns a `UnitWorker`.
+
+    `threads`: torch threads for a Ray actor (default: Ray's one per actor). Jobs
+    whose float sums depend on the thread count (a backward pass) pass the driver's,
+    so an actor computes what the in-process executor computes, bit for bit.
+    """
 
     factory: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if ":" not in self.factory:
@@ -163,6 +169,10 @@ class _Actor:
     """Body of a Ray actor: builds its worker (and model) once, then runs units."""
 
     def __init__(self, spec: WorkerSpec) -> None:
+        if spec.threads is not None:
+            import torch
+
+            torch.set_num_threads(spec.threads)
         self.worker = build_worker(spec)
 
     def run(self, unit: WorkUnit) -> UnitOutput:

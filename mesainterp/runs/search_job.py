@@ -1,20 +1,28 @@
 """A circuit search as resumable units, in two stages.
 
-Stage 1, one unit: score and prune. Edge attribution scores every edge in one
-backward pass and ACDC decides edges one after another, each decision depending on
-the last, so this stage does not split. Stage 2, one unit per ablation: the
-faithfulness rows (faithfulness, completeness and the size curve) of the stage-1
-circuit. Each ablation's rows depend only on the circuit, the ranking and the
-config's seed, so with the Ray executor the ablations run on different workers and
-the assembled rows equal the in-process ones. A resumed search recomputes only the
-missing units; the stage-2 keys hash the circuit, so a changed circuit is never
-mixed with old rows. Each worker loads the model itself from the config.
+Stage 1: score and prune. The attribution methods (eap, eap-ig, node-attribution)
+score a mean over examples, so they get one unit per chunk of `search.score_chunk`
+examples (default: one chunk of all), each returning its examples' own scores;
+`stage1_result` then joins the chunks in order, averages, ranks and prunes with
+`find_circuit`, the code `run_search` uses on the same chunks, so the circuit is the
+same bit for bit, and saves it as the `circuit-...` unit. ACDC decides edges one
+after another, each decision depending on the last, so it is one unit that finds
+the circuit. Stage 2, one unit per ablation: the faithfulness rows (faithfulness,
+completeness and the size curve) of the stage-1 circuit. Each ablation's rows
+depend only on the circuit, the ranking and the config's seed.
+
+With the Ray executor the chunks, then the ablations, run on different workers and
+the assembled results equal the in-process ones bit for bit: the attribution
+backward's float sums depend on torch's thread count, so each actor runs on the
+driver's (`WorkerSpec.threads`). A resumed search recomputes only the missing units: the chunk keys hash the run's identity (model fingerprint and
+config) and the stage-2 keys hash the circuit, so results of a changed config or
+circuit are never mixed in. Each worker loads the model itself from the config.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -25,12 +33,17 @@ from mesainterp.runs.executor import WorkerSpec
 from mesainterp.runs.plan import RunPlan, WorkUnit, stable_hash
 from mesainterp.runs.state import RunState
 
+if TYPE_CHECKING:
+    from mesainterp.discovery.config import SearchConfig
+    from mesainterp.discovery.search import SearchPlan
+
 __all__ = [
     "SearchJob",
     "SearchWorker",
     "faithfulness_plan",
     "outcome_from_units",
     "search_plan",
+    "stage1_result",
 ]
 
 
@@ -45,7 +58,13 @@ class SearchJob:
         return {"config_path": self.config_path, "command": list(self.command)}
 
     def worker_spec(self) -> WorkerSpec:
-        return WorkerSpec(factory="mesainterp.runs.search_job:SearchWorker", kwargs=self.to_dict())
+        # The attribution backward's float sums depend on the thread count: actors
+        # use the driver's, so their scores equal the in-process ones bit for bit.
+        return WorkerSpec(
+            factory="mesainterp.runs.search_job:SearchWorker",
+            kwargs=self.to_dict(),
+            threads=torch.get_num_threads(),
+        )
 
 
 class SearchWorker:
@@ -66,7 +85,7 @@ class SearchWorker:
         return worker
 
     def run(self, unit: WorkUnit) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        from mesainterp.discovery.search import circuit_faithfulness, find_circuit
+        from mesainterp.discovery.search import chunk_scores, circuit_faithfulness, find_circuit
 
         if "ablation" in unit.payload:  # stage 2
             circuit = Circuit.from_json(unit.payload["circuit"])
@@ -75,13 +94,55 @@ class SearchWorker:
                 self.plan, circuit, ranking, ablations=[unit.payload["ablation"]]
             )
             return {}, {"rows": [r.to_dict() for r in rows]}
-        circuit, ranking = find_circuit(self.plan, command=self.command)
-        return {}, {"circuit": circuit.to_json(), "ranking": [list(edge) for edge in ranking]}
+        if "start" in unit.payload:  # stage 1, one chunk of examples
+            return chunk_scores(self.plan, unit.payload["start"], unit.payload["stop"]), {}
+        return {}, _stage1_meta(*find_circuit(self.plan, command=self.command))  # acdc
 
 
-def search_plan(identity: dict[str, Any]) -> RunPlan:
-    """Stage 1: the one unit that finds the circuit."""
-    return RunPlan(units=(WorkUnit(key=f"circuit-{stable_hash(identity)}", index=0),))
+def _stage1_meta(circuit: Circuit, ranking: list[tuple[str, str]]) -> dict[str, Any]:
+    return {"circuit": circuit.to_json(), "ranking": [list(edge) for edge in ranking]}
+
+
+def search_plan(identity: dict[str, Any], config: SearchConfig) -> RunPlan:
+    """Stage 1: one unit per chunk of examples to score (`score_ranges`), or for acdc
+    the one unit that finds the circuit. Keys hash the run's identity."""
+    from mesainterp.discovery.search import score_ranges
+
+    digest = stable_hash(identity)
+    ranges = score_ranges(config)
+    if not ranges:
+        return RunPlan(units=(WorkUnit(key=f"circuit-{digest}", index=0),))
+    return RunPlan(
+        units=tuple(
+            WorkUnit(
+                key=f"scores-{start:05d}-{stop:05d}-{digest}",
+                index=i,
+                payload={"start": start, "stop": stop},
+            )
+            for i, (start, stop) in enumerate(ranges)
+        )
+    )
+
+
+def stage1_result(
+    state: RunState, stage1: RunPlan, plan: SearchPlan, command: list[str]
+) -> dict[str, Any]:
+    """The stage-1 circuit and ranking (JSON-able) from the saved units of `stage1`.
+
+    For scored chunks, `find_circuit` joins them in plan order on `plan` (the driver's
+    `SearchPlan`); the result is saved as a unit of its own, so a resumed run reuses
+    the same circuit (and so the same stage-2 keys) instead of assembling it again.
+    """
+    from mesainterp.discovery.search import find_circuit
+
+    if not stage1.units[0].payload:  # acdc: the unit found the circuit itself
+        return state.load_unit(stage1.keys[0])[1]
+    key = f"circuit-{stable_hash(stage1.keys)}"
+    if not state.has(key):
+        chunks = [state.load_unit(k)[0] for k in stage1.keys]
+        meta = _stage1_meta(*find_circuit(plan, command=command, chunks=chunks))
+        state.save_unit(key, {}, meta)
+    return state.load_unit(key)[1]
 
 
 def faithfulness_plan(
@@ -106,20 +167,20 @@ def faithfulness_plan(
     )
 
 
-def outcome_from_units(state: RunState, stage1_key: str, stage2: RunPlan) -> Any:
-    """The `SearchOutcome` the saved units hold (rows in the plan's ablation order)."""
+def outcome_from_units(state: RunState, stage1: dict[str, Any], stage2: RunPlan) -> Any:
+    """The `SearchOutcome` of the stage-1 result and the saved stage-2 units (rows in
+    the plan's ablation order)."""
     from mesainterp.discovery.search import SearchOutcome, with_headline
 
-    meta = state.load_unit(stage1_key)[1]
     rows: list[FaithfulnessRow] = []
     for unit in stage2.units:
         saved = state.load_unit(unit.key)[1]
         if "rows" not in saved:
             raise MesaInterpError(f"unit {unit.key}: no faithfulness rows saved")
         rows.extend(FaithfulnessRow(**row) for row in saved["rows"])
-    circuit = Circuit.from_json(meta["circuit"])
+    circuit = Circuit.from_json(stage1["circuit"])
     return SearchOutcome(
         circuit=with_headline(circuit, rows),
         rows=rows,
-        ranking=[(str(u), str(d)) for u, d in meta["ranking"]],
+        ranking=[(str(u), str(d)) for u, d in stage1["ranking"]],
     )

@@ -12,6 +12,7 @@ treats a float input as the embedding (positional embeddings are still added).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -20,12 +21,15 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from mesainterp.errors import MesaInterpError
+
 __all__ = [
     "IGNORE_INDEX",
     "CounterfactualPair",
     "Metric",
     "Task",
     "TaskBatch",
+    "slice_pair",
 ]
 
 # Target value for positions that carry no training signal (torch's cross-entropy default).
@@ -88,6 +92,35 @@ class CounterfactualPair:
     answer_pos: Int[Tensor, " batch"]
     clean_answer: Int[Tensor, " batch"]
     corrupted_answer: Int[Tensor, " batch"]
+
+
+def slice_pair(pair: CounterfactualPair, start: int, stop: int) -> CounterfactualPair:
+    """Examples `start` to `stop` of both halves of `pair` (views of its tensors).
+
+    A metric built from the slice (`Task.default_metric`) reads only these examples.
+    """
+    n = pair.clean.batch_size
+    if not 0 <= start < stop <= n:
+        raise MesaInterpError(f"slice_pair: need 0 <= start < stop <= {n}, got {start}:{stop}")
+    rows = slice(start, stop)
+
+    def part(batch: TaskBatch) -> TaskBatch:
+        return dataclasses.replace(
+            batch,
+            inputs=batch.inputs[rows],
+            targets=batch.targets[rows],
+            labels={name: value[rows] for name, value in batch.labels.items()},
+            instances=batch.instances[rows],
+        )
+
+    return dataclasses.replace(
+        pair,
+        clean=part(pair.clean),
+        corrupted=part(pair.corrupted),
+        answer_pos=pair.answer_pos[rows],
+        clean_answer=pair.clean_answer[rows],
+        corrupted_answer=pair.corrupted_answer[rows],
+    )
 
 
 @runtime_checkable

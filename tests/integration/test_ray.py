@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 
 from mesainterp.cli.main import main
 from mesainterp.patching import load_result
@@ -52,26 +53,30 @@ def test_ray_address_needs_the_ray_executor(tiny_checkpoint, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
-def test_ray_search_spreads_the_ablations_and_equals_inprocess(
+def test_ray_search_spreads_the_chunks_and_ablations_and_equals_inprocess(
     cluster, tiny_checkpoint, tmp_path, capsys
 ):
     config = tmp_path / "search.toml"
     config.write_text(
-        f'[model]\ncheckpoint = "{tiny_checkpoint}"\n\n[search]\nmethod = "acdc"\n'
-        'threshold = 0.01\nn_examples = 8\n\n[faithfulness]\nablations = ["resample", "mean", '
-        '"zero"]\ncurve_k = [1, 5]\nn_boot = 20\n'
+        f'[model]\ncheckpoint = "{tiny_checkpoint}"\n\n[search]\nmethod = "eap"\n'
+        'top_n = 10\nn_examples = 8\nscore_chunk = 3\n\n[faithfulness]\nablations = ["resample", '
+        '"mean", "zero"]\ncurve_k = [1, 5]\nn_boot = 20\n'
     )
     runs = {}
+    threads = torch.get_num_threads()
     for name, extra in (("local", []), ("ray", ["--executor", "ray", "--workers", "2"])):
         argv = ["--json", "--no-progress", "search", str(config), "--out", str(tmp_path / name),
                 "--no-report", *extra]  # fmt: skip
+        # At the default thread count: the actors take the driver's (the attribution
+        # backward's float sums depend on it).
         assert main(argv) == 0
+        assert torch.get_num_threads() == threads
         runs[name] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    # The circuit unit, then one unit per ablation, the last three on two workers.
-    assert runs["ray"]["units_computed"] == runs["local"]["units_total"] == 4
+    # Three chunks of examples scored, then one unit per ablation, all on two workers.
+    assert runs["ray"]["units_computed"] == runs["local"]["units_total"] == 6
     assert runs["ray"]["executor"] == "ray"
     local, remote = (json.loads((tmp_path / n / "circuit.json").read_text()) for n in runs)
-    assert remote["edges"] == local["edges"]
+    assert remote["edges"] == local["edges"]  # the scores too, bit for bit
     assert remote["faithfulness"] == local["faithfulness"]
     assert (tmp_path / "ray" / "faithfulness.csv").read_text() == (
         tmp_path / "local" / "faithfulness.csv"

@@ -52,6 +52,13 @@ def _config(checkpoint: Path, search: str) -> str:
          "faithfulness.curve_k[1]"),
         ('[model]\nzoo = "x"\ncheckpoint = "y"\n[search]\ntop_n = 3\n', "model"),
         ('[search]\ntop_n = 3\n', "model"),
+        ('[model]\nzoo = "x"\n[search]\ntop_n = 3\nscore_chunk = 0\n', "search.score_chunk"),
+        ('[model]\nzoo = "x"\n[search]\ntop_n = 3\nscore_chunk = -2\n', "search.score_chunk"),
+        ('[model]\nzoo = "x"\n[search]\ntop_n = 3\nscore_chunk = 2.5\n', "search.score_chunk"),
+        ('[model]\nzoo = "x"\n[search]\ntop_n = 3\nscore_chunk = true\n', "search.score_chunk"),
+        ('[model]\nzoo = "x"\n[search]\ntop_n = 3\nscore_chunk = "8"\n', "search.score_chunk"),
+        ('[model]\nzoo = "x"\n[search]\nmethod = "acdc"\nthreshold = 0.1\nscore_chunk = 8\n',
+         "search.score_chunk"),
     ],
 )  # fmt: skip
 def test_bad_configs_name_the_field(tmp_path: Path, text: str, field: str) -> None:
@@ -64,6 +71,27 @@ def test_config_round_trips_through_its_dict() -> None:
     config = SearchConfig(zoo="tree-path", method="acdc", threshold=0.1, curve_k=(1, 2))
     again = SearchConfig.from_dict(config.to_dict())
     assert again == config
+
+
+@pytest.mark.parametrize("method", ["eap", "eap-ig", "node-attribution"])
+@pytest.mark.parametrize("chunk", [1, 3, 64, 1000])
+def test_score_chunk_takes_any_positive_size(tmp_path: Path, method: str, chunk: int) -> None:
+    text = f'[model]\nzoo = "x"\n[search]\nmethod = "{method}"\ntop_n = 3\nscore_chunk = {chunk}\n'
+    config = load_config(_write(tmp_path, text))
+    assert config.score_chunk == chunk
+    assert config.to_dict()["search"]["score_chunk"] == chunk
+    assert SearchConfig.from_dict(config.to_dict()) == config
+
+
+def test_score_chunk_is_left_out_of_the_dict_when_not_set() -> None:
+    # So the config (and the provenance and run keys of existing searches) is unchanged.
+    assert "score_chunk" not in SearchConfig(zoo="x", top_n=3).to_dict()["search"]
+
+
+def test_score_chunk_refused_for_acdc_says_why() -> None:
+    with pytest.raises(ConfigError, match="each edge after the last") as info:
+        SearchConfig(zoo="x", method="acdc", threshold=0.1, score_chunk=4)
+    assert info.value.field == "search.score_chunk"
 
 
 def test_bad_config_writes_nothing(tmp_path: Path, checkpoint: Path, capsys) -> None:
