@@ -18,6 +18,7 @@ from mesainterp.evidence.planted import (
     planted_gd_config,
     planted_gd_model,
 )
+from mesainterp.evidence.planted_graph import planted_reach_config, planted_reach_model
 from mesainterp.evidence.profile import EvidenceInputs, TaskProfile, collect_inputs, profile_for
 from mesainterp.evidence.result import EvidenceResult, Verdict
 from mesainterp.evidence.scorecard import (
@@ -50,6 +51,8 @@ __all__ = [
     "planted_chain_model",
     "planted_gd_config",
     "planted_gd_model",
+    "planted_reach_config",
+    "planted_reach_model",
     "profile_for",
     "rank",
     "run_battery",

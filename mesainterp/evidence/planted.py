@@ -39,6 +39,13 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.errors import MesaInterpError
+from mesainterp.evidence.planted_weights import (
+    first_answer_head,
+    head_views,
+    next_on_path_head,
+    one_hot_state,
+    previous_token_head,
+)
 from mesainterp.model.build import build_model
 from mesainterp.model.config import ModelConfig
 
@@ -181,29 +188,14 @@ def planted_chain_model(task: object, *, sharpness: float = 20.0) -> Transformer
     dh, g, m = config.d_head, sharpness, 10.0
     scale = math.sqrt(dh)
     model = build_model(config)
-    state = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
-    for v in range(vocab):
-        state["embed.weight"][v, tok + v] = 1.0
-        state["unembed.weight"][v, out + v] = 1.0
-    for p in range(n_ctx):
-        state["pos_embed.weight"][p, pos + p] = 1.0
+    state = one_hot_state(model, vocab=vocab, n_ctx=n_ctx, tok=tok, pos=pos, out=out)
 
     def head(layer: int, h: int) -> tuple[torch.Tensor, ...]:
-        """Views of one head's (W_Q, b_Q, W_K, W_V, W_O) in nn.Linear layout."""
-        a = f"blocks.{layer}.attn."
-        rows = slice(h * dh, (h + 1) * dh)
-        names = ("q.weight", "q.bias", "k.weight", "v.weight")
-        return (*(state[a + name][rows] for name in names), state[a + "o.weight"][:, rows])
+        return head_views(state, layer, h, dh)
 
     # Layer 0, head 0: previous token -> P.
-    wq, _, wk, wv, wo = head(0, 0)
-    for p in range(1, n_ctx):
-        wq[p - 1, pos + p] = g * scale
-    for p in range(n_ctx):
-        wk[p, pos + p] = 1.0
-    for v in range(n):
-        wv[v, tok + v] = 1.0
-        wo[par + v, v] = 1.0
+    previous_token_head(state, d_head=dh, n_ctx=n_ctx, n_ids=n, tok=tok, pos=pos, dst=par,
+                        sharpness=g)  # fmt: skip
     # Layer 0, head 1: goal -> C and U at ":" and the answer positions; "|" attends to itself.
     wq, _, wk, wv, wo = head(0, 1)
     for p in range(colon, n_ctx):
@@ -232,30 +224,12 @@ def planted_chain_model(task: object, *, sharpness: float = 20.0) -> Transformer
         wk[n, pos + sink] = g / 2
     # Last layer, head 0: the child of the current node that lies in U, else END.
     last = config.n_layers - 1
-    wq, bq, wk, wv, wo = head(last, 0)
-    for v in range(n):
-        wq[v, tok + v] = g * scale
-        wk[v, par + v] = 1.0
-        wq[n + v, anc + v] = g * scale
-        wk[n + v, tok + v] = 1.0
-        wv[v, tok + v] = 1.0
-        wo[out + v, v] = m
-    bq[2 * n] = scale
-    for p in range(n_ctx):
-        if p not in child_pos:
-            wk[2 * n, pos + p] = -2 * g
-    wk[2 * n, pos + sink] = 1.5 * g
-    wv[n, tok + marker] = 1.0
-    wo[out + end, n] = m
+    next_on_path_head(state, last, 0, d_head=dh, n_ctx=n_ctx, n_ids=n, tok=tok, pos=pos,
+                      par=par, member=anc, out=out, edge_heads=child_pos, sink=sink,
+                      sink_token=marker, end=end, sharpness=g, weight=m)  # fmt: skip
     # Last layer, head 1: at ":" the pointer (the root) is the answer.
-    wq, bq, wk, wv, wo = head(last, 1)
-    bq[0] = scale
-    wk[0, pos + sink] = g
-    wq[1, pos + colon] = 2 * g * scale
-    wk[1, pos + colon] = 1.0
-    for v in range(n):
-        wv[v, ptr + v] = 1.0
-        wo[out + v, v] = 2 * m
+    first_answer_head(state, last, 1, d_head=dh, n_ids=n, sink=sink, colon=colon,
+                      key_pos=colon, src=ptr, pos=pos, out=out, sharpness=g, weight=2 * m)  # fmt: skip
     model.load_state_dict(state, strict=True)
     model.eval()
     return model

@@ -123,3 +123,47 @@ def test_planted_chain_model_solves_tree_path(n_nodes: int, max_depth: int) -> N
     assert bool(scores["exact_path"].all())
     with pytest.raises(MesaInterpError, match="tree-path"):
         planted_chain_model(get_task("icl-regression"))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"n_vertices": 8, "max_lookahead": 3, "extra_edges": 2},
+        {"n_vertices": 12, "max_lookahead": 5, "extra_edges": 4},
+        {"n_vertices": 20, "max_lookahead": 6, "n_branches": 3, "extra_edges": 10},
+        {"n_vertices": 4, "max_lookahead": 1, "extra_edges": 1},
+    ],
+)
+def test_planted_reach_model_solves_graph_search(params: dict) -> None:
+    from mesainterp.evidence.planted_graph import planted_reach_model
+
+    task = get_task("graph-search", **params)
+    model = planted_reach_model(task)
+    assert model.cfg.n_layers == 2 * task.max_lookahead
+    batch = task.sample(256, seed=4)
+    with torch.no_grad():
+        scores = task.score(model(batch.inputs), batch)
+    assert bool(scores["exact_path"].all())
+
+
+def test_planted_reach_model_plans_the_path_at_the_colon() -> None:
+    """The planning pointer writes path step j to its own block at ":" (what the
+    iterative and look-ahead tests read)."""
+    from mesainterp.evidence.planted_graph import planted_reach_model
+
+    task = get_task("graph-search", n_vertices=10, max_lookahead=4, extra_edges=3)
+    model = planted_reach_model(task)
+    batch = task.sample(64, seed=5)
+    _, cache = model.run_with_cache(batch.inputs)
+    resid = cache[f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"][:, task.prompt_len - 1]
+    n = task.n_vertices
+    step = task.d_vocab + task.seq_len + 4 * n
+    path = batch.labels["path"]
+    for j in range(1, task.max_lookahead + 1):
+        block = resid[:, step + (j - 1) * n : step + j * n]
+        has = path[:, j] >= 0
+        assert torch.equal(block[has].argmax(-1), path[has, j])
+        assert bool((block[has].max(-1).values > 0.99).all())
+        assert bool((block[~has].abs().max(-1).values < 1e-3).all())
+    with pytest.raises(MesaInterpError, match="graph-search"):
+        planted_reach_model(get_task("tree-path"))

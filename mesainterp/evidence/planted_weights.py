@@ -1,0 +1,152 @@
+"""Shared pieces of the hand-built (planted) models: one-hot subspaces and head views.
+
+Every planted model starts from a zero state dict whose token, position and logit
+subspaces are one-hot blocks of the residual stream, then writes each head's
+weights through views of the bridge's nn.Linear layout.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from transformer_lens.model_bridge import TransformerBridge
+
+__all__ = [
+    "first_answer_head",
+    "head_views",
+    "next_on_path_head",
+    "one_hot_state",
+    "previous_token_head",
+    "two_term_gate",
+]
+
+
+def one_hot_state(
+    model: TransformerBridge, *, vocab: int, n_ctx: int, tok: int, pos: int, out: int
+) -> dict[str, Tensor]:
+    """A zero state dict of `model` with TOK (at `tok`), POS (at `pos`) one-hot
+    embeddings and the unembedding reading the logit block at `out`."""
+    state = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
+    for v in range(vocab):
+        state["embed.weight"][v, tok + v] = 1.0
+        state["unembed.weight"][v, out + v] = 1.0
+    for p in range(n_ctx):
+        state["pos_embed.weight"][p, pos + p] = 1.0
+    return state
+
+
+def head_views(state: dict[str, Tensor], layer: int, h: int, d_head: int) -> tuple[Tensor, ...]:
+    """Views of one head's (W_Q, b_Q, W_K, W_V, W_O) in nn.Linear layout."""
+    a = f"blocks.{layer}.attn."
+    rows = slice(h * d_head, (h + 1) * d_head)
+    names = ("q.weight", "q.bias", "k.weight", "v.weight")
+    return (*(state[a + name][rows] for name in names), state[a + "o.weight"][:, rows])
+
+
+def previous_token_head(
+    state: dict[str, Tensor],
+    *,
+    d_head: int,
+    n_ctx: int,
+    n_ids: int,
+    tok: int,
+    pos: int,
+    dst: int,
+    sharpness: float,
+) -> None:
+    """Layer 0, head 0: every position reads the previous token (ids below `n_ids`)
+    into the block at `dst` (at an edge's second token, that is its first)."""
+    scale = math.sqrt(d_head)
+    wq, _, wk, wv, wo = head_views(state, 0, 0, d_head)
+    for p in range(1, n_ctx):
+        wq[p - 1, pos + p] = sharpness * scale
+    for p in range(n_ctx):
+        wk[p, pos + p] = 1.0
+    for v in range(n_ids):
+        wv[v, tok + v] = 1.0
+        wo[dst + v, v] = 1.0
+
+
+def first_answer_head(
+    state: dict[str, Tensor],
+    layer: int,
+    h: int,
+    *,
+    d_head: int,
+    n_ids: int,
+    sink: int,
+    colon: int,
+    key_pos: int,
+    src: int,
+    pos: int,
+    out: int,
+    sharpness: float,
+    weight: float,
+) -> None:
+    """One head that, at ":" only, reads the id block at `src` of position `key_pos`
+    into the logits with `weight`; every other position attends to the `sink`
+    position, whose `src` block must be empty."""
+    scale = math.sqrt(d_head)
+    wq, bq, wk, wv, wo = head_views(state, layer, h, d_head)
+    bq[0] = scale
+    wk[0, pos + sink] = sharpness
+    wq[1, pos + colon] = 2 * sharpness * scale
+    wk[1, pos + key_pos] = 1.0
+    for v in range(n_ids):
+        wv[v, src + v] = 1.0
+        wo[out + v, v] = weight
+
+
+def two_term_gate(
+    wk: Tensor, bq: Tensor, dim: int, *, d_head: int, n_ctx: int, pos: int,
+    keys: set[int], sink: int, sharpness: float,
+) -> None:  # fmt: skip
+    """Query-key dimension `dim` of a match scored on two terms (2·sharpness when
+    both hold): positions outside `keys` lose 2·sharpness, and the sink scores
+    1.5·sharpness, between one term and two, so it wins when no key matches both."""
+    bq[dim] = math.sqrt(d_head)
+    for p in range(n_ctx):
+        if p not in keys:
+            wk[dim, pos + p] = -2 * sharpness
+    wk[dim, pos + sink] = 1.5 * sharpness
+
+
+def next_on_path_head(
+    state: dict[str, Tensor],
+    layer: int,
+    h: int,
+    *,
+    d_head: int,
+    n_ctx: int,
+    n_ids: int,
+    tok: int,
+    pos: int,
+    par: int,
+    member: int,
+    out: int,
+    edge_heads: set[int],
+    sink: int,
+    sink_token: int,
+    end: int,
+    sharpness: float,
+    weight: float,
+) -> None:
+    """At a position holding id t, attend to the edge (P = t, TOK = w) with w in the
+    set at `member` and write w to the logits; with no such edge the sink wins and
+    writes END (through its token, `sink_token`)."""
+    scale = math.sqrt(d_head)
+    wq, bq, wk, wv, wo = head_views(state, layer, h, d_head)
+    n = n_ids
+    for v in range(n):
+        wq[v, tok + v] = sharpness * scale
+        wk[v, par + v] = 1.0
+        wq[n + v, member + v] = sharpness * scale
+        wk[n + v, tok + v] = 1.0
+        wv[v, tok + v] = 1.0
+        wo[out + v, v] = weight
+    two_term_gate(wk, bq, 2 * n, d_head=d_head, n_ctx=n_ctx, pos=pos, keys=edge_heads,
+                  sink=sink, sharpness=sharpness)  # fmt: skip
+    wv[n, tok + sink_token] = 1.0
+    wo[out + end, n] = weight
