@@ -57,6 +57,7 @@ SEARCH: dict[str, Any] = {
         "top_n": 20,
         "ig_steps": 5,
         "n_examples": 16,
+        "score_chunk": 8,
         "seed": 0,
     },
     "faithfulness": {"ablations": ["resample", "zero"], "curve_k": [1, 2, 5], "n_boot": 100},
@@ -78,7 +79,7 @@ TRAIN_REQUIRED: list[Path] = [
 SEARCH_REQUIRED: list[Path] = [("model",), ("model", "zoo")]
 
 # Values no field accepts as a number; numbers no string or table field accepts.
-OUT_OF_RANGE = {"min_lr_ratio": 1.5, "test_fraction": 1.5, "ig_steps": 10_000}
+OUT_OF_RANGE = {"min_lr_ratio": 1.5, "test_fraction": 1.5, "ig_steps": 10_000, "score_chunk": 0}
 
 
 def _leaves(data: Any, prefix: Path = ()) -> list[tuple[Path, Any]]:
