@@ -144,3 +144,49 @@ display(fig)
 #   edges recovers under half of the behaviour (0.43): a distributed mechanism at
 #   this size.
 # - Neither non-searcher passes anything; their relative order is noise.
+
+# %% [markdown]
+# ## The same battery on graph-search
+#
+# Graph-search has its own planted model: it collects the goal's ancestors one edge
+# step a layer (a vertex can have several parents, so the state is a set), then plans
+# the path along them at ":" and emits it. The trained model passes every test here
+# too, so the question is whether the battery still puts the planted model first and
+# both searchers above the non-searchers.
+
+# %%
+from mesainterp.evidence.planted_graph import planted_reach_config, planted_reach_model
+
+GRAPH = "graph-search"
+graph_task = zoo.load_task(GRAPH)
+graph_trained = zoo.load(GRAPH)
+graph_models = {
+    "planted": (
+        planted_reach_model(graph_task),
+        random_init_twin(planted_reach_config(graph_task), seed=1),
+    ),
+    "trained": (graph_trained.model, random_init_twin(graph_trained.config)),
+    "random-init": (
+        zoo.random_init(GRAPH),
+        random_init_twin(graph_trained.config, seed=graph_trained.config.seed + 2),
+    ),
+}
+if f"{GRAPH}-memorizer" in zoo.list_models():
+    graph_memorizer = zoo.load(f"{GRAPH}-memorizer")
+    graph_models["memorizer"] = (graph_memorizer.model, random_init_twin(graph_memorizer.config))
+graph_cards = {
+    name: run_battery(model, graph_task, control=control, config=CONFIG, model_name=name)
+    for name, (model, control) in graph_models.items()
+}
+display(
+    pd.DataFrame(
+        {name: {t.test: t.verdict for t in card.tests} for name, card in graph_cards.items()}
+    )
+)
+pd.DataFrame(rank(list(graph_cards.values())), columns=["model", "score"])
+
+# %% [markdown]
+# Both searchers pass all five applicable tests; the tie-breaker (how far the margins
+# clear their thresholds) puts the planted model first, and neither non-searcher
+# passes any. Maze has no planted model: its paths run up to 15 steps on a 4x4 grid,
+# and a set grown one step a layer would need as many layers.
