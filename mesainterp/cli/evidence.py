@@ -36,6 +36,7 @@ from mesainterp.evidence.planted import (
     planted_gd_model,
 )
 from mesainterp.evidence.planted_graph import planted_reach_config, planted_reach_model
+from mesainterp.evidence.planted_maze import planted_flood_config, planted_flood_model
 from mesainterp.evidence.profile import profile_for
 from mesainterp.evidence.scorecard import TESTS, Scorecard, run_battery
 from mesainterp.model.build import random_init_twin
@@ -51,6 +52,7 @@ __all__ = ["PLANTED", "add_parser", "run"]
 PLANTED: dict[str, tuple[Callable[[Any], Any], Callable[[Any], ModelConfig], str]] = {
     "graph-search": (planted_reach_model, planted_reach_config, "planted-reach"),
     "icl-regression": (planted_gd_model, planted_gd_config, "planted-gd"),
+    "maze": (planted_flood_model, planted_flood_config, "planted-flood"),
     "tree-path": (planted_chain_model, planted_chain_config, "planted-chain"),
 }
 

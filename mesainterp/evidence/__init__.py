@@ -19,6 +19,7 @@ from mesainterp.evidence.planted import (
     planted_gd_model,
 )
 from mesainterp.evidence.planted_graph import planted_reach_config, planted_reach_model
+from mesainterp.evidence.planted_maze import planted_flood_config, planted_flood_model
 from mesainterp.evidence.profile import EvidenceInputs, TaskProfile, collect_inputs, profile_for
 from mesainterp.evidence.result import EvidenceResult, Verdict
 from mesainterp.evidence.scorecard import (
@@ -49,6 +50,8 @@ __all__ = [
     "look_ahead",
     "planted_chain_config",
     "planted_chain_model",
+    "planted_flood_config",
+    "planted_flood_model",
     "planted_gd_config",
     "planted_gd_model",
     "planted_reach_config",

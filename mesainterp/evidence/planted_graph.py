@@ -37,6 +37,8 @@ from mesainterp.evidence.planted_weights import (
     next_on_path_head,
     one_hot_state,
     previous_token_head,
+    round_set_mlp,
+    set_step_head,
     two_term_gate,
 )
 from mesainterp.model.build import build_model
@@ -138,30 +140,9 @@ def planted_reach_model(task: object, *, sharpness: float = 120.0) -> Transforme
         wo[anc + v, v] = 1.0
     # Blocks 1..L-1: one backward step, then round B to a set.
     for layer in range(1, depth):
-        wq, bq, wk, wv, wo = head(layer, 0)
-        for v in range(n):
-            wq[v, anc + v] = g * scale
-            wk[v, tok + v] = 1.0
-            wv[v, par + v] = 1.0
-            wo[new + v, v] = 1.0
-        bq[n] = scale
-        for p in range(n_ctx):
-            if p not in head_pos:
-                wk[n, pos + p] = -g
-        wk[n, pos + sink] = g / 2
-        w_in = state[f"blocks.{layer}.mlp.in.weight"]  # [d_mlp, d_model]
-        b_in = state[f"blocks.{layer}.mlp.in.bias"]
-        w_out = state[f"blocks.{layer}.mlp.out.weight"]  # [d_model, d_mlp]
-        for v in range(n):
-            # hidden: relu(B + gain·T), relu(B + gain·T - 1), relu(B), relu(T)
-            h1, h2, h3, h4 = v, n + v, 2 * n + v, 3 * n + v
-            for h in (h1, h2):
-                w_in[h, anc + v], w_in[h, new + v] = 1.0, gain
-            b_in[h2] = -1.0
-            w_in[h3, anc + v] = 1.0
-            w_in[h4, new + v] = 1.0
-            w_out[anc + v, h1], w_out[anc + v, h2], w_out[anc + v, h3] = 1.0, -1.0, -1.0
-            w_out[new + v, h4] = -1.0
+        set_step_head(state, layer, 0, d_head=dh, n_ctx=n_ctx, n_ids=n, pos=pos, member=anc,
+                      key=tok, value=par, write=new, keys=head_pos, sink=sink, sharpness=g)  # fmt: skip
+        round_set_mlp(state, layer, n_ids=n, member=anc, new=new, gain=gain)
     # Block 0, head 2: start -> CUR at ":"; every other position reads the sink.
     wq, bq, wk, wv, wo = head(0, 2)
     bq[0] = scale

@@ -19,6 +19,8 @@ __all__ = [
     "next_on_path_head",
     "one_hot_state",
     "previous_token_head",
+    "round_set_mlp",
+    "set_step_head",
     "two_term_gate",
 ]
 
@@ -150,3 +152,68 @@ def next_on_path_head(
                   sink=sink, sharpness=sharpness)  # fmt: skip
     wv[n, tok + sink_token] = 1.0
     wo[out + end, n] = weight
+
+
+def set_step_head(
+    state: dict[str, Tensor],
+    layer: int,
+    h: int,
+    *,
+    d_head: int,
+    n_ctx: int,
+    n_ids: int,
+    pos: int,
+    member: int,
+    key: int,
+    value: int,
+    write: int,
+    keys: set[int],
+    sink: int,
+    sharpness: float,
+) -> None:
+    """From the set at `member`, attend to the positions in `keys` whose id at `key`
+    is in the set and write their id at `value` into `write` (averaged over the
+    matches); positions outside `keys` lose `sharpness`, and the `sink` (whose
+    `value` block must be empty) scores half of it, so it wins when nothing matches."""
+    scale = math.sqrt(d_head)
+    wq, bq, wk, wv, wo = head_views(state, layer, h, d_head)
+    for v in range(n_ids):
+        wq[v, member + v] = sharpness * scale
+        wk[v, key + v] = 1.0
+        wv[v, value + v] = 1.0
+        wo[write + v, v] = 1.0
+    bq[n_ids] = scale
+    for p in range(n_ctx):
+        if p not in keys:
+            wk[n_ids, pos + p] = -sharpness
+    wk[n_ids, pos + sink] = sharpness / 2
+
+
+def round_set_mlp(
+    state: dict[str, Tensor],
+    layer: int,
+    *,
+    n_ids: int,
+    member: int,
+    new: int,
+    gain: float,
+    count: int | None = None,
+) -> None:
+    """The block's MLP: member <- min(1, member + gain·new) and new <- 0 (and, with
+    `count`, count += the rounded set). Needs d_mlp >= 4·n_ids. Hidden units per id:
+    relu(B + gain·T), relu(B + gain·T - 1), relu(B), relu(T)."""
+    w_in = state[f"blocks.{layer}.mlp.in.weight"]  # [d_mlp, d_model]
+    b_in = state[f"blocks.{layer}.mlp.in.bias"]
+    w_out = state[f"blocks.{layer}.mlp.out.weight"]  # [d_model, d_mlp]
+    n = n_ids
+    for v in range(n):
+        h1, h2, h3, h4 = v, n + v, 2 * n + v, 3 * n + v
+        for hid in (h1, h2):
+            w_in[hid, member + v], w_in[hid, new + v] = 1.0, gain
+        b_in[h2] = -1.0
+        w_in[h3, member + v] = 1.0
+        w_in[h4, new + v] = 1.0
+        w_out[member + v, h1], w_out[member + v, h2], w_out[member + v, h3] = 1.0, -1.0, -1.0
+        if count is not None:
+            w_out[count + v, h1], w_out[count + v, h2] = 1.0, -1.0
+        w_out[new + v, h4] = -1.0

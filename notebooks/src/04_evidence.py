@@ -188,5 +188,5 @@ pd.DataFrame(rank(list(graph_cards.values())), columns=["model", "score"])
 # %% [markdown]
 # Both searchers pass all five applicable tests; the tie-breaker (how far the margins
 # clear their thresholds) puts the planted model first, and neither non-searcher
-# passes any. Maze has no planted model: its paths run up to 15 steps on a 4x4 grid,
-# and a set grown one step a layer would need as many layers.
+# passes any. The maze's planted model (`planted_maze.planted_flood_model`, a flood fill
+# from the target read downhill) is scored with `mesainterp evidence maze --planted`.

@@ -167,3 +167,18 @@ def test_planted_reach_model_plans_the_path_at_the_colon() -> None:
         assert bool((block[~has].abs().max(-1).values < 1e-3).all())
     with pytest.raises(MesaInterpError, match="graph-search"):
         planted_reach_model(get_task("tree-path"))
+
+
+@pytest.mark.parametrize("grid_n", [3, 4])
+def test_planted_flood_model_solves_maze(grid_n: int) -> None:
+    from mesainterp.evidence.planted_maze import planted_flood_model
+
+    task = get_task("maze", grid_n=grid_n)
+    model = planted_flood_model(task)
+    assert model.cfg.n_layers == task.n_cells + 2
+    batch = task.sample(128, seed=6)
+    with torch.no_grad():
+        scores = task.score(model(batch.inputs), batch)
+    assert bool(scores["exact_path"].all())
+    with pytest.raises(MesaInterpError, match="maze"):
+        planted_flood_model(get_task("tree-path"))
