@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from mesainterp import zoo
-from mesainterp.evidence import EvidenceConfig, Scorecard, run_battery
+from mesainterp.evidence import EvidenceConfig, Scorecard, rank, run_battery
 from mesainterp.evidence.planted import (
     planted_chain_config,
     planted_chain_model,
@@ -124,6 +124,15 @@ def test_planted_search_model_ranks_first(task_name: str) -> None:
 def test_trained_model_beats_the_memorizer(task_name: str) -> None:
     trained, memorizer = _card(task_name, "trained"), _card(task_name, "memorizer")
     assert trained.n_pass > memorizer.n_pass, (trained.table(), memorizer.table())
+
+
+@pytest.mark.parametrize("task_name", ["tree-path", "maze", "graph-search", "icl-regression"])
+def test_the_ranking_puts_the_trained_model_above_the_memorizer(task_name: str) -> None:
+    """`rank` orders by score (tests passed plus the margin tie-breaker). On maze the
+    count can tie (see above); measured scores there: trained 0.982, memorizer -0.026
+    at this size and 0.975 at the command's defaults, so the order holds but narrowly."""
+    trained, memorizer = _card(task_name, "trained"), _card(task_name, "memorizer")
+    assert [name for name, _ in rank([memorizer, trained])] == ["trained", "memorizer"]
 
 
 def test_the_planted_models_pass_the_tests_their_construction_implies() -> None:
