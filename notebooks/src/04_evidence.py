@@ -43,6 +43,7 @@ from matplotlib.figure import Figure
 from mesainterp import zoo
 from mesainterp.evidence import EvidenceConfig, rank, run_battery
 from mesainterp.evidence.planted import planted_chain_config, planted_chain_model
+from mesainterp.evidence.planted_graph import planted_reach_config, planted_reach_model
 from mesainterp.model import random_init_twin
 
 torch.manual_seed(0)
@@ -155,8 +156,6 @@ display(fig)
 # both searchers above the non-searchers.
 
 # %%
-from mesainterp.evidence.planted_graph import planted_reach_config, planted_reach_model
-
 GRAPH = "graph-search"
 graph_task = zoo.load_task(GRAPH)
 graph_trained = zoo.load(GRAPH)
