@@ -74,9 +74,7 @@ def test_bad_arguments_write_nothing(tree_checkpoint, tmp_path, extra) -> None:
     assert not out.exists()
 
 
-def test_planted_needs_a_task_with_a_planted_model(tmp_path) -> None:
-    from mesainterp.model import ModelConfig, build_model
-
+def _tiny_maze_checkpoint(tmp_path: Path) -> Path:
     task = get_task("maze", grid_n=2)
     config = ModelConfig(
         n_layers=1, d_model=8, n_heads=1, d_head=8, d_mlp=8,
@@ -84,8 +82,26 @@ def test_planted_needs_a_task_with_a_planted_model(tmp_path) -> None:
     )  # fmt: skip
     ckpt = tmp_path / "maze"
     save_checkpoint(build_model(config), ckpt, config=config, task=task.config_dict())
+    return ckpt
+
+
+def test_planted_scores_the_tasks_planted_model(tmp_path) -> None:
     out = tmp_path / "out"
-    assert _exit(["evidence", str(ckpt), "--out", str(out), "--planted"]) == 2
+    argv = ["evidence", str(_tiny_maze_checkpoint(tmp_path)), "--out", str(out), "--planted",
+            "--tests", "goal_retargeting", "--n", "60", "--pairs", "4", "--no-progress"]  # fmt: skip
+    assert _exit(argv) == 0
+    card = json.loads((out / "scorecard.json").read_text())
+    assert card["model_name"] == "planted-flood (maze)"
+
+
+def test_planted_needs_a_task_with_a_planted_model(tmp_path, monkeypatch) -> None:
+    # Every shipped task has one; a task without (here: maze, taken out) is refused.
+    from mesainterp.cli import evidence as evidence_cli
+
+    monkeypatch.delitem(evidence_cli.PLANTED, "maze")
+    out = tmp_path / "out"
+    assert _exit(["evidence", str(_tiny_maze_checkpoint(tmp_path)), "--out", str(out),
+                  "--planted"]) == 2  # fmt: skip
     assert not out.exists()
 
 
