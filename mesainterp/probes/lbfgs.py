@@ -181,10 +181,7 @@ def fit_lbfgs(
     y = (y if y.ndim == 3 else y[None]).to(dtype)
     c = 0.5 if link == "softmax" else 0.25
     if gram is None:
-        # The bound only preconditions, so half the rows estimate it well once there
-        # are many rows per parameter; the Gram is the fit's largest single product.
-        stride = 2 if n >= 16 * p else 1
-        gram = augmented_gram(x[:, ::stride], dtype=dtype).mul_(stride)
+        gram = augmented_gram(x, dtype=dtype)
     precond = _Preconditioner(gram, reg, c, dtype)
     objective = _Objective(x, y, reg, link)
     theta = torch.zeros(s, p, out, dtype=dtype) if init is None else init.to(dtype).clone()
