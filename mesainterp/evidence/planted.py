@@ -34,6 +34,7 @@ LayerNorm (`normalization_type=None`), so every weight has a meaning.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from transformer_lens.model_bridge import TransformerBridge
@@ -43,8 +44,7 @@ from mesainterp.evidence.planted_weights import (
     first_answer_head,
     head_views,
     next_on_path_head,
-    one_hot_state,
-    previous_token_head,
+    path_model_state,
 )
 from mesainterp.model.build import build_model
 from mesainterp.model.config import ModelConfig
@@ -187,15 +187,9 @@ def planted_chain_model(task: object, *, sharpness: float = 20.0) -> Transformer
     out = vocab + n_ctx + 3 * n
     dh, g, m = config.d_head, sharpness, 10.0
     scale = math.sqrt(dh)
-    model = build_model(config)
-    state = one_hot_state(model, vocab=vocab, n_ctx=n_ctx, tok=tok, pos=pos, out=out)
+    model, state = path_model_state(config, n_ids=n, par=par, sharpness=g)
+    head = partial(head_views, state, d_head=dh)
 
-    def head(layer: int, h: int) -> tuple[torch.Tensor, ...]:
-        return head_views(state, layer, h, dh)
-
-    # Layer 0, head 0: previous token -> P.
-    previous_token_head(state, d_head=dh, n_ctx=n_ctx, n_ids=n, tok=tok, pos=pos, dst=par,
-                        sharpness=g)  # fmt: skip
     # Layer 0, head 1: goal -> C and U at ":" and the answer positions; "|" attends to itself.
     wq, _, wk, wv, wo = head(0, 1)
     for p in range(colon, n_ctx):

@@ -26,51 +26,35 @@ logits). No LayerNorm, so every weight has a meaning.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
-from mesainterp.errors import MesaInterpError
 from mesainterp.evidence.planted_weights import (
     first_answer_head,
     head_views,
     next_on_path_head,
-    one_hot_state,
-    previous_token_head,
+    path_model_state,
+    relu_path_config,
+    require_task,
     round_set_mlp,
     set_step_head,
     two_term_gate,
 )
-from mesainterp.model.build import build_model
 from mesainterp.model.config import ModelConfig
 
 __all__ = ["planted_reach_config", "planted_reach_model"]
 
 
-def _check(task: object) -> None:
-    if getattr(task, "name", None) != "graph-search":
-        raise MesaInterpError(
-            "task: the planted reachability model is for 'graph-search', got "
-            f"{getattr(task, 'name', None)!r}"
-        )
-
-
 def planted_reach_config(task: object) -> ModelConfig:
     """The architecture of the planted reachability model for a graph-search task."""
-    _check(task)
+    require_task(task, "graph-search", "the planted reachability model")
     n, depth = int(task.n_vertices), int(task.max_lookahead)  # type: ignore[attr-defined]
-    vocab, n_ctx = int(task.d_vocab), int(task.seq_len)  # type: ignore[attr-defined]
-    return ModelConfig(
-        n_layers=2 * depth,
-        d_model=vocab + n_ctx + (4 + depth) * n + vocab,
-        n_heads=3,
-        d_head=max(n_ctx, 2 * n + 1),
-        d_mlp=4 * n,
-        d_vocab=vocab,
-        n_ctx=n_ctx,
-        act_fn="relu",
-        normalization_type=None,
-    )
+    return relu_path_config(
+        task, n_layers=2 * depth, state_dims=(4 + depth) * n, n_heads=3,
+        d_head=2 * n + 1, d_mlp=4 * n,
+    )  # fmt: skip
 
 
 @torch.no_grad()
@@ -115,19 +99,13 @@ def planted_reach_model(task: object, *, sharpness: float = 120.0) -> Transforme
     dh, g, m = config.d_head, sharpness, 10.0
     gain = float(task.max_edges + 2)  # type: ignore[attr-defined]
     scale = math.sqrt(dh)
-    model = build_model(config)
-    state = one_hot_state(model, vocab=vocab, n_ctx=n_ctx, tok=tok, pos=pos, out=out)
-
-    def head(layer: int, h: int) -> tuple[torch.Tensor, ...]:
-        return head_views(state, layer, h, dh)
+    model, state = path_model_state(config, n_ids=n, par=par, sharpness=g)
+    head = partial(head_views, state, d_head=dh)
 
     def _gate(wk: torch.Tensor, bq: torch.Tensor, dim: int) -> None:
         two_term_gate(wk, bq, dim, d_head=dh, n_ctx=n_ctx, pos=pos, keys=head_pos, sink=sink,
                       sharpness=g)  # fmt: skip
 
-    # Block 0, head 0: previous token -> P.
-    previous_token_head(state, d_head=dh, n_ctx=n_ctx, n_ids=n, tok=tok, pos=pos, dst=par,
-                        sharpness=g)  # fmt: skip
     # Block 0, head 1: goal -> B at ":" and the answer positions; others attend to the sink.
     wq, bq, wk, wv, wo = head(0, 1)
     bq[1] = scale

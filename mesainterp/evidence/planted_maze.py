@@ -26,20 +26,20 @@ distance counter), A_t (the counter at the current cell, one dimension), S (logi
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
-from mesainterp.errors import MesaInterpError
 from mesainterp.evidence.planted_weights import (
     first_answer_head,
     head_views,
-    one_hot_state,
-    previous_token_head,
+    path_model_state,
+    relu_path_config,
+    require_task,
     round_set_mlp,
     set_step_head,
 )
-from mesainterp.model.build import build_model
 from mesainterp.model.config import ModelConfig
 
 __all__ = ["planted_flood_config", "planted_flood_model"]
@@ -47,30 +47,15 @@ __all__ = ["planted_flood_config", "planted_flood_model"]
 SLOPE = 8.0  # score per unit of A in the downhill readout
 
 
-def _check(task: object) -> None:
-    if getattr(task, "name", None) != "maze":
-        raise MesaInterpError(
-            f"task: the planted flood-fill model is for 'maze', got {getattr(task, 'name', None)!r}"
-        )
-
-
 def planted_flood_config(task: object) -> ModelConfig:
     """The architecture of the planted flood-fill model for a maze task."""
-    _check(task)
+    require_task(task, "maze", "the planted flood-fill model")
     n = int(task.n_cells)  # type: ignore[attr-defined]
-    vocab, n_ctx = int(task.d_vocab), int(task.seq_len)  # type: ignore[attr-defined]
     steps = n - 1  # the longest path in a spanning tree of n cells
-    return ModelConfig(
-        n_layers=steps + 3,
-        d_model=vocab + n_ctx + 4 * n + 1 + vocab,
-        n_heads=3,
-        d_head=max(n_ctx, 2 * n + 3),
-        d_mlp=4 * n,
-        d_vocab=vocab,
-        n_ctx=n_ctx,
-        act_fn="relu",
-        normalization_type=None,
-    )
+    return relu_path_config(
+        task, n_layers=steps + 3, state_dims=4 * n + 1, n_heads=3,
+        d_head=2 * n + 3, d_mlp=4 * n,
+    )  # fmt: skip
 
 
 @torch.no_grad()
@@ -111,15 +96,10 @@ def planted_flood_model(task: object, *, sharpness: float = 120.0) -> Transforme
     gain = float(n + 1)
     cap = float(steps + 2)
     scale = math.sqrt(dh)
-    model = build_model(config)
-    state = one_hot_state(model, vocab=vocab, n_ctx=n_ctx, tok=tok, pos=pos, out=out)
-
-    def head(layer: int, h: int) -> tuple[torch.Tensor, ...]:
-        return head_views(state, layer, h, dh)
+    model, state = path_model_state(config, n_ids=n, par=par, sharpness=g)
+    head = partial(head_views, state, d_head=dh)
 
     # Block 0: previous token -> P; target -> B and A; the origin answers ":".
-    previous_token_head(state, d_head=dh, n_ctx=n_ctx, n_ids=n, tok=tok, pos=pos, dst=par,
-                        sharpness=g)  # fmt: skip
     wq, bq, wk, wv, wo = head(0, 1)
     bq[1] = scale
     wk[1, pos + sink] = g / 2

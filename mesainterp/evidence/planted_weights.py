@@ -13,12 +13,19 @@ import torch
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
+from mesainterp.errors import MesaInterpError
+from mesainterp.model.build import build_model
+from mesainterp.model.config import ModelConfig
+
 __all__ = [
     "first_answer_head",
     "head_views",
     "next_on_path_head",
     "one_hot_state",
+    "path_model_state",
     "previous_token_head",
+    "relu_path_config",
+    "require_task",
     "round_set_mlp",
     "set_step_head",
     "two_term_gate",
@@ -37,6 +44,49 @@ def one_hot_state(
     for p in range(n_ctx):
         state["pos_embed.weight"][p, pos + p] = 1.0
     return state
+
+
+def require_task(task: object, name: str, what: str) -> None:
+    """Refuse a task other than `name` for the planted model `what`."""
+    got = getattr(task, "name", None)
+    if got != name:
+        raise MesaInterpError(f"task: {what} is for {name!r}, got {got!r}")
+
+
+def relu_path_config(
+    task: object, *, n_layers: int, state_dims: int, n_heads: int, d_head: int, d_mlp: int
+) -> ModelConfig:
+    """A ReLU, LayerNorm-free architecture for a path task: TOK, POS, `state_dims`
+    of the model's own subspaces, then the logits (d_head at least n_ctx, for
+    position-matching keys)."""
+    vocab, n_ctx = int(task.d_vocab), int(task.seq_len)  # type: ignore[attr-defined]
+    return ModelConfig(
+        n_layers=n_layers,
+        d_model=vocab + n_ctx + state_dims + vocab,
+        n_heads=n_heads,
+        d_head=max(n_ctx, d_head),
+        d_mlp=d_mlp,
+        d_vocab=vocab,
+        n_ctx=n_ctx,
+        act_fn="relu",
+        normalization_type=None,
+    )
+
+
+def path_model_state(
+    config: ModelConfig, *, n_ids: int, par: int, sharpness: float
+) -> tuple[TransformerBridge, dict[str, Tensor]]:
+    """A fresh bridge of `config` and its zero state dict with TOK at 0, POS after the
+    vocabulary, the logits in the last `d_vocab` dimensions, and layer 0, head 0
+    reading each previous token (ids below `n_ids`) into the block at `par`."""
+    vocab, n_ctx = config.d_vocab, config.n_ctx
+    model = build_model(config)
+    state = one_hot_state(
+        model, vocab=vocab, n_ctx=n_ctx, tok=0, pos=vocab, out=config.d_model - vocab
+    )
+    previous_token_head(state, d_head=config.d_head, n_ctx=n_ctx, n_ids=n_ids, tok=0,
+                        pos=vocab, dst=par, sharpness=sharpness)  # fmt: skip
+    return model, state
 
 
 def head_views(state: dict[str, Tensor], layer: int, h: int, d_head: int) -> tuple[Tensor, ...]:
