@@ -49,30 +49,35 @@ from mesainterp.model import random_init_twin
 torch.manual_seed(0)
 TASK = "tree-path"
 CONFIG = EvidenceConfig(n_examples=400, n_pairs=16, n_random=2, n_boot=200)
-task = zoo.load_task(TASK)
-trained = zoo.load(TASK)
 
 # %% [markdown]
 # Every model is scored against its own random-init twin (same architecture, fresh
 # weights). The memorizer is used when the zoo ships it.
 
-# %%
-models = {
-    "planted": (planted_chain_model(task), random_init_twin(planted_chain_config(task), seed=1)),
-    "trained": (trained.model, random_init_twin(trained.config)),
-    "random-init": (
-        zoo.random_init(TASK),
-        random_init_twin(trained.config, seed=trained.config.seed + 2),
-    ),
-}
-if f"{TASK}-memorizer" in zoo.list_models():
-    memorizer = zoo.load(f"{TASK}-memorizer")
-    models["memorizer"] = (memorizer.model, random_init_twin(memorizer.config))
 
-cards = {
-    name: run_battery(model, task, control=control, config=CONFIG, model_name=name)
-    for name, (model, control) in models.items()
-}
+# %%
+def score_models(name: str, planted_model, planted_config) -> dict:
+    """The scorecards of a task's planted, trained, random-init and memorizer models."""
+    task = zoo.load_task(name)
+    trained = zoo.load(name)
+    models = {
+        "planted": (planted_model(task), random_init_twin(planted_config(task), seed=1)),
+        "trained": (trained.model, random_init_twin(trained.config)),
+        "random-init": (
+            zoo.random_init(name),
+            random_init_twin(trained.config, seed=trained.config.seed + 2),
+        ),
+    }
+    if f"{name}-memorizer" in zoo.list_models():
+        memorizer = zoo.load(f"{name}-memorizer")
+        models["memorizer"] = (memorizer.model, random_init_twin(memorizer.config))
+    return {
+        label: run_battery(model, task, control=control, config=CONFIG, model_name=label)
+        for label, (model, control) in models.items()
+    }
+
+
+cards = score_models(TASK, planted_chain_model, planted_chain_config)
 
 # %% [markdown]
 # ## The table
@@ -156,27 +161,7 @@ display(fig)
 # both searchers above the non-searchers.
 
 # %%
-GRAPH = "graph-search"
-graph_task = zoo.load_task(GRAPH)
-graph_trained = zoo.load(GRAPH)
-graph_models = {
-    "planted": (
-        planted_reach_model(graph_task),
-        random_init_twin(planted_reach_config(graph_task), seed=1),
-    ),
-    "trained": (graph_trained.model, random_init_twin(graph_trained.config)),
-    "random-init": (
-        zoo.random_init(GRAPH),
-        random_init_twin(graph_trained.config, seed=graph_trained.config.seed + 2),
-    ),
-}
-if f"{GRAPH}-memorizer" in zoo.list_models():
-    graph_memorizer = zoo.load(f"{GRAPH}-memorizer")
-    graph_models["memorizer"] = (graph_memorizer.model, random_init_twin(graph_memorizer.config))
-graph_cards = {
-    name: run_battery(model, graph_task, control=control, config=CONFIG, model_name=name)
-    for name, (model, control) in graph_models.items()
-}
+graph_cards = score_models("graph-search", planted_reach_model, planted_reach_config)
 display(
     pd.DataFrame(
         {name: {t.test: t.verdict for t in card.tests} for name, card in graph_cards.items()}
