@@ -1,6 +1,7 @@
 """All-sites probe sweep (one batched torch fit) against a loop of sklearn fits.
 
-Same process, interleaved A/B repeats, medians. Prints one JSON line per
+Same process, interleaved A/B repeats, medians; each timed call starts after a
+pause that lets the other library's thread pool go idle. Prints one JSON line per
 comparison: the two median times, their ratio, the target ratio and the largest
 per-site disagreement in held-out accuracy (logistic) or R² (ridge), plus the
 1-minute load average before and after (the machine may be shared).
@@ -43,7 +44,15 @@ def _data(sites: int, n: int, d: int, classes: int, seed: int = 0):
     return x, y, w_target
 
 
+# OpenBLAS's worker threads (numpy's and scipy's, under sklearn) busy-wait for
+# about 0.1 s after each call; a torch fit timed straight after a sklearn loop
+# shares the two cores with them and ran 0.05-0.06 s slower in this benchmark.
+# Both sides wait this long before their clock starts.
+SETTLE_S = 0.3
+
+
 def _timed(fn: Callable[[], object]) -> tuple[float, object]:
+    time.sleep(SETTLE_S)
     start = time.perf_counter()
     out = fn()
     return time.perf_counter() - start, out
