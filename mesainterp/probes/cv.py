@@ -14,7 +14,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from mesainterp.errors import ConfigError, allowed
-from mesainterp.probes.lbfgs import fit_lbfgs
+from mesainterp.probes.lbfgs import FoldView, fit_lbfgs
 from mesainterp.probes.linear import ridge_solve
 from mesainterp.progress import progress_bar
 
@@ -116,10 +116,6 @@ def _folds(xo: Tensor, bounds: list[tuple[int, int]]) -> list[_Fold]:
     return out
 
 
-def _standardised(x: Tensor, fold: _Fold) -> Tensor:
-    return (x - fold.mean[:, None].to(x.dtype)) / fold.scale[:, None].to(x.dtype)
-
-
 def _train_rows(t: Tensor, fold: _Fold, dim: int) -> Tensor:
     return torch.cat(
         [t.narrow(dim, 0, fold.lo), t.narrow(dim, fold.hi, t.shape[dim] - fold.hi)], dim
@@ -161,24 +157,25 @@ def _logistic_scores(
     theta: Tensor | None = None
     d = xo.shape[-1]
     for f in bar(folds):
-        x_train = _standardised(_train_rows(xo, f, 1), f)
         # Böhning's bound needs [X, 1]ᵀ[X, 1]; standardised columns sum to zero.
         gram = torch.zeros(xo.shape[0], d + 1, d + 1, dtype=torch.float64)
         gram[:, :d, :d] = f.gram
         gram[:, d, d] = f.n_train
-        targets = _train_rows(yo, f, 0)
+        view = FoldView(mean=f.mean, scale=f.scale, held_out=(f.lo, f.hi))
         fit = fit_lbfgs(
-            x_train,
-            targets,
+            xo,
+            _train_rows(yo, f, 0),
             link="softmax" if link == "softmax" else "sigmoid",
             C=C,
             tol=tol,
             max_iter=500,
             init=theta,
             gram=gram,
+            view=view,
         )
         theta = fit.theta
-        z = torch.baddbmm(theta[:, -1:, :], _standardised(xo[:, f.lo : f.hi], f), theta[:, :-1, :])
+        w, b = view.raw_coefficients(theta)
+        z = torch.baddbmm(b[:, None, :], xo[:, f.lo : f.hi], w)
         truth = yo[f.lo : f.hi]
         if link == "softmax":
             scores.append((z.argmax(-1) == truth.argmax(-1)[None]).to(torch.float64).mean(1))
@@ -227,7 +224,8 @@ def cross_validate(
         lo += len(test)
     work = torch.float64 if features.dtype == torch.float64 else torch.float32
     x = features.to(work)
-    xo = x[:, order] - x.mean(1, keepdim=True)
+    # One copy, shifted in place: a second fresh buffer of this size costs its page faults.
+    xo = x.index_select(1, order).sub_(x.mean(1, keepdim=True))
     folds = _folds(xo, bounds)
 
     def bar(items: list[Any]) -> Any:
