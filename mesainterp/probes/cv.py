@@ -14,8 +14,9 @@ from jaxtyping import Float
 from torch import Tensor
 
 from mesainterp.errors import ConfigError, allowed
-from mesainterp.probes.lbfgs import FoldView, fit_lbfgs
+from mesainterp.probes.lbfgs import fit_lbfgs
 from mesainterp.probes.linear import ridge_solve
+from mesainterp.probes.logistic_objective import FoldView
 from mesainterp.progress import progress_bar
 
 __all__ = ["CVScores", "ProbeKind", "cross_validate", "kfold_indices", "majority_baseline"]
