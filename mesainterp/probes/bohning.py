@@ -10,27 +10,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-__all__ = ["BohningPreconditioner", "augmented_gram", "inverse_cholesky_factor"]
-
-
-def augmented_gram(
-    x: Float[Tensor, "sites n d"], *, dtype: torch.dtype = torch.float64
-) -> Float[Tensor, "sites p p"]:
-    """[X, 1]ᵀ[X, 1] per site in `dtype`, with the n·d² product in x's own precision.
-
-    Only the lower trapezoid is multiplied out (XᵀX_a, then X_bᵀX_b for the last
-    half of the columns) and mirrored: three quarters of the flops of XᵀX."""
-    s, n, d = x.shape
-    h = d // 2
-    g = torch.empty(s, d + 1, d + 1, dtype=dtype)
-    g[:, :d, :h] = (x.transpose(1, 2) @ x[:, :, :h]).to(dtype)
-    g[:, h:d, h:d] = (x[:, :, h:].transpose(1, 2) @ x[:, :, h:]).to(dtype)
-    g[:, :h, h:d] = g[:, h:d, :h].transpose(1, 2)
-    col = x.sum(1).to(dtype)
-    g[:, :d, d] = col
-    g[:, d, :d] = col
-    g[:, d, d] = n
-    return g
+__all__ = ["BohningPreconditioner", "inverse_cholesky_factor"]
 
 
 def inverse_cholesky_factor(
@@ -43,22 +23,28 @@ def inverse_cholesky_factor(
     batched matmul, which runs near peak where LAPACK's batched Cholesky loops over
     sites (about 3x slower at p = 129, and the inverse would cost as much again).
     """
+    out = a.clone()
+    return out, _invert_into_factor(out, leaf)
+
+
+def _invert_into_factor(a: Tensor, leaf: int) -> Tensor:
+    """Overwrite `a` with its inverse Cholesky factor, block by block; returns the
+    failure flag. In place, since fresh pages cost as much as the arithmetic here."""
     p = a.shape[-1]
     if p <= leaf:
         lower, info = torch.linalg.cholesky_ex(a)
         eye = torch.eye(p, dtype=a.dtype).expand_as(a)
-        return torch.linalg.solve_triangular(lower, eye, upper=False), info != 0
+        a.copy_(torch.linalg.solve_triangular(lower, eye, upper=False))
+        return info != 0
     h = p // 2
-    inv11, bad11 = inverse_cholesky_factor(a[:, :h, :h], leaf=leaf)
-    l21 = a[:, h:, :h] @ inv11.transpose(1, 2)
-    inv22, bad22 = inverse_cholesky_factor(
-        torch.baddbmm(a[:, h:, h:], l21, l21.transpose(1, 2), alpha=-1), leaf=leaf
-    )
-    out = torch.zeros_like(a)
-    out[:, :h, :h] = inv11
-    out[:, h:, h:] = inv22
-    out[:, h:, :h] = -(inv22 @ (l21 @ inv11))
-    return out, bad11 | bad22
+    a11, a21, a22 = a[:, :h, :h], a[:, h:, :h], a[:, h:, h:]
+    bad = _invert_into_factor(a11, leaf)  # a₁₁ ← L₁₁⁻¹
+    l21 = a21 @ a11.transpose(1, 2)
+    a22.baddbmm_(l21, l21.transpose(1, 2), alpha=-1)  # a₂₂ ← S
+    bad |= _invert_into_factor(a22, leaf)  # a₂₂ ← L₂₂⁻¹
+    a21.copy_(a22 @ (l21 @ a11)).neg_()
+    a[:, :h, h:].zero_()
+    return bad
 
 
 class BohningPreconditioner:
@@ -68,21 +54,20 @@ class BohningPreconditioner:
     needs no more), in float64 where that factorisation fails."""
 
     def __init__(self, gram: Tensor, reg: Tensor, c: float, dtype: torch.dtype) -> None:
-        m = gram.to(dtype, copy=True).mul_(c)
-        diag = m.diagonal(dim1=1, dim2=2)
+        inv = gram.to(dtype, copy=True).mul_(c)
+        diag = inv.diagonal(dim1=1, dim2=2)
         diag.add_(reg.to(dtype)).add_(1e-6 * diag.mean(-1, keepdim=True))
-        inv, bad = inverse_cholesky_factor(m)
+        bad = _invert_into_factor(inv, leaf=16)
         if bool(bad.any()):
             m64 = c * gram.to(torch.float64) + torch.diag(reg.to(torch.float64))
             m64.diagonal(dim1=1, dim2=2).add_(
                 1e-10 * m64.diagonal(dim1=1, dim2=2).mean(-1, keepdim=True)
             )
-            inv64, bad = inverse_cholesky_factor(m64)
-            if bool(bad.any()):
+            if bool(_invert_into_factor(m64, leaf=16).any()):
                 raise torch.linalg.LinAlgError(
                     "the logistic preconditioner is not positive definite"
                 )
-            inv = inv64.to(dtype)
+            inv = m64.to(dtype)
         self.matrix = inv.transpose(1, 2) @ inv
 
     def select(self, keep: Tensor) -> BohningPreconditioner:

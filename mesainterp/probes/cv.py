@@ -14,6 +14,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from mesainterp.errors import ConfigError, allowed
+from mesainterp.probes.gram import gram_matrix
 from mesainterp.probes.lbfgs import fit_lbfgs
 from mesainterp.probes.linear import ridge_solve
 from mesainterp.probes.logistic_objective import FoldView
@@ -99,7 +100,7 @@ def _folds(xo: Tensor, bounds: list[tuple[int, int]]) -> list[_Fold]:
     Each fold's XᵀX and column sums are computed once; a training set's moments
     are the total minus its test fold's, so k folds cost one Gram, not k−1 each.
     """
-    grams = [(xo[:, lo:hi].transpose(1, 2) @ xo[:, lo:hi]).to(torch.float64) for lo, hi in bounds]
+    grams = [gram_matrix(xo[:, lo:hi], dtype=torch.float64) for lo, hi in bounds]
     sums = [xo[:, lo:hi].sum(1).to(torch.float64) for lo, hi in bounds]
     gram_all, sum_all = torch.stack(grams).sum(0), torch.stack(sums).sum(0)
     n = xo.shape[1]
@@ -176,7 +177,7 @@ def _logistic_scores(
         )
         theta = fit.theta
         w, b = view.raw_coefficients(theta)
-        z = torch.baddbmm(b[:, None, :], xo[:, f.lo : f.hi], w)
+        z = torch.baddbmm(b[:, :, None], w.mT, xo[:, f.lo : f.hi].mT).mT
         truth = yo[f.lo : f.hi]
         if link == "softmax":
             scores.append((z.argmax(-1) == truth.argmax(-1)[None]).to(torch.float64).mean(1))

@@ -22,7 +22,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from mesainterp.probes.bohning import BohningPreconditioner, augmented_gram
+from mesainterp.probes.bohning import BohningPreconditioner
+from mesainterp.probes.gram import augmented_gram
 from mesainterp.probes.logistic_objective import FoldView, Link, LogisticObjective
 
 __all__ = ["LbfgsResult", "fit_lbfgs"]

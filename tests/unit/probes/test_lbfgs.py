@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mesainterp.probes.bohning import augmented_gram, inverse_cholesky_factor
+from mesainterp.probes.bohning import inverse_cholesky_factor
+from mesainterp.probes.gram import augmented_gram, gram_matrix
 from mesainterp.probes.lbfgs import fit_lbfgs
 from mesainterp.probes.logistic_objective import FoldView
 
@@ -33,10 +34,16 @@ def test_inverse_cholesky_factor_flags_the_sites_that_are_not_positive_definite(
     assert bad.tolist() == [False, True, False]
 
 
-def test_augmented_gram_matches_the_gram_of_x_with_a_ones_column() -> None:
-    x = torch.randn(3, 50, 9, dtype=torch.float64)
+@pytest.mark.parametrize("d", [1, 2, 9, 128])
+def test_gram_from_its_trapezoid_matches_the_full_product(d: int) -> None:
+    x = torch.randn(3, 50, d, dtype=torch.float64)
+    assert torch.allclose(gram_matrix(x), x.mT @ x, rtol=1e-12, atol=1e-12)
     xt = torch.cat([x, torch.ones(3, 50, 1, dtype=torch.float64)], dim=2)
-    assert torch.allclose(augmented_gram(x), xt.transpose(1, 2) @ xt, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(augmented_gram(x), xt.mT @ xt, rtol=1e-12, atol=1e-12)
+    # float32 features: the product in float32, the result in the dtype asked for.
+    g32 = gram_matrix(x.float(), dtype=torch.float64)
+    assert g32.dtype == torch.float64
+    assert torch.allclose(g32, x.mT @ x, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("link", ["sigmoid", "softmax"])
