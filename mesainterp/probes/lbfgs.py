@@ -85,7 +85,7 @@ def fit_lbfgs(
         raise ValueError(f"fit_lbfgs: y has {y.shape[1]} rows, the fit sees {n}")
     precond = BohningPreconditioner(gram, reg, c, dtype)
     theta = torch.zeros(s, p, out, dtype=dtype) if init is None else init.to(dtype).clone()
-    final = theta.clone()  # sites leaving the batch leave their θ here
+    final = torch.empty_like(theta)  # each site's θ lands here as it leaves the batch
     z = torch.zeros(s, out, n, dtype=dtype)
     if init is not None:
         objective.scores(theta, objective.everything(), z)

@@ -29,6 +29,7 @@ __all__ = [
     "Metric",
     "Task",
     "TaskBatch",
+    "slice_batch",
     "slice_pair",
 ]
 
@@ -94,6 +95,18 @@ class CounterfactualPair:
     corrupted_answer: Int[Tensor, " batch"]
 
 
+def slice_batch(batch: TaskBatch, start: int, stop: int) -> TaskBatch:
+    """Examples `start` to `stop` of `batch` (views of its tensors), labels and instances too."""
+    rows = slice(start, stop)
+    return dataclasses.replace(
+        batch,
+        inputs=batch.inputs[rows],
+        targets=batch.targets[rows],
+        labels={name: value[rows] for name, value in batch.labels.items()},
+        instances=batch.instances[rows],
+    )
+
+
 def slice_pair(pair: CounterfactualPair, start: int, stop: int) -> CounterfactualPair:
     """Examples `start` to `stop` of both halves of `pair` (views of its tensors).
 
@@ -103,20 +116,10 @@ def slice_pair(pair: CounterfactualPair, start: int, stop: int) -> Counterfactua
     if not 0 <= start < stop <= n:
         raise MesaInterpError(f"slice_pair: need 0 <= start < stop <= {n}, got {start}:{stop}")
     rows = slice(start, stop)
-
-    def part(batch: TaskBatch) -> TaskBatch:
-        return dataclasses.replace(
-            batch,
-            inputs=batch.inputs[rows],
-            targets=batch.targets[rows],
-            labels={name: value[rows] for name, value in batch.labels.items()},
-            instances=batch.instances[rows],
-        )
-
     return dataclasses.replace(
         pair,
-        clean=part(pair.clean),
-        corrupted=part(pair.corrupted),
+        clean=slice_batch(pair.clean, start, stop),
+        corrupted=slice_batch(pair.corrupted, start, stop),
         answer_pos=pair.answer_pos[rows],
         clean_answer=pair.clean_answer[rows],
         corrupted_answer=pair.corrupted_answer[rows],

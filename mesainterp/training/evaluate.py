@@ -18,7 +18,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.errors import MesaInterpError
 from mesainterp.model.build import model_shape
-from mesainterp.tasks.base import IGNORE_INDEX, Task, TaskBatch
+from mesainterp.tasks.base import IGNORE_INDEX, Task, TaskBatch, slice_batch
 
 __all__ = [
     "HELD_OUT_SEED_BASE",
@@ -160,7 +160,7 @@ def evaluate_batch(
     loss_sum = 0.0
     try:
         for start in range(0, n, batch_size):
-            part = _slice(batch, start, start + batch_size)
+            part = slice_batch(batch, start, start + batch_size)
             outputs = model(part.inputs)
             loss_sum += float(batch_loss(outputs, part)) * part.batch_size
             for key, values in task.score(outputs, part).items():
@@ -195,14 +195,4 @@ def select_examples(batch: TaskBatch, index: Int[Tensor, " k"]) -> TaskBatch:
         prompt_len=batch.prompt_len,
         labels={k: v[index] for k, v in batch.labels.items()},
         instances=[batch.instances[i] for i in rows] if batch.instances else [],
-    )
-
-
-def _slice(batch: TaskBatch, start: int, stop: int) -> TaskBatch:
-    return TaskBatch(
-        inputs=batch.inputs[start:stop],
-        targets=batch.targets[start:stop],
-        prompt_len=batch.prompt_len,
-        labels={k: v[start:stop] for k, v in batch.labels.items()},
-        instances=batch.instances[start:stop],
     )
