@@ -32,6 +32,7 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.evidence.planted_weights import (
+    broadcast_head,
     first_answer_head,
     head_views,
     next_on_path_head,
@@ -107,15 +108,8 @@ def planted_reach_model(task: object, *, sharpness: float = 120.0) -> Transforme
                       sharpness=g)  # fmt: skip
 
     # Block 0, head 1: goal -> B at ":" and the answer positions; others attend to the sink.
-    wq, bq, wk, wv, wo = head(0, 1)
-    bq[1] = scale
-    wk[1, pos + sink] = g / 2
-    for p in range(colon, n_ctx):
-        wq[0, pos + p] = g * scale
-    wk[0, pos + goal_pos] = 1.0
-    for v in range(n):
-        wv[v, tok + v] = 1.0
-        wo[anc + v, v] = 1.0
+    broadcast_head(state, 0, 1, d_head=dh, n_ids=n, n_ctx=n_ctx, colon=colon, sink=sink,
+                   key_pos=goal_pos, src=tok, pos=pos, outs=(anc,), sharpness=g)  # fmt: skip
     # Blocks 1..L-1: one backward step, then round B to a set.
     for layer in range(1, depth):
         set_step_head(state, layer, 0, d_head=dh, n_ctx=n_ctx, n_ids=n, pos=pos, member=anc,

@@ -32,6 +32,7 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.evidence.planted_weights import (
+    broadcast_head,
     first_answer_head,
     head_views,
     path_model_state,
@@ -100,16 +101,8 @@ def planted_flood_model(task: object, *, sharpness: float = 120.0) -> Transforme
     head = partial(head_views, state, d_head=dh)
 
     # Block 0: previous token -> P; target -> B and A; the origin answers ":".
-    wq, bq, wk, wv, wo = head(0, 1)
-    bq[1] = scale
-    wk[1, pos + sink] = g / 2
-    for p in range(colon, n_ctx):
-        wq[0, pos + p] = g * scale
-    wk[0, pos + target_pos] = 1.0
-    for v in range(n):
-        wv[v, tok + v] = 1.0
-        wo[fill + v, v] = 1.0
-        wo[count + v, v] = 1.0
+    broadcast_head(state, 0, 1, d_head=dh, n_ids=n, n_ctx=n_ctx, colon=colon, sink=sink,
+                   key_pos=target_pos, src=tok, pos=pos, outs=(fill, count), sharpness=g)  # fmt: skip
     first_answer_head(state, 0, 2, d_head=dh, n_ids=n, sink=sink, colon=colon,
                       key_pos=origin_pos, src=tok, pos=pos, out=out, sharpness=g,
                       weight=2 * m)  # fmt: skip

@@ -18,6 +18,7 @@ from mesainterp.model.build import build_model
 from mesainterp.model.config import ModelConfig
 
 __all__ = [
+    "broadcast_head",
     "first_answer_head",
     "head_views",
     "next_on_path_head",
@@ -149,6 +150,38 @@ def first_answer_head(
     for v in range(n_ids):
         wv[v, src + v] = 1.0
         wo[out + v, v] = weight
+
+
+def broadcast_head(
+    state: dict[str, Tensor],
+    layer: int,
+    h: int,
+    *,
+    d_head: int,
+    n_ids: int,
+    n_ctx: int,
+    colon: int,
+    sink: int,
+    key_pos: int,
+    src: int,
+    pos: int,
+    outs: tuple[int, ...],
+    sharpness: float,
+) -> None:
+    """From ":" onward, attend to position `key_pos` and copy its id at `src` into
+    each block of `outs`; every position also scores half of `sharpness` on the
+    `sink` (whose `src` block must be empty), so the others read nothing."""
+    scale = math.sqrt(d_head)
+    wq, bq, wk, wv, wo = head_views(state, layer, h, d_head)
+    bq[1] = scale
+    wk[1, pos + sink] = sharpness / 2
+    for p in range(colon, n_ctx):
+        wq[0, pos + p] = sharpness * scale
+    wk[0, pos + key_pos] = 1.0
+    for v in range(n_ids):
+        wv[v, src + v] = 1.0
+        for block in outs:
+            wo[block + v, v] = 1.0
 
 
 def two_term_gate(
