@@ -18,7 +18,6 @@ walks from the root to B and stops there).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -32,6 +31,7 @@ from mesainterp.errors import ConfigError
 from mesainterp.patching.hooks import hook_context
 from mesainterp.probes.dataset import ActivationDataset, ProbeSite, validate_hook_names
 from mesainterp.probes.linear import fit_logistic, standardize
+from mesainterp.stats import wilson_interval
 from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair
 from mesainterp.tasks.decode import greedy_decode
 
@@ -134,17 +134,6 @@ def random_subspace(d: int, r: int, *, generator: torch.Generator) -> Float[Tens
     """A uniformly random r-dimensional orthonormal basis in R^d."""
     q, _ = torch.linalg.qr(torch.randn(d, r, generator=generator, dtype=torch.float64))
     return q.to(torch.float32)
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion."""
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def edit_activations(

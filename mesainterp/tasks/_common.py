@@ -17,6 +17,7 @@ from torch import Tensor
 
 from mesainterp.errors import ConfigError, allowed
 from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair, Metric, TaskBatch
+from mesainterp.tasks.metrics import exact_match, logit_diff_of_pair
 
 __all__ = [
     "Split",
@@ -28,7 +29,6 @@ __all__ = [
     "config_dict_of",
     "config_from_dict",
     "in_split",
-    "logit_diff_metric",
     "pick_family",
     "token_scores",
 ]
@@ -177,31 +177,6 @@ def pair_at_positions(
     )
 
 
-def logit_diff_metric(pair: CounterfactualPair) -> Metric:
-    """Logit(clean answer) - logit(corrupted answer) at each example's answer position."""
-    answer_pos = pair.answer_pos
-    clean_answer = pair.clean_answer
-    corrupted_answer = pair.corrupted_answer
-
-    def metric(
-        outputs: Float[Tensor, "batch pos d_vocab_out"], batch: TaskBatch
-    ) -> Float[Tensor, " batch"]:
-        if outputs.ndim != 3 or outputs.shape[0] != answer_pos.shape[0]:
-            raise ConfigError(
-                "outputs",
-                f"expected [batch, pos, d_vocab_out] with the pair's batch of"
-                f" {answer_pos.shape[0]}, got {list(outputs.shape)}",
-            )
-        rows = torch.arange(outputs.shape[0], device=outputs.device)
-        pos = answer_pos.to(outputs.device)
-        at = outputs[rows, pos]
-        good = at[rows, clean_answer.to(outputs.device)]
-        bad = at[rows, corrupted_answer.to(outputs.device)]
-        return good - bad
-
-    return metric
-
-
 def token_scores(
     outputs: Float[Tensor, "batch pos d_vocab_out"], batch: TaskBatch, exact_key: str
 ) -> dict[str, Tensor]:
@@ -217,14 +192,13 @@ def token_scores(
             f"expected shape [batch, pos, d_vocab_out] = [{batch.batch_size}, {batch.seq_len}, ...],"
             f" got {list(outputs.shape)}",
         )
+    predicted = outputs.argmax(dim=-1)
     targets = batch.targets.to(outputs.device)
     mask = targets != IGNORE_INDEX
-    correct = (outputs.argmax(dim=-1) == targets) & mask
-    n_sup = mask.sum(dim=1)
-    n_right = correct.sum(dim=1)
+    n_right = ((predicted == targets) & mask).sum(dim=1)
     return {
-        exact_key: n_right == n_sup,
-        "token_acc": n_right.float() / n_sup.clamp(min=1).float(),
+        exact_key: exact_match(predicted, targets, mask),
+        "token_acc": n_right.float() / mask.sum(dim=1).clamp(min=1).float(),
     }
 
 
@@ -244,7 +218,7 @@ class PathTask(ConfiguredTask):
     at the first divergence, and `score` gives exact-path and token accuracy."""
 
     def default_metric(self, pair: CounterfactualPair) -> Metric:
-        return logit_diff_metric(pair)
+        return logit_diff_of_pair(pair)
 
     def score(
         self, outputs: Float[Tensor, "batch pos d_vocab_out"], batch: TaskBatch

@@ -15,7 +15,8 @@ from jaxtyping import Bool, Int
 from torch import Tensor
 
 from mesainterp.errors import ConfigError
-from mesainterp.tasks.base import IGNORE_INDEX, TaskBatch
+from mesainterp.tasks.base import TaskBatch
+from mesainterp.tasks.metrics import exact_match
 
 __all__ = ["greedy_decode", "greedy_exact"]
 
@@ -44,6 +45,5 @@ def greedy_decode(model: Model, batch: TaskBatch) -> Int[Tensor, "batch pos"]:
 def greedy_exact(model: Model, batch: TaskBatch) -> Bool[Tensor, " batch"]:
     """True where greedy generation reproduces every supervised target (path and END)."""
     tokens = greedy_decode(model, batch)
-    mask = batch.targets[:, :-1] != IGNORE_INDEX
-    right = tokens[:, 1:] == batch.targets[:, :-1]
-    return (right | ~mask).all(dim=1)
+    # The token generated at t + 1 answers the target read out at t.
+    return exact_match(tokens[:, 1:], batch.targets[:, :-1].to(tokens.device))

@@ -49,6 +49,7 @@ from mesainterp.tasks._common import (
     pick_family,
 )
 from mesainterp.tasks.base import CounterfactualPair, Metric, TaskBatch
+from mesainterp.tasks.metrics import check_outputs
 
 __all__ = ["ICLRegressionTask", "XDistribution", "best_gd_lr", "gd_predictions"]
 
@@ -256,12 +257,7 @@ class ICLRegressionTask(ConfiguredTask):
         def metric(
             outputs: Float[Tensor, "batch pos d_vocab_out"], batch: TaskBatch
         ) -> Float[Tensor, " batch"]:
-            if outputs.ndim != 3 or outputs.shape[0] != target.shape[0]:
-                raise ConfigError(
-                    "outputs",
-                    f"expected [batch, pos, 1] with the pair's batch of {target.shape[0]},"
-                    f" got {list(outputs.shape)}",
-                )
+            check_outputs(outputs, int(target.shape[0]), "[batch, pos, 1]")
             pred = outputs[:, self.query_pos, 0]
             return -((pred - target.to(pred.device)) ** 2)
 

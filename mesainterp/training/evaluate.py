@@ -7,7 +7,6 @@ a seed. Inputs are checked against the model before any forward pass.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.errors import MesaInterpError
 from mesainterp.model.build import model_shape
+from mesainterp.stats import wilson_interval
 from mesainterp.tasks.base import IGNORE_INDEX, Task, TaskBatch, slice_batch
 
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     "select_examples",
     "train_seed",
     "validate_inputs",
-    "wilson_interval",
 ]
 
 HELD_OUT_SEED_BASE = 2**60
@@ -44,17 +43,6 @@ def train_seed(seed: int, step: int) -> int:
 def held_out_seed(k: int = 0) -> int:
     """The `k`-th held-out seed; disjoint from every training seed."""
     return HELD_OUT_SEED_BASE + k
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval for a binomial proportion (sane at 0 and 1)."""
-    if n <= 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def validate_inputs(
