@@ -9,6 +9,7 @@ from mesainterp.training.evaluate import (
     train_seed,
     validate_inputs,
 )
+from mesainterp.training.forward import forward_chunks, forward_logits
 from mesainterp.training.loop import TrainResult, train
 from mesainterp.training.presets import PRESETS, preset
 
@@ -20,6 +21,8 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "evaluate",
+    "forward_chunks",
+    "forward_logits",
     "held_out_seed",
     "load_train_config",
     "preset",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from einops import rearrange
 from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
@@ -19,6 +20,7 @@ from mesainterp.errors import MesaInterpError
 from mesainterp.model.build import model_shape
 from mesainterp.stats import wilson_interval
 from mesainterp.tasks.base import IGNORE_INDEX, Task, TaskBatch, slice_batch
+from mesainterp.training.forward import forward_chunks
 
 __all__ = [
     "HELD_OUT_SEED_BASE",
@@ -90,8 +92,8 @@ def batch_loss(outputs: Float[Tensor, "batch pos out"], batch: TaskBatch) -> Ten
         pred = outputs[..., 0]
         return ((pred[mask] - targets[mask]) ** 2).mean()
     return torch.nn.functional.cross_entropy(
-        outputs.reshape(-1, outputs.shape[-1]).float(),
-        targets.reshape(-1),
+        rearrange(outputs, "batch pos out -> (batch pos) out").float(),
+        rearrange(targets, "batch pos -> (batch pos)"),
         ignore_index=IGNORE_INDEX,
     )
 
@@ -141,22 +143,16 @@ def evaluate_batch(
     _check_output_width(model, task)
     validate_inputs(model, batch.inputs)
     n = batch.batch_size
-    was_training = model.training
-    model.eval()
     sums: dict[str, float] = {}
     trues: dict[str, int] = {}
     loss_sum = 0.0
-    try:
-        for start in range(0, n, batch_size):
-            part = slice_batch(batch, start, start + batch_size)
-            outputs = model(part.inputs)
-            loss_sum += float(batch_loss(outputs, part)) * part.batch_size
-            for key, values in task.score(outputs, part).items():
-                if values.dtype == torch.bool:
-                    trues[key] = trues.get(key, 0) + int(values.sum())
-                sums[key] = sums.get(key, 0.0) + float(values.double().sum())
-    finally:
-        model.train(was_training)
+    for rows, outputs in forward_chunks(model, batch.inputs, chunk_size=batch_size):
+        part = slice_batch(batch, rows.start, rows.stop)
+        loss_sum += float(batch_loss(outputs, part)) * part.batch_size
+        for key, values in task.score(outputs, part).items():
+            if values.dtype == torch.bool:
+                trues[key] = trues.get(key, 0) + int(values.sum())
+            sums[key] = sums.get(key, 0.0) + float(values.double().sum())
     metrics = {key: total / n for key, total in sums.items()}
     for key, k in trues.items():
         lo, hi = wilson_interval(k, n)

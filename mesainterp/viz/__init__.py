@@ -3,10 +3,15 @@
 Every function returns a plotly `Figure`, a matplotlib `Figure` (built without
 pyplot, so no global state or theme is touched) or a `CircuitsVisHTML`; none
 displays or saves anything. `mesainterp.viz.export` turns figures into SVG,
-PNG or files when the caller asks. Functions ending in `_mpl` are the static,
-publication versions of the plotly figures of the same name.
+PNG or files when the caller asks.
+
+Each data figure has one builder with `backend="plotly"` (interactive, the
+default) or `backend="matplotlib"` (static, for papers): `patching_heatmap`,
+`probe_curves`, `probe_heatmap`, `attribution_scatter`, `circuit_graph`. The
+names ending in `_mpl` are the matplotlib backend under the old names.
 """
 
+from mesainterp.viz._style import Backend
 from mesainterp.viz.attention import CircuitsVisHTML, attention_heads
 from mesainterp.viz.circuit import circuit_graph, circuit_graph_mpl
 from mesainterp.viz.export import plotly_fragment, save_static, to_png, to_svg
@@ -31,6 +36,7 @@ from mesainterp.viz.tree import (
 )
 
 __all__ = [
+    "Backend",
     "CircuitsVisHTML",
     "align_sites",
     "attention_heads",

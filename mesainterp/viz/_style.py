@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal, get_args
 
 import matplotlib
 import pandas as pd
@@ -19,9 +19,12 @@ from matplotlib.lines import Line2D
 from mesainterp.errors import ConfigError, allowed
 
 __all__ = [
+    "BACKENDS",
     "CONTROL_COLORS",
     "DIVERGING",
     "SEQUENTIAL",
+    "Backend",
+    "check_backend",
     "new_figure",
     "overlay_legend",
     "publication_style",
@@ -38,6 +41,20 @@ CONTROL_COLORS = {
     "path": "#0072B2",
 }
 DIVERGING = "RdBu"
+
+# Every data figure is built by one function with a `backend` argument: an
+# interactive plotly figure for notebooks and the HTML report, or a static
+# matplotlib figure for papers.
+Backend = Literal["plotly", "matplotlib"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+
+
+def check_backend(backend: object) -> None:
+    """Refuse an unknown backend before any drawing."""
+    if backend not in BACKENDS:
+        raise ConfigError("backend", f"unknown backend {backend!r}", allowed(BACKENDS))
+
+
 SEQUENTIAL = "Blues"
 
 _PUBLICATION_RC: dict[str, Any] = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import networkx as nx
 import numpy as np
@@ -21,7 +21,13 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 
 from mesainterp.errors import ConfigError
-from mesainterp.viz._style import CONTROL_COLORS, new_figure, publication_style
+from mesainterp.viz._style import (
+    CONTROL_COLORS,
+    Backend,
+    check_backend,
+    new_figure,
+    publication_style,
+)
 
 __all__ = ["CircuitLayout", "circuit_graph", "circuit_graph_mpl", "circuit_layout"]
 
@@ -144,6 +150,26 @@ def _layer_label(layer: float) -> str:
     return f"L{int(layer)}" if float(layer).is_integer() else f"{layer:g}"
 
 
+@overload
+def circuit_graph(
+    nodes: Sequence[Any],
+    edges: Sequence[Any],
+    scores: Sequence[float],
+    *,
+    faithfulness: float | None = ...,
+    title: str | None = ...,
+    backend: Literal["plotly"] = ...,
+) -> go.Figure: ...
+@overload
+def circuit_graph(
+    nodes: Sequence[Any],
+    edges: Sequence[Any],
+    scores: Sequence[float],
+    *,
+    faithfulness: float | None = ...,
+    title: str | None = ...,
+    backend: Literal["matplotlib"],
+) -> Figure: ...
 def circuit_graph(
     nodes: Sequence[Any],
     edges: Sequence[Any],
@@ -151,9 +177,19 @@ def circuit_graph(
     *,
     faithfulness: float | None = None,
     title: str | None = None,
-) -> go.Figure:
-    """Interactive circuit: blue edges positive, red negative, width ∝ |score|."""
+    backend: Backend = "plotly",
+) -> go.Figure | Figure:
+    """The circuit by layer: edges blue where the score is positive, orange where
+    negative, width ∝ |score|; interactive (plotly) or with arrows (matplotlib)."""
+    check_backend(backend)
     layout = circuit_layout(nodes, edges, scores)
+    heading = _title(title, faithfulness, len(layout.names), len(layout.edges))
+    if backend == "plotly":
+        return _circuit_plotly(layout, heading)
+    return _circuit_matplotlib(layout, heading)
+
+
+def _circuit_plotly(layout: CircuitLayout, heading: str) -> go.Figure:
     fig = go.Figure()
     for (s, t, score), width in zip(layout.edges, _widths(layout.edges, 0.5, 8.0), strict=True):
         (x0, y0), (x1, y1) = layout.positions[s], layout.positions[t]
@@ -187,7 +223,7 @@ def circuit_graph(
         )
     )
     fig.update_layout(
-        title=_title(title, faithfulness, len(layout.names), len(layout.edges)),
+        title=heading,
         xaxis={
             "tickvals": list(range(len(layout.column_labels))),
             "ticktext": layout.column_labels,
@@ -199,16 +235,7 @@ def circuit_graph(
     return fig
 
 
-def circuit_graph_mpl(
-    nodes: Sequence[Any],
-    edges: Sequence[Any],
-    scores: Sequence[float],
-    *,
-    faithfulness: float | None = None,
-    title: str | None = None,
-) -> Figure:
-    """Static circuit drawing with arrows; width ∝ |score|, colour by sign."""
-    layout = circuit_layout(nodes, edges, scores)
+def _circuit_matplotlib(layout: CircuitLayout, heading: str) -> Figure:
     ranks = layout.column_labels
     with publication_style():
         fig = new_figure(min(7.0, 1.5 + 0.9 * len(ranks)), 3.0)
@@ -250,5 +277,12 @@ def circuit_graph_mpl(
         ys = [p[1] for p in layout.positions.values()]
         ax.set_ylim(min(ys) - 0.2, max(ys) + 0.3)
         ax.set_xlabel("layer")
-        ax.set_title(_title(title, faithfulness, len(layout.names), len(layout.edges)))
+        ax.set_title(heading)
     return fig
+
+
+def circuit_graph_mpl(
+    nodes: Sequence[Any], edges: Sequence[Any], scores: Sequence[float], **kwargs: Any
+) -> Figure:
+    """`circuit_graph(..., backend="matplotlib")`, for callers of the old name."""
+    return circuit_graph(nodes, edges, scores, backend="matplotlib", **kwargs)

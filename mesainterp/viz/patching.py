@@ -1,17 +1,20 @@
 """Patching heatmaps: layer × position and layer × head.
 
 Input is the tidy patching table (columns kind, layer, head, position, value,
-ci_low, ci_high, n; one row per patched site). `patching_heatmap` returns a
-plotly figure whose hover shows the value, its confidence interval and n;
-`patching_heatmap_mpl` draws the same grid as a static matplotlib figure, with
-a dot on every cell whose interval excludes zero.
+ci_low, ci_high, n; one row per patched site). `patching_heatmap` draws it with
+either backend: plotly (hover shows the value, its confidence interval and n) or
+matplotlib (a dot on every cell whose interval excludes zero).
+
+Every position is shown and labelled with its token and role when they are given.
+A heads-by-position sweep gets one layer × head panel per position; a long
+sequence is split into panels of at most `max_columns` positions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -19,7 +22,9 @@ import plotly.graph_objects as go
 from matplotlib.figure import Figure
 
 from mesainterp.errors import ConfigError, allowed
-from mesainterp.viz._style import DIVERGING, new_figure, publication_style, require_columns
+from mesainterp.viz._heatmap import HeatPanel, HeatStyle, draw_heatmaps
+from mesainterp.viz._positions import ALL_POSITIONS, PositionRoles, position_label, split_columns
+from mesainterp.viz._style import DIVERGING, Backend, check_backend, require_columns
 
 __all__ = [
     "PATCHING_COLUMNS",
@@ -31,7 +36,11 @@ __all__ = [
 
 PATCHING_COLUMNS = ("kind", "layer", "head", "position", "value", "ci_low", "ci_high", "n")
 Axis = Literal["position", "head"]
-ALL_POSITIONS = -1  # column index for sites that patch every position at once
+_HOVER = (
+    "layer %{y}, {x} %{x}<br>value %{z:.3f}"
+    "<br>CI [%{customdata[0]:.3f}, %{customdata[1]:.3f}]"
+    "<br>n %{customdata[2]:.0f}<extra></extra>"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,13 +56,7 @@ class PatchingGrid:
     kind: str
 
 
-def patching_grid(
-    table: pd.DataFrame, *, x: Axis = "position", kind: str | None = None
-) -> PatchingGrid:
-    """Pivot one kind of site to a layer × `x` grid; refuses duplicate cells."""
-    require_columns(table, ("kind", "layer", x, "value", "ci_low", "ci_high", "n"), what="table")
-    if x not in ("position", "head"):
-        raise ConfigError("x", f"unknown axis {x!r}", allowed(("position", "head")))
+def _kind_rows(table: pd.DataFrame, kind: str | None) -> tuple[str, pd.DataFrame]:
     kinds = sorted(str(k) for k in table["kind"].dropna().unique())
     if kind is None:
         if len(kinds) != 1:
@@ -61,7 +64,17 @@ def patching_grid(
         kind = kinds[0]
     elif kind not in kinds:
         raise ConfigError("kind", f"no rows of kind {kind!r}", allowed(kinds))
-    rows = table[table["kind"] == kind]
+    return kind, table[table["kind"] == kind]
+
+
+def patching_grid(
+    table: pd.DataFrame, *, x: Axis = "position", kind: str | None = None
+) -> PatchingGrid:
+    """Pivot one kind of site to a layer × `x` grid; refuses duplicate cells."""
+    require_columns(table, ("kind", "layer", x, "value", "ci_low", "ci_high", "n"), what="table")
+    if x not in ("position", "head"):
+        raise ConfigError("x", f"unknown axis {x!r}", allowed(("position", "head")))
+    kind, rows = _kind_rows(table, kind)
     where = pd.to_numeric(rows[x], errors="coerce").astype(float)  # nullable Int64 → NaN
     if where.isna().all():
         if x == "head":
@@ -94,12 +107,17 @@ def patching_grid(
     return PatchingGrid(layers=layers, columns=columns, kind=kind, **grids)
 
 
-def _tick_labels(columns: list[int], x: Axis, labels: Sequence[str] | None) -> list[str]:
-    if x == "head":
-        return [f"H{c}" for c in columns]
-    if labels is None:
-        return ["all" if c == ALL_POSITIONS else str(c) for c in columns]
-    return [f"{c}:{labels[c]}" if 0 <= c < len(labels) else str(c) for c in columns]
+def _panel(grid: PatchingGrid, cols: Sequence[int], ticks: list[str], title: str) -> HeatPanel:
+    idx = list(cols)
+    low, high = grid.ci_low[:, idx], grid.ci_high[:, idx]
+    return HeatPanel(
+        title=title,
+        z=grid.value[:, idx],
+        x=[ticks[i] for i in idx],
+        y=[f"L{layer}" for layer in grid.layers],
+        custom=np.stack([low, high, grid.n[:, idx]], axis=-1),
+        marks=(low > 0) | (high < 0),
+    )
 
 
 def _limit(values: np.ndarray) -> float:
@@ -107,80 +125,89 @@ def _limit(values: np.ndarray) -> float:
     return float(finite.max()) if finite.size and finite.max() > 0 else 1.0
 
 
+@overload
+def patching_heatmap(
+    table: pd.DataFrame,
+    *,
+    x: Axis = ...,
+    kind: str | None = ...,
+    position_labels: Sequence[str] | None = ...,
+    position_roles: PositionRoles | None = ...,
+    title: str | None = ...,
+    max_columns: int = ...,
+    backend: Literal["plotly"] = ...,
+) -> go.Figure: ...
+@overload
+def patching_heatmap(
+    table: pd.DataFrame,
+    *,
+    x: Axis = ...,
+    kind: str | None = ...,
+    position_labels: Sequence[str] | None = ...,
+    position_roles: PositionRoles | None = ...,
+    title: str | None = ...,
+    max_columns: int = ...,
+    backend: Literal["matplotlib"],
+) -> Figure: ...
 def patching_heatmap(
     table: pd.DataFrame,
     *,
     x: Axis = "position",
     kind: str | None = None,
     position_labels: Sequence[str] | None = None,
+    position_roles: PositionRoles | None = None,
     title: str | None = None,
-) -> go.Figure:
-    """Interactive layer × `x` heatmap; hover shows value, CI and n."""
-    grid = patching_grid(table, x=x, kind=kind)
-    ticks = _tick_labels(grid.columns, x, position_labels)
-    custom = np.stack([grid.ci_low, grid.ci_high, grid.n], axis=-1)
-    limit = _limit(grid.value)
-    fig = go.Figure(
-        go.Heatmap(
-            z=grid.value,
-            x=ticks,
-            y=[f"L{layer}" for layer in grid.layers],
-            customdata=custom,
-            colorscale=DIVERGING,
-            zmid=0.0,
-            zmin=-limit,
-            zmax=limit,
-            colorbar={"title": {"text": "effect"}},
-            hovertemplate=(
-                "layer %{y}, " + x + " %{x}<br>value %{z:.3f}"
-                "<br>CI [%{customdata[0]:.3f}, %{customdata[1]:.3f}]"
-                "<br>n %{customdata[2]:.0f}<extra></extra>"
-            ),
-        )
+    max_columns: int = 40,
+    backend: Backend = "plotly",
+) -> go.Figure | Figure:
+    """Layer × `x` heatmap of one kind of site, every position shown and labelled.
+
+    position_labels: the token at each position; position_roles: a role per
+    position (e.g. {3: "S1", 5: "IO"}). With x="head" and several positions in the
+    table, one layer × head panel per position. `max_columns`: positions per panel.
+    """
+    check_backend(backend)
+    if isinstance(max_columns, bool) or not isinstance(max_columns, int) or max_columns < 1:
+        raise ConfigError("max_columns", f"expected a positive int, got {max_columns!r}")
+    require_columns(table, ("kind", "layer", x, "value", "ci_low", "ci_high", "n"), what="table")
+    kind_name, rows = _kind_rows(table, kind)
+
+    def label(pos: int) -> str:
+        return position_label(pos, position_labels, position_roles)
+
+    panels: list[HeatPanel] = []
+    if x == "head" and "position" in rows and rows["position"].nunique(dropna=True) > 1:
+        # Heads by position: a panel per position, none left out.
+        for pos in sorted(int(p) for p in rows["position"].dropna().unique()):
+            grid = patching_grid(rows[rows["position"] == pos], x="head", kind=kind_name)
+            ticks = [f"H{c}" for c in grid.columns]
+            panels.append(_panel(grid, range(len(ticks)), ticks, f"position {label(pos)}"))
+        if rows["position"].isna().any():
+            grid = patching_grid(rows[rows["position"].isna()], x="head", kind=kind_name)
+            ticks = [f"H{c}" for c in grid.columns]
+            panels.append(_panel(grid, range(len(ticks)), ticks, "all positions"))
+    else:
+        grid = patching_grid(rows, x=x, kind=kind_name)
+        ticks = [f"H{c}" for c in grid.columns] if x == "head" else [label(c) for c in grid.columns]
+        parts = split_columns(len(ticks), max_columns)
+        for part in parts:
+            where = f"{x}s {ticks[part[0]]} to {ticks[part[-1]]}" if len(parts) > 1 else ""
+            panels.append(_panel(grid, part, ticks, where))
+    limit = _limit(np.concatenate([p.z.ravel() for p in panels]))
+    style = HeatStyle(
+        colorscale=DIVERGING,
+        zmin=-limit,
+        zmax=limit,
+        zmid=0.0,
+        colorbar="effect",
+        hover=_HOVER.replace("{x}", x),
+        xlabel=x,
+        ylabel="layer",
     )
-    fig.update_layout(
-        title=title or f"Patching {grid.kind}: layer × {x}",
-        xaxis_title=x,
-        yaxis_title="layer",
-        yaxis={"autorange": "reversed"},
-        template="simple_white",
-        margin={"l": 60, "r": 20, "t": 50, "b": 50},
-    )
-    return fig
+    heading = title or f"Patching {kind_name}: layer × {x}"
+    return draw_heatmaps(panels, style, title=heading, backend=backend)
 
 
-def patching_heatmap_mpl(
-    table: pd.DataFrame,
-    *,
-    x: Axis = "position",
-    kind: str | None = None,
-    position_labels: Sequence[str] | None = None,
-    title: str | None = None,
-) -> Figure:
-    """Static layer × `x` heatmap; a dot marks cells whose CI excludes zero."""
-    grid = patching_grid(table, x=x, kind=kind)
-    ticks = _tick_labels(grid.columns, x, position_labels)
-    limit = _limit(grid.value)
-    width = min(7.0, 1.6 + 0.22 * len(grid.columns))
-    with publication_style():
-        fig = new_figure(width, 0.9 + 0.28 * len(grid.layers))
-        ax = fig.add_subplot()
-        image = ax.imshow(
-            np.ma.masked_invalid(grid.value),
-            cmap=DIVERGING,
-            vmin=-limit,
-            vmax=limit,
-            aspect="auto",
-            interpolation="nearest",
-        )
-        rows, cols = np.nonzero((grid.ci_low > 0) | (grid.ci_high < 0))
-        # White dots on dark cells, black on light ones, so every mark stays visible.
-        dark = np.abs(grid.value[rows, cols]) > 0.6 * limit
-        ax.scatter(cols, rows, s=4, c=np.where(dark, "white", "black"), marker="o", linewidths=0)
-        ax.set_xticks(range(len(ticks)), ticks, rotation=90 if position_labels else 0)
-        ax.set_yticks(range(len(grid.layers)), [f"L{layer}" for layer in grid.layers])
-        ax.set_xlabel(x)
-        ax.set_ylabel("layer")
-        ax.set_title(title or f"Patching {grid.kind}: layer × {x}")
-        fig.colorbar(image, ax=ax, label="effect", shrink=0.9)
-    return fig
+def patching_heatmap_mpl(table: pd.DataFrame, **kwargs: Any) -> Figure:
+    """`patching_heatmap(table, backend="matplotlib", ...)`, for callers of the old name."""
+    return patching_heatmap(table, backend="matplotlib", **kwargs)

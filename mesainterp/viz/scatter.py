@@ -1,5 +1,9 @@
 """Attribution vs exact patching: one point per site, with Pearson and Spearman r.
 
+Both axes must be on one scale. A patching table's `value` is the normalised
+effect (0 = corrupted, 1 = clean); raw attribution scores estimate patched -
+corrupted, so `align_sites(..., gap=(clean_mean, corrupted_mean))` puts them
+through the same `mesainterp.stats.normalise_by_gap` the patching table used.
 The correlations are descriptive statistics of the two given columns, computed
 here only to print them in the title.
 """
@@ -7,15 +11,24 @@ here only to print them in the title.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeAlias
+from typing import Any, Literal, TypeAlias, overload
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import torch
 from matplotlib.figure import Figure
 
 from mesainterp.errors import ConfigError
-from mesainterp.viz._style import CONTROL_COLORS, new_figure, publication_style, require_columns
+from mesainterp.stats import normalise_by_gap
+from mesainterp.viz._style import (
+    CONTROL_COLORS,
+    Backend,
+    check_backend,
+    new_figure,
+    publication_style,
+    require_columns,
+)
 
 __all__ = ["align_sites", "attribution_scatter", "attribution_scatter_mpl", "correlations"]
 
@@ -23,13 +36,28 @@ SITE_KEYS = ("kind", "layer", "head", "position")
 Values: TypeAlias = Sequence[float] | np.ndarray | pd.Series
 
 
-def align_sites(exact: pd.DataFrame, attribution: pd.DataFrame) -> pd.DataFrame:
-    """Join two patching tables on their site columns: columns exact, attribution, site."""
+def align_sites(
+    exact: pd.DataFrame,
+    attribution: pd.DataFrame,
+    *,
+    gap: tuple[float, float] | None = None,
+) -> pd.DataFrame:
+    """Join two patching tables on their site columns: columns exact, attribution, site.
+
+    gap: (clean mean, corrupted mean) of the exact sweep (its provenance's
+    `clean_mean` and `corrupted_mean`). Give it when the attribution values are raw
+    estimates of patched - corrupted and the exact values are normalised: the
+    attribution is then normalised by the same gap, so both axes read 0 = corrupted,
+    1 = clean.
+    """
     keys = [k for k in SITE_KEYS if k in exact.columns and k in attribution.columns]
     require_columns(exact, [*keys, "value"], what="exact")
     require_columns(attribution, [*keys, "value"], what="attribution")
     left = exact[[*keys, "value"]].rename(columns={"value": "exact"})
     right = attribution[[*keys, "value"]].rename(columns={"value": "attribution"})
+    if gap is not None:
+        raw = torch.tensor(right["attribution"].to_numpy(float), dtype=torch.float64)
+        right["attribution"] = normalise_by_gap(raw, *gap).numpy()
     # Missing keys (no head for a resid site) must match each other, and 3 must match
     # 3.0 after a CSV round trip, so join on normalised strings.
     left["_key"] = _site_keys(left, keys)
@@ -89,18 +117,48 @@ def _limits(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+@overload
+def attribution_scatter(
+    exact: Values,
+    attribution: Values,
+    *,
+    labels: Sequence[str] | None = ...,
+    title: str | None = ...,
+    backend: Literal["plotly"] = ...,
+) -> go.Figure: ...
+@overload
+def attribution_scatter(
+    exact: Values,
+    attribution: Values,
+    *,
+    labels: Sequence[str] | None = ...,
+    title: str | None = ...,
+    backend: Literal["matplotlib"],
+) -> Figure: ...
 def attribution_scatter(
     exact: Values,
     attribution: Values,
     *,
     labels: Sequence[str] | None = None,
     title: str | None = None,
-) -> go.Figure:
-    """Interactive scatter of attribution against exact effects, with the y = x line."""
+    backend: Backend = "plotly",
+) -> go.Figure | Figure:
+    """Scatter of attribution against exact effects (one scale, see the module
+    docstring), with the y = x line; `labels` name the sites on hover (plotly)."""
+    check_backend(backend)
     a = np.asarray(exact, dtype=float)
     b = np.asarray(attribution, dtype=float)
     pearson, spearman = correlations(a, b)
     lo, hi = _limits(a, b)
+    heading = _title(title, pearson, spearman, int(a.size))
+    if backend == "plotly":
+        return _scatter_plotly(a, b, lo, hi, labels, heading)
+    return _scatter_matplotlib(a, b, lo, hi, heading)
+
+
+def _scatter_plotly(
+    a: np.ndarray, b: np.ndarray, lo: float, hi: float, labels: Sequence[str] | None, heading: str
+) -> go.Figure:
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
@@ -111,6 +169,7 @@ def attribution_scatter(
             line={"dash": "dot", "color": "#999"},
         )
     )
+    hover = "exact %{x:.4f}<br>attribution %{y:.4f}<extra></extra>"
     fig.add_trace(
         go.Scatter(
             x=a,
@@ -119,13 +178,11 @@ def attribution_scatter(
             name="sites",
             text=list(labels) if labels is not None else None,
             marker={"color": CONTROL_COLORS["value"], "size": 6, "opacity": 0.8},
-            hovertemplate="%{text}<br>exact %{x:.4f}<br>attribution %{y:.4f}<extra></extra>"
-            if labels is not None
-            else "exact %{x:.4f}<br>attribution %{y:.4f}<extra></extra>",
+            hovertemplate=("%{text}<br>" + hover) if labels is not None else hover,
         )
     )
     fig.update_layout(
-        title=_title(title, pearson, spearman, int(a.size)),
+        title=heading,
         xaxis_title="exact patching effect",
         yaxis_title="attribution estimate",
         template="simple_white",
@@ -133,17 +190,7 @@ def attribution_scatter(
     return fig
 
 
-def attribution_scatter_mpl(
-    exact: Values,
-    attribution: Values,
-    *,
-    title: str | None = None,
-) -> Figure:
-    """Static scatter of attribution against exact effects, with the y = x line."""
-    a = np.asarray(exact, dtype=float)
-    b = np.asarray(attribution, dtype=float)
-    pearson, spearman = correlations(a, b)
-    lo, hi = _limits(a, b)
+def _scatter_matplotlib(a: np.ndarray, b: np.ndarray, lo: float, hi: float, heading: str) -> Figure:
     with publication_style():
         fig = new_figure(3.4, 3.0)
         ax = fig.add_subplot()
@@ -154,5 +201,10 @@ def attribution_scatter_mpl(
         ax.set_aspect("equal")
         ax.set_xlabel("exact patching effect")
         ax.set_ylabel("attribution estimate")
-        ax.set_title(_title(title, pearson, spearman, int(a.size)).replace(" (", "\n("))
+        ax.set_title(heading.replace(" (", "\n("))
     return fig
+
+
+def attribution_scatter_mpl(exact: Values, attribution: Values, **kwargs: Any) -> Figure:
+    """`attribution_scatter(..., backend="matplotlib")`, for callers of the old name."""
+    return attribution_scatter(exact, attribution, backend="matplotlib", **kwargs)
