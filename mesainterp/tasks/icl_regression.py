@@ -37,6 +37,7 @@ from typing import ClassVar, Literal, get_args
 
 import numpy as np
 import torch
+from einops import einsum, rearrange
 from jaxtyping import Float
 from torch import Tensor
 
@@ -71,9 +72,9 @@ def gd_predictions(
     n = ctx_x.shape[1]
     w = torch.zeros(xs.shape[0], xs.shape[2], dtype=torch.float64)
     for _ in range(steps):
-        resid = torch.einsum("bnd,bd->bn", ctx_x, w) - ctx_y
-        w = w - lr / n * torch.einsum("bn,bnd->bd", resid, ctx_x)
-    return torch.einsum("bd,bd->b", w, xq).to(xs.dtype)
+        resid = einsum(ctx_x, w, "batch n d, batch d -> batch n") - ctx_y
+        w = w - lr / n * einsum(resid, ctx_x, "batch n, batch n d -> batch d")
+    return einsum(w, xq, "batch d, batch d -> batch").to(xs.dtype)
 
 
 def best_gd_lr(
@@ -204,12 +205,13 @@ class ICLRegressionTask(ConfiguredTask):
         xs_t, ys_t = torch.from_numpy(xs), torch.from_numpy(ys)
         ctx = xs_t[:, :q]
         # QR least squares (min-norm when underdetermined); random inputs are full rank.
-        w_ls = torch.linalg.lstsq(ctx, ys_t[:, :q].unsqueeze(-1), driver="gels").solution
+        ctx_y = rearrange(ys_t[:, :q], "batch n -> batch n 1")  # one right-hand side
+        w_ls = rearrange(torch.linalg.lstsq(ctx, ctx_y, driver="gels").solution, "b d 1 -> b d")
         labels = {
             "w": torch.from_numpy(w).float(),
             "xs": xs_t.float(),
             "ys": ys_t.float(),
-            "lstsq_pred": torch.einsum("bd,bd->b", w_ls.squeeze(-1), xs_t[:, q]).float(),
+            "lstsq_pred": einsum(w_ls, xs_t[:, q], "batch d, batch d -> batch").float(),
             "gd_pred": gd_predictions(xs_t, ys_t, self.effective_gd_lr).float(),
         }
         return TaskBatch(

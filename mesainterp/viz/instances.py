@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from einops import rearrange
 from matplotlib.figure import Figure
 
 from mesainterp.errors import ConfigError
@@ -75,7 +76,7 @@ def _cell_intensity(
     flat = np.asarray(values, dtype=float).reshape(-1)
     if flat.size != grid_n * grid_n:
         raise ConfigError("intensity", f"needs {grid_n * grid_n} cell values, got {flat.size}")
-    return flat.reshape(grid_n, grid_n)
+    return rearrange(flat, "(row col) -> row col", row=grid_n)
 
 
 def instance_figure(
