@@ -16,6 +16,8 @@ A leaf module (torch and the standard library only), so every layer can import i
 - `normalise_by_gap(raw, clean, corrupted)`: an effect in units of the clean -
   corrupted gap (0 = corrupted, 1 = clean). Exact patching effects and attribution
   estimates of them go through this one function wherever they are compared.
+- `pearson(a, b)`, `spearman(a, b)`: correlations (Spearman with tie-averaged
+  ranks, as scipy), NaN when either side is constant.
 - `holm_adjust(p)`: Holm-Bonferroni adjusted p-values (reject where <= alpha).
 """
 
@@ -41,8 +43,10 @@ __all__ = [
     "normal_quantile",
     "normalise_by_gap",
     "normalised_effect",
+    "pearson",
     "r2_score",
     "resample_indices",
+    "spearman",
     "wilson_interval",
 ]
 
@@ -230,6 +234,27 @@ def bootstrap_normalised(
 
     low, high = bootstrap(ratio, n, n_boot=n_boot, confidence=confidence, seed=seed)
     return low.to(patched.dtype), high.to(patched.dtype)
+
+
+def pearson(a: Float[Tensor, " n"], b: Float[Tensor, " n"]) -> float:
+    """Pearson r (NaN when either side is constant)."""
+    x, y = a.double() - a.double().mean(), b.double() - b.double().mean()
+    denom = float(x.norm() * y.norm())
+    return float((x * y).sum()) / denom if denom > 0 else float("nan")
+
+
+def _ranks(a: Tensor) -> Tensor:
+    """Ranks with ties given their average rank (as scipy's rankdata does)."""
+    _, inverse, counts = torch.unique(a, return_inverse=True, return_counts=True)
+    # A value's tied block spans ranks [before, before + count); its average rank:
+    before = torch.cumsum(counts, 0) - counts
+    average = before.double() + (counts.double() - 1) / 2
+    return average[inverse]
+
+
+def spearman(a: Float[Tensor, " n"], b: Float[Tensor, " n"]) -> float:
+    """Spearman rho: Pearson r of the (tie-averaged) ranks."""
+    return pearson(_ranks(a.double()), _ranks(b.double()))
 
 
 def holm_adjust(p_values: Sequence[float] | Float[Tensor, " m"]) -> Float[Tensor, " m"]:

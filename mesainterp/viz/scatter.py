@@ -20,7 +20,7 @@ import torch
 from matplotlib.figure import Figure
 
 from mesainterp.errors import ConfigError
-from mesainterp.stats import normalise_by_gap
+from mesainterp.stats import normalise_by_gap, pearson, spearman
 from mesainterp.viz._style import (
     CONTROL_COLORS,
     Backend,
@@ -94,14 +94,10 @@ def correlations(x: Values, y: Values) -> tuple[float, float]:
             "attribution", f"needs two 1-D samples of one length, got {a.shape} and {b.shape}"
         )
     keep = np.isfinite(a) & np.isfinite(b)
-    a, b = a[keep], b[keep]
-    if a.size < 2 or a.std() == 0 or b.std() == 0:
+    x, y = torch.from_numpy(a[keep]), torch.from_numpy(b[keep])
+    if x.numel() < 2:
         return float("nan"), float("nan")
-    pearson = float(np.corrcoef(a, b)[0, 1])
-    ranks_a = pd.Series(a).rank().to_numpy()
-    ranks_b = pd.Series(b).rank().to_numpy()
-    spearman = float(np.corrcoef(ranks_a, ranks_b)[0, 1])
-    return pearson, spearman
+    return pearson(x, y), spearman(x, y)
 
 
 def _title(title: str | None, pearson: float, spearman: float, n: int) -> str:

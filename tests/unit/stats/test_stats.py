@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy.stats import binomtest
+from scipy.stats import binomtest, pearsonr, spearmanr
 
 from mesainterp.errors import MesaInterpError
 from mesainterp.stats import (
@@ -18,8 +18,10 @@ from mesainterp.stats import (
     normal_quantile,
     normalise_by_gap,
     normalised_effect,
+    pearson,
     r2_score,
     resample_indices,
+    spearman,
     wilson_interval,
 )
 
@@ -155,3 +157,17 @@ def test_holm_known_values_and_bad_input() -> None:
     assert adjusted.tolist() == pytest.approx([0.03, 0.06, 0.06])
     with pytest.raises(MesaInterpError, match="p_values"):
         holm_adjust([0.5, 1.5])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_correlations_match_scipy_with_ties(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 5, size=40).astype(float)  # many ties
+    b = a + rng.normal(scale=1.0, size=40)
+    assert pearson(torch.from_numpy(a), torch.from_numpy(b)) == pytest.approx(
+        pearsonr(a, b).statistic, abs=1e-12
+    )
+    assert spearman(torch.from_numpy(a), torch.from_numpy(b)) == pytest.approx(
+        spearmanr(a, b).statistic, abs=1e-12
+    )
+    assert np.isnan(pearson(torch.ones(5), torch.from_numpy(b[:5])))
