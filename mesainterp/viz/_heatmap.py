@@ -95,7 +95,8 @@ def _plotly(panels: Sequence[HeatPanel], style: HeatStyle, title: str, per_row: 
         else:
             fig.add_trace(heat, row=i // n_cols + 1, col=i % n_cols + 1)
     widest = max(len(p.x) for p in panels)
-    fig.update_xaxes(title_text=style.xlabel, tickmode="array", type="category")
+    # Category axes with a tick every column: plotly would otherwise thin the labels.
+    fig.update_xaxes(title_text=style.xlabel, type="category", tickmode="linear", dtick=1)
     fig.update_yaxes(title_text=style.ylabel, autorange="reversed", type="category")
     fig.update_layout(
         title=title,
