@@ -9,7 +9,6 @@ import pytest
 from matplotlib.figure import Figure
 
 from mesainterp.errors import ConfigError
-from mesainterp.report.example import example_patching_table, example_probe_table
 from mesainterp.viz import (
     align_sites,
     attribution_scatter,
@@ -24,6 +23,7 @@ from mesainterp.viz import (
 )
 from mesainterp.viz.circuit import circuit_layout
 from mesainterp.viz.scatter import correlations
+from tests.unit.report._example import example_patching_table, example_probe_table
 
 
 def test_patching_heatmap_matches_a_cell_by_cell_oracle():
