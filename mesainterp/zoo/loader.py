@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast, get_args
+from typing import Any, Literal, cast, get_args
 
 from transformer_lens.model_bridge import TransformerBridge
 
@@ -29,6 +29,7 @@ from mesainterp.model.checkpoint import (
     CONFIG_FILE,
     Checkpoint,
     load_checkpoint,
+    read_checkpoint_document,
 )
 from mesainterp.model.config import ModelConfig
 from mesainterp.model.fingerprint import fingerprint
@@ -43,6 +44,7 @@ __all__ = [
     "ModelSource",
     "UnknownModel",
     "load_model",
+    "model_document",
     "resolve_model",
 ]
 
@@ -136,6 +138,17 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> ModelSource:
         f"{text}: {what}, a HuggingFace model directory or a zoo model"
         f" (unknown zoo model {text!r}; shipped: {allowed(known) or 'none'})"
     )
+
+
+def model_document(name_or_path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The checkpoint document (model config, task, fingerprint, metadata) of a zoo
+    model or checkpoint, read without its weights; None for a HuggingFace directory."""
+    source = resolve_model(name_or_path)
+    if source.kind == "hf":
+        return None
+    if source.kind == "zoo":
+        return registry.read_document(source.ref)
+    return read_checkpoint_document(source.ref)
 
 
 def _hf_loader() -> Callable[[str], object]:

@@ -13,7 +13,13 @@ from mesainterp import zoo
 from mesainterp.errors import MesaInterpError
 from mesainterp.model import ModelConfig, build_model, fingerprint, load_checkpoint, save_checkpoint
 from mesainterp.zoo import loader
-from mesainterp.zoo.loader import LoadedModel, UnknownModel, load_model, resolve_model
+from mesainterp.zoo.loader import (
+    LoadedModel,
+    UnknownModel,
+    load_model,
+    model_document,
+    resolve_model,
+)
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -95,6 +101,24 @@ def test_a_huggingface_directory_is_told_apart_from_a_checkpoint(tmp_path, tiny_
     assert json.loads((hf / "config.json").read_text())["model_type"] == "gpt2"
     assert resolve_model(hf).kind == "hf"
     assert resolve_model(tiny_checkpoint).kind == "checkpoint"
+
+
+def test_the_document_is_read_without_weights(tmp_path, tiny_checkpoint):
+    shipped = model_document("tree-path")
+    assert shipped is not None and shipped["task"]["name"] == "tree-path"
+    assert shipped["fingerprint"] == zoo.describe("tree-path").fingerprint
+    document = model_document(tiny_checkpoint)
+    assert (
+        document is not None
+        and document["fingerprint"] == load_checkpoint(tiny_checkpoint).fingerprint
+    )
+    # Weights that do not load are not read here.
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "config.json").write_text((tiny_checkpoint / "config.json").read_text())
+    (copy / "model.safetensors").write_bytes(b"broken")
+    assert model_document(copy) == document
+    assert model_document(_hf_directory(tmp_path / "hf")) is None
 
 
 def test_without_the_huggingface_loader_the_refusal_names_it(tmp_path, monkeypatch):
