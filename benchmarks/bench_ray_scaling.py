@@ -27,7 +27,7 @@ import ray
 import torch
 
 from mesainterp.runs.executor import execute, start_local_cluster
-from mesainterp.runs.patch_job import PatchJob, PatchWorker, assemble_sweep, patch_plan
+from mesainterp.runs.patch_job import PatchJob, assemble_sweep, build_patch_worker, patch_plan
 from mesainterp.runs.plan import RunPlan
 from mesainterp.runs.state import open_run
 
@@ -45,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
 
     job = PatchJob(model=args.model, sweep=args.sites, n=args.n)
-    local = PatchWorker(**job.to_dict())
+    local = build_patch_worker(**job.to_dict())
     full = patch_plan(job, local.sites, args.chunk_size)
     plan = RunPlan(units=full.units[: args.max_units])
     sites = local.sites[: plan.units[-1].payload["stop"]]

@@ -15,6 +15,8 @@ RESUMABLE = ("patch", "probe", "search")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from mesainterp.demo.pipeline import STEPS
+
     parser = subparsers.add_parser(
         "demo", help="patching, probes, a circuit and overlays of a zoo model, in one report"
     )
@@ -26,6 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--resume",
         action="store_true",
         help="continue an interrupted demo in --out; finished steps are reused",
+    )
+    parser.add_argument(
+        "--step", choices=STEPS, default=None, help="run only this step (no report)"
     )
     parser.set_defaults(run=run)
 
@@ -42,13 +47,16 @@ def run(args: argparse.Namespace) -> CommandResult:
         raise ConfigError("--model", f"unknown zoo model {args.model!r}", allowed(known))
     plan = DemoPlan.quick(args.model) if args.quick else DemoPlan(model=args.model)
     plan = DemoPlan(**(plan.__dict__ | {"seed": args.seed}))
+    demo_command: list[str] = args.command_line
 
-    def step(argv: list[str]) -> Any:
+    def step(name: str, argv: list[str]) -> Any:
         if args.resume and argv[0] in RESUMABLE:
             argv = [*argv, "--resume"]
         print("$ mesainterp " + " ".join(argv), flush=True)
-        return run_subcommand(argv)
+        # The step records the demo's command plus its name: the command that reruns it.
+        recorded = demo_command if args.step else [*demo_command, "--step", name]
+        return run_subcommand(argv, command=recorded)
 
-    files = run_demo(plan, args.out, run_command=step)
-    text = f"report: {files['report']}"
+    files = run_demo(plan, args.out, run_command=step, only=args.step, command=demo_command)
+    text = f"report: {files['report']}" if "report" in files else f"{args.step}: {files[args.step]}"
     return CommandResult(data={k: str(v) for k, v in files.items()}, text=text)

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from mesainterp.cli.output import CommandResult
-from mesainterp.errors import MesaInterpError
-from mesainterp.model.checkpoint import Checkpoint, load_checkpoint
 from mesainterp.schema import NON_NEGATIVE, POSITIVE, option
 from mesainterp.training.evaluate import evaluate, held_out_seed
-from mesainterp.training.state import CHECKPOINT_DIR
+from mesainterp.zoo.loader import load_model
 
-__all__ = ["add_parser", "load_model_arg", "run"]
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,29 +29,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def load_model_arg(model: str) -> tuple[Checkpoint, str]:
-    """A checkpoint from a path (checkpoint or run directory) or a zoo name."""
-    path = Path(model)
-    if path.is_dir():
-        if (path / CHECKPOINT_DIR).is_dir():
-            path = path / CHECKPOINT_DIR
-        return load_checkpoint(path), str(path)
-    from mesainterp import zoo
-
-    return zoo.load(model), f"zoo:{model}"
-
-
 def run(args: argparse.Namespace) -> CommandResult:
-    if args.seed < 0:
-        raise MesaInterpError(f"--seed: expected a non-negative int, got {args.seed}")
-    checkpoint, source = load_model_arg(args.model)
-    if checkpoint.task is None:
-        raise MesaInterpError(f"{source}: the checkpoint records no task to evaluate on")
-    from mesainterp.tasks import task_from_config
-
-    task = task_from_config(checkpoint.task)
-    result = evaluate(checkpoint.model, task, args.n, seed=held_out_seed(args.seed))
-    data = {"model": source, "fingerprint": checkpoint.fingerprint, **result.to_dict()}
+    loaded = load_model(args.model)
+    task = loaded.require_task("evaluate on")
+    source = loaded.source.ref if loaded.source.kind != "zoo" else f"zoo:{loaded.name}"
+    result = evaluate(loaded.model, task, args.n, seed=held_out_seed(args.seed))
+    data = {"model": source, "fingerprint": loaded.fingerprint, **result.to_dict()}
     lines = [f"{source} on {task.name} ({result.n} held-out samples):"]
     m = result.metrics
     for key, value in m.items():

@@ -3,6 +3,10 @@
 Each subcommand lives in its own module under `mesainterp.cli` and exposes
 `add_parser(subparsers)`; the parser's `run` default returns a `CommandResult`.
 Bad input ends with one line on stderr and exit status 2.
+
+The command a result records in its provenance is set here, once, from the argv
+the user ran (`args.command_line`), and handed down to the library; nothing below
+the command line reads `sys.argv`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from mesainterp._version import __version__
 from mesainterp.cli.output import CommandResult, to_json
 from mesainterp.errors import MesaInterpError
 
-__all__ = ["build_parser", "main", "run_subcommand"]
+__all__ = ["build_parser", "main", "recorded_command", "run_subcommand"]
 
 # Subcommand modules, in the order `--help` lists them.
 SUBCOMMANDS: tuple[str, ...] = (
@@ -69,10 +73,19 @@ def _add_global_flags(parser: argparse.ArgumentParser, *, default: object) -> No
     )
 
 
-def run_subcommand(argv: Sequence[str]) -> CommandResult:
-    """Run one subcommand in-process (errors propagate); used to compose commands."""
+def recorded_command(argv: Sequence[str]) -> list[str]:
+    """The command a result records: `mesainterp ARGV`, as the user ran it."""
+    return ["mesainterp", *argv]
+
+
+def run_subcommand(argv: Sequence[str], *, command: Sequence[str] | None = None) -> CommandResult:
+    """Run one subcommand in-process (errors propagate); used to compose commands.
+
+    `command` is what its results record (default: `recorded_command(argv)`); a
+    composed command passes its own, naming the step.
+    """
     args = build_parser().parse_args(list(argv))
-    args.command_line = ["mesainterp", *argv]
+    args.command_line = recorded_command(argv) if command is None else list(command)
     return args.run(args)
 
 
@@ -86,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # --help / --version (status 0) by exiting; return the status like any refusal.
         return stop.code if isinstance(stop.code, int) else EXIT_BAD_INPUT
     # The exact command line, recorded in every result's provenance.
-    args.command_line = ["mesainterp", *argv]
+    args.command_line = recorded_command(argv)
     if args.command is None:
         parser.print_help()
         return 0

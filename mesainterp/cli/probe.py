@@ -14,23 +14,20 @@ Writes to DIR:
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from mesainterp.atomic import atomic_write
 from mesainterp.cli.output import CommandResult
-from mesainterp.errors import ConfigError, MesaInterpError
-from mesainterp.model.build import model_shape, random_init_twin
-from mesainterp.model.checkpoint import Checkpoint, load_checkpoint
+from mesainterp.errors import ConfigError
+from mesainterp.model.build import model_shape
 from mesainterp.probes.causal import probe_subspaces, retarget
 from mesainterp.probes.controls import ProbeSpec, save_table
 from mesainterp.probes.dataset import collect_activations, resid_sites, task_batches
 from mesainterp.provenance import provenance
-from mesainterp.runs.atomic import atomic_write
 from mesainterp.runs.executor import execute
 from mesainterp.runs.options import add_run_options, check_run_options
 from mesainterp.runs.plan import stable_hash
@@ -38,6 +35,7 @@ from mesainterp.runs.probe_job import ProbeJob, assemble_probe_table, probe_plan
 from mesainterp.runs.state import open_run
 from mesainterp.schema import NON_NEGATIVE, POSITIVE, POSITIVE_NUMBER, Range, option
 from mesainterp.tasks.base import Task
+from mesainterp.zoo import LoadedModel, load_model, loaded_control_twin
 
 __all__ = ["add_parser", "run"]
 
@@ -84,21 +82,10 @@ class ProbeResultView:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
-def _load(name: str) -> tuple[Checkpoint, Task, Any]:
-    """Checkpoint, its task and a random-init twin, from a directory or the zoo."""
-    from mesainterp.tasks.registry import task_from_config
-
-    if Path(name).is_dir():
-        ckpt = load_checkpoint(name)
-        if ckpt.task is None:
-            raise MesaInterpError(f"{name}: checkpoint records no task to generate examples from")
-        return ckpt, task_from_config(ckpt.task), random_init_twin(ckpt.config)
-    try:
-        zoo = importlib.import_module("mesainterp.zoo")
-    except ImportError:
-        raise MesaInterpError(f"{name}: not a checkpoint directory") from None
-    ckpt = zoo.load(name)
-    return ckpt, zoo.load_task(name), zoo.random_init(name)
+def _load(name: str) -> tuple[LoadedModel, Task, Any]:
+    """The model, its task and its random-init control twin (`zoo.load_model`)."""
+    loaded = load_model(name)
+    return loaded, loaded.require_task("generate examples from"), loaded_control_twin(loaded)
 
 
 def _positions(text: str | None, seq_len: int, default: list[int]) -> list[int]:
@@ -271,7 +258,7 @@ def run(args: argparse.Namespace) -> CommandResult:
             "args": {k: v for k, v in vars(args).items() if k != "run"},
         },
         seed=args.seed,
-        command=["mesainterp", *sys.argv[1:]],
+        command=args.command_line,
     )
     prov["run"] = stats.to_dict()
     result = ProbeResultView(

@@ -7,11 +7,9 @@ or any file is written; a bad config exits with one line naming the dotted field
 from __future__ import annotations
 
 import argparse
-import dataclasses
-from pathlib import Path
 
 from mesainterp.cli.output import CommandResult
-from mesainterp.runs.options import add_run_options, check_run_options
+from mesainterp.runs.options import RunOptions, add_run_options
 
 __all__ = ["add_parser", "run"]
 
@@ -30,52 +28,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> CommandResult:
-    from mesainterp.discovery.config import load_config
-    from mesainterp.discovery.search import prepare, write_outputs
-    from mesainterp.runs.executor import execute
-    from mesainterp.runs.search_job import (
-        SearchJob,
-        SearchWorker,
-        faithfulness_plan,
-        outcome_from_units,
-        search_plan,
-        stage1_result,
-    )
-    from mesainterp.runs.state import open_run
+    from mesainterp.runs.search_run import run_search_run
 
-    check_run_options(args)
-    config = load_config(args.config)
-    plan = prepare(config)
-    command = ["mesainterp", "search", str(args.config), "--out", str(args.out)]
-    identity = {"command": "search", "model_fingerprint": plan.fingerprint,
-                "config": config.to_dict()}  # fmt: skip
-    state = open_run(args.out, identity=identity, resume=args.resume)
-    job = SearchJob(config_path=str(Path(args.config).resolve()), command=tuple(command))
-    where = {"executor": args.executor, "workers": args.workers, "address": args.ray_address,
-             "local_worker": SearchWorker.from_plan(plan, command)}  # fmt: skip
-    # Stage 1 finds the circuit (one unit per chunk of examples scored, or one for
-    # acdc); stage 2 measures it, one unit per ablation.
-    stage1 = search_plan(state.identity, config)
-    first = execute(job.worker_spec(), stage1, state, **where)
-    circuit_meta = stage1_result(state, stage1, plan, command)
-    stage2 = faithfulness_plan(state.identity, circuit_meta, list(config.faithfulness_ablations))
-    second = execute(job.worker_spec(), stage2, state, **where)
-    stats = dataclasses.replace(
-        second,
-        total=first.total + second.total,
-        computed=first.computed + second.computed,
-        reused=first.reused + second.reused,
-    )
-    outcome = outcome_from_units(state, circuit_meta, stage2)
-    paths = write_outputs(outcome, args.out, command=command, report=not args.no_report)
-    state.mark_complete()
+    done = run_search_run(
+        args.config, args.out, options=RunOptions.from_args(args), command=args.command_line,
+        report=not args.no_report,
+    )  # fmt: skip
+    outcome, paths, stats = done.outcome, done.paths, done.stats
     circuit = outcome.circuit
     headline = [
         r for r in outcome.rows if r.measure in ("faithfulness", "completeness") and r.k is None
     ]
     lines = [
         f"{circuit.method}: {len(circuit.nodes)} nodes, {len(circuit.edges)} edges "
-        f"on {plan.model_name}",
+        f"on {done.plan.model_name}",
         *(
             f"  {r.measure:<12} {r.ablation:<8} {r.value:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
             for r in headline

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
@@ -72,8 +71,7 @@ def run(args: argparse.Namespace) -> CommandResult:
         raise ConfigError("--threads", f"expected a positive int, got {args.threads}")
     config = _config(args)
     torch.set_num_threads(args.threads)
-    command = ["mesainterp", *sys.argv[1:]]
-    result = train(config, args.out, resume=args.resume, command=command)
+    result = train(config, args.out, resume=args.resume, command=args.command_line)
     data = result.to_dict()
     metrics = result.eval.metrics if result.eval else {}
     shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if "_ci_" not in k)

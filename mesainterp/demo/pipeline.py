@@ -1,7 +1,8 @@
 """The default analysis of a shipped model: what `make demo` runs.
 
 It is the composition of the scripted commands, run in-process so each step is
-exactly what its own command would do (and its command line is recorded):
+exactly what its own command would do. Each step records the demo's command plus
+`--step NAME`, the command that reruns just that step:
 
     patch    resid sweep (layer × position) and per-head sweep, with bootstrap CIs
     probe    the goal probe at every layer × position, random-init and shuffled controls,
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 from mesainterp.errors import ConfigError
 from mesainterp.provenance import provenance
 
-__all__ = ["DemoPlan", "run_demo"]
+__all__ = ["STEPS", "DemoPlan", "demo_steps", "run_demo"]
 
 _HEAD = re.compile(r"^L?(\d+)H(\d+)$|^a(\d+)\.h(\d+)")
 
@@ -60,7 +61,8 @@ class DemoPlan:
         )
 
 
-Step = Callable[[list[str]], Any]
+# run_command(step name, argv of the subcommand) runs one step in-process.
+Step = Callable[[str, list[str]], Any]
 
 
 def _search_config(plan: DemoPlan) -> str:
@@ -98,16 +100,14 @@ def _top_head(circuit: dict[str, Any]) -> tuple[int, int] | None:
     return max(weight, key=lambda k: weight[k]) if weight else None
 
 
-def run_demo(plan: DemoPlan, out: str | Path, *, run_command: Step) -> dict[str, Any]:
-    """Run every step into `out` and build `out/report.html`; returns the file map.
+STEPS: tuple[str, ...] = ("patch-resid", "patch-heads", "probe-goal", "circuit")
 
-    `run_command(argv)` runs one `mesainterp` subcommand in-process (the CLI passes
-    its own dispatcher, so each step is recorded as the command that reproduces it).
-    """
+
+def demo_steps(plan: DemoPlan, out: str | Path) -> dict[str, list[str]]:
+    """The subcommand argv of each named step, in the order they run."""
     root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
     common = ["--seed", str(plan.seed)]
-    steps: dict[str, list[str]] = {
+    return {
         "patch-resid": ["patch", plan.model, "--sites", "resid", "--out", str(root / "patch-resid"),
                         "--n", str(plan.n_pairs), "--n-boot", str(plan.n_boot), *common],
         "patch-heads": ["patch", plan.model, "--sites", "heads", "--out", str(root / "patch-heads"),
@@ -116,12 +116,37 @@ def run_demo(plan: DemoPlan, out: str | Path, *, run_command: Step) -> dict[str,
                        "--n-examples", str(plan.n_probe_examples),
                        "--causal-pairs", str(plan.causal_pairs),
                        "--n-random", str(plan.random_draws), *common],
+        "circuit": ["search", str(root / "search.toml"), "--out", str(root / "circuit"),
+                    "--no-report"],
     }  # fmt: skip
-    config_path = root / "search.toml"
-    config_path.write_text(_search_config(plan))
-    steps["circuit"] = ["search", str(config_path), "--out", str(root / "circuit"), "--no-report"]
-    for argv in steps.values():
-        run_command(argv)
+
+
+def run_demo(
+    plan: DemoPlan,
+    out: str | Path,
+    *,
+    run_command: Step,
+    only: str | None = None,
+    command: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Run every step into `out` and build `out/report.html`; returns the file map.
+
+    `run_command(name, argv)` runs one `mesainterp` subcommand in-process (the CLI
+    passes its own dispatcher, which records the step's name). `only` runs one step
+    and no report. `command` is the demo's own command, recorded in `run.json`.
+    """
+    if only is not None and only not in STEPS:
+        raise ConfigError("step", f"unknown demo step {only!r}", ", ".join(STEPS))
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    steps = demo_steps(plan, root)
+    (root / "search.toml").write_text(_search_config(plan))
+    for name, argv in steps.items():
+        if only in (None, name):
+            run_command(name, argv)
+    if only is not None:
+        argv = steps[only]
+        return {only: Path(argv[argv.index("--out") + 1])}
 
     circuit = json.loads((root / "circuit" / "circuit.json").read_text())
     figures = _draw_overlays(plan, root, circuit)
@@ -148,7 +173,7 @@ def run_demo(plan: DemoPlan, out: str | Path, *, run_command: Step) -> dict[str,
     stamp["steps"] = commands
     write_run(
         root,
-        command=["mesainterp", "demo", "--out", str(root)],
+        command=list(command) if command else ["mesainterp", "demo", "--out", str(root)],
         provenance=stamp,
         results=results,
         title=f"Default analysis of the shipped {plan.model} model",
@@ -162,13 +187,13 @@ def _draw_overlays(plan: DemoPlan, root: Path, circuit: dict[str, Any]) -> dict[
     from mesainterp.demo.overlays import overlay_data
     from mesainterp.probes.dataset import collect_activations, resid_sites, task_batches
     from mesainterp.viz import instance_figure, instance_small_multiples, save_static
-    from mesainterp.zoo import load, load_task
+    from mesainterp.zoo.loader import load_model
 
-    task = load_task(plan.model)
+    loaded = load_model(plan.model)
+    task = loaded.require_task("draw overlays of")
     if not hasattr(task, "n_nodes"):
         return {}
-    checkpoint = load(plan.model)
-    model = checkpoint.model
+    model = loaded.model
     head = _top_head(circuit) or (model.cfg.n_layers - 1, 0)
     example = task.sample(1, seed=plan.seed + 10_000)
     query = example.prompt_len - 1

@@ -147,7 +147,7 @@ class Circuit:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        from mesainterp.runs.atomic import atomic_write_text
+        from mesainterp.atomic import atomic_write_text
 
         return atomic_write_text(path, self.to_json())
 

@@ -240,21 +240,17 @@ def _recorded_task(config: SearchConfig) -> dict[str, Any] | None:
     """The task the config's model records (read from JSON only), or None when the
     model cannot be found here (`prepare` then names the problem)."""
     from mesainterp.errors import MesaInterpError
+    from mesainterp.zoo.loader import model_document
+    from mesainterp.zoo.registry import list_models
 
+    if config.zoo is not None and config.zoo not in list_models():
+        return None
     try:
-        if config.zoo is not None:
-            from mesainterp import zoo
-
-            if config.zoo not in zoo.list_models():
-                return None
-            return zoo.load_task(config.zoo).config_dict()
-        from mesainterp.model.checkpoint import read_checkpoint_document
-
-        assert config.checkpoint is not None
-        task = read_checkpoint_document(config.checkpoint)["task"]
-        return task if isinstance(task, dict) else None
+        document = model_document(config.zoo if config.zoo is not None else str(config.checkpoint))
     except MesaInterpError:
         return None
+    task = None if document is None else document.get("task")
+    return task if isinstance(task, dict) else None
 
 
 def _check_task_params(config: SearchConfig) -> None:

@@ -2,7 +2,8 @@
 
 `prepare` resolves everything that can fail on bad input (model, task, family,
 whether edge methods support the model) before any attribution or pruning runs,
-and `write_outputs` is the only step that touches the output directory.
+and `write_outputs` is the only step that touches the output directory: it writes
+the data; the run manifest and the page are written by `mesainterp.runs`.
 
 Attribution scores (eap, eap-ig, node-attribution) are a mean over examples, so
 `chunk_scores` computes each example's scores for one range of `score_ranges`
@@ -24,6 +25,7 @@ import torch
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
+from mesainterp.atomic import atomic_write
 from mesainterp.attribution.eap import EdgeScores, edge_attribution
 from mesainterp.attribution.edge_forward import EdgeForward, edge_support_reason
 from mesainterp.attribution.nodes import NodeScores, node_attribution
@@ -37,9 +39,8 @@ from mesainterp.model.build import model_shape
 from mesainterp.model.placement import to_model
 from mesainterp.patching.metrics import MetricFn, neg_kl_to_clean
 from mesainterp.provenance import provenance
-from mesainterp.runs.atomic import atomic_write, atomic_write_json
+from mesainterp.sites.named import named_sites
 from mesainterp.sites.site import Site
-from mesainterp.sites.sweeps import head_sites, mlp_sites
 from mesainterp.tasks.base import CounterfactualPair, Task, slice_pair
 
 __all__ = [
@@ -76,28 +77,20 @@ class SearchOutcome:
 def prepare(config: SearchConfig) -> SearchPlan:
     """Load the model and task and draw the pairs; refuses anything that cannot run."""
     from mesainterp.tasks.registry import build_task, task_from_config
+    from mesainterp.zoo.loader import load_model
+    from mesainterp.zoo.registry import list_models
 
-    if config.zoo is not None:
-        from mesainterp import zoo
-
-        known = zoo.list_models()
-        if config.zoo not in known:
-            raise ConfigError("model.zoo", f"unknown zoo model {config.zoo!r}", allowed(known))
-        checkpoint = zoo.load(config.zoo)
-        name = config.zoo
-    else:
-        from mesainterp.model.checkpoint import load_checkpoint
-
-        assert config.checkpoint is not None
-        try:
-            checkpoint = load_checkpoint(config.checkpoint)
-        except MesaInterpError as err:
-            raise ConfigError("model.checkpoint", str(err)) from None
-        name = Path(config.checkpoint).name
-    reason = edge_support_reason(checkpoint.model)
+    if config.zoo is not None and config.zoo not in list_models():
+        raise ConfigError("model.zoo", f"unknown zoo model {config.zoo!r}", allowed(list_models()))
+    field = "model.zoo" if config.zoo is not None else "model.checkpoint"
+    try:
+        loaded = load_model(config.zoo if config.zoo is not None else str(config.checkpoint))
+    except MesaInterpError as err:
+        raise ConfigError(field, str(err)) from None
+    reason = edge_support_reason(loaded.model)
     if reason is not None:
         raise ConfigError("model", f"circuit search cannot run on this model: {reason}")
-    recorded = checkpoint.task or {}
+    recorded = (loaded.checkpoint.task if loaded.checkpoint is not None else None) or {}
     task_name = config.task_name or recorded.get("name")
     if task_name is None:
         raise ConfigError("task.name", "the checkpoint records no task; name one")
@@ -120,14 +113,14 @@ def prepare(config: SearchConfig) -> SearchPlan:
         raise ConfigError(
             "task.family", f"got {config.family!r}", allowed(task.counterfactual_families)
         )
-    if task.seq_len > model_shape(checkpoint.model).n_ctx:
+    if task.seq_len > model_shape(loaded.model).n_ctx:
         raise ConfigError("task.params", f"sequences of {task.seq_len} exceed the model's n_ctx")
     pair = task.counterfactual_pairs(config.n_examples, seed=config.seed, family=config.family)
     return SearchPlan(
         config=config,
-        model=checkpoint.model,
-        model_name=name,
-        fingerprint=checkpoint.fingerprint,
+        model=loaded.model,
+        model_name=loaded.name,
+        fingerprint=loaded.fingerprint,
         task=task,
         pair=pair,
     )
@@ -205,8 +198,8 @@ def _joined(
 
 
 def _node_sites(plan: SearchPlan) -> list[Site]:
-    shape = model_shape(plan.model)
-    return head_sites(shape, kind="z") + ([] if shape.attn_only else mlp_sites(shape, by_pos=False))
+    # Every head and MLP over all positions: the senders of the path sweep.
+    return named_sites("path", model_shape(plan.model))
 
 
 def _node_circuit(
@@ -345,11 +338,9 @@ def _selection(cfg: SearchConfig) -> dict[str, Any]:
     return {"top_n": cfg.top_n} if cfg.top_n is not None else {"threshold": cfg.threshold}
 
 
-def write_outputs(
-    outcome: SearchOutcome, out_dir: str | Path, *, command: list[str], report: bool = True
-) -> dict[str, Path]:
-    """circuit.json, faithfulness.csv/.parquet, run.json (and report.html when the
-    report package can build one)."""
+def write_outputs(outcome: SearchOutcome, out_dir: str | Path) -> dict[str, Path]:
+    """The search's data: circuit.json and faithfulness.csv/.parquet. The run manifest
+    and the page are written above, by `mesainterp.runs.search_run`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"circuit": outcome.circuit.save(out / "circuit.json")}
@@ -358,22 +349,4 @@ def write_outputs(
     atomic_write(out / "faithfulness.parquet", lambda t: frame.to_parquet(t, index=False))
     paths["faithfulness_csv"] = out / "faithfulness.csv"
     paths["faithfulness_parquet"] = out / "faithfulness.parquet"
-    results: list[Any] = [
-        {"name": "circuit", "kind": "circuit", "path": "circuit.json"},
-        {"name": "faithfulness", "kind": "table", "path": "faithfulness.csv"},
-    ]
-    title = f"Circuit search ({outcome.circuit.method}) on {outcome.circuit.provenance.get('model_name')}"
-    try:
-        from mesainterp.report import write_report, write_run
-    except ImportError:  # the report package is optional here
-        manifest = {"schema": "mesainterp.run/1", "title": title, "command": command,
-                    "provenance": outcome.circuit.provenance, "results": results}  # fmt: skip
-        atomic_write_json(out / "run.json", manifest, sort_keys=False)
-        paths["run"] = out / "run.json"
-        return paths
-    paths["run"] = write_run(
-        out, command=command, provenance=outcome.circuit.provenance, results=results, title=title
-    )
-    if report:
-        paths["report"] = write_report(out)[0]
     return paths

@@ -20,8 +20,8 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
+from mesainterp.atomic import atomic_write, atomic_write_json
 from mesainterp.errors import MesaInterpError
-from mesainterp.runs.atomic import atomic_write, atomic_write_json
 from mesainterp.sites.site import Site
 
 __all__ = ["PatchResult", "load_result"]

@@ -242,7 +242,7 @@ def save_table(
         "csv": out / f"{stem}.csv",
         "json": out / f"{stem}.json",
     }
-    from mesainterp.runs.atomic import atomic_write, atomic_write_text
+    from mesainterp.atomic import atomic_write, atomic_write_text
 
     atomic_write(paths["parquet"], lambda t: table.to_parquet(t, index=False))
     atomic_write(paths["csv"], lambda t: table.to_csv(t, index=False))

@@ -18,10 +18,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from mesainterp.atomic import atomic_write_bytes, atomic_write_text
 from mesainterp.errors import ConfigError
 from mesainterp.report.rundir import Run, load_run
 from mesainterp.report.sections import Section, sections_from_run
-from mesainterp.runs.atomic import atomic_write_bytes, atomic_write_text
 from mesainterp.viz.attention import circuitsvis_js, script_safe_js
 from mesainterp.viz.export import STATIC_FORMATS, plotly_fragment, save_static, to_svg
 

@@ -156,7 +156,7 @@ def write_run(
         "provenance": provenance,
         "results": [r.to_dict() for r in entries],
     }
-    from mesainterp.runs.atomic import atomic_write_json
+    from mesainterp.atomic import atomic_write_json
 
     return atomic_write_json(root / MANIFEST, manifest, sort_keys=False)
 

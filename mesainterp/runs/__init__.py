@@ -1,11 +1,9 @@
-"""Runs that survive faults and scale: atomic writes, resumable unit plans, executors."""
+"""Runs that survive faults and scale: resumable unit plans, executors, and the
+resumable pipelines behind `mesainterp patch` and `mesainterp search`.
 
-from mesainterp.runs.atomic import (
-    atomic_write,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-)
+The atomic writer they all use is the leaf module `mesainterp.atomic`.
+"""
+
 from mesainterp.runs.executor import EXECUTORS, ExecutionStats, WorkerSpec, execute
 from mesainterp.runs.plan import RunPlan, WorkUnit, chunk_plan
 from mesainterp.runs.state import RunDirNotEmpty, RunMismatch, RunState, open_run
@@ -19,10 +17,6 @@ __all__ = [
     "RunState",
     "WorkUnit",
     "WorkerSpec",
-    "atomic_write",
-    "atomic_write_bytes",
-    "atomic_write_json",
-    "atomic_write_text",
     "chunk_plan",
     "execute",
     "open_run",

@@ -4,12 +4,45 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from typing import Any
 
-from mesainterp.errors import ConfigError
-from mesainterp.runs.executor import EXECUTORS
+from mesainterp.errors import ConfigError, allowed
+from mesainterp.runs.executor import EXECUTORS, ExecutorName
 from mesainterp.schema import POSITIVE, option
 
-__all__ = ["add_run_options", "check_run_options"]
+__all__ = ["RunOptions", "add_run_options", "check_run_options"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """Where and how a resumable run computes its units (the same for every pipeline)."""
+
+    resume: bool = False
+    executor: ExecutorName = "inprocess"
+    workers: int = 1
+    address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ConfigError("executor", f"got {self.executor!r}", allowed(EXECUTORS))
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ConfigError("workers", f"expected an int >= 1, got {self.workers!r}")
+        if self.address is not None and self.executor != "ray":
+            raise ConfigError("address", "only applies with executor 'ray'")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> RunOptions:
+        """The options `add_run_options` parsed (checked as `check_run_options` does)."""
+        check_run_options(args)
+        return cls(
+            resume=args.resume, executor=args.executor, workers=args.workers,
+            address=args.ray_address,
+        )  # fmt: skip
+
+    def execute_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of `runs.executor.execute` these options set."""
+        return {"executor": self.executor, "workers": self.workers, "address": self.address}
 
 
 def add_run_options(

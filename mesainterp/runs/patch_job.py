@@ -14,15 +14,18 @@ from typing import Any
 import torch
 
 from mesainterp.errors import MesaInterpError
-from mesainterp.patching.ablation import PatchSpec
-from mesainterp.patching.engine import SweepValues, run_sweep
+from mesainterp.model.build import model_shape
+from mesainterp.patching.ablation import AblationKind, Direction, PatchSpec
+from mesainterp.patching.engine import Method, SweepValues, run_sweep
 from mesainterp.patching.path import Receiver, run_path_sweep
 from mesainterp.runs.executor import WorkerSpec
 from mesainterp.runs.plan import RunPlan, WorkUnit, chunk_plan
 from mesainterp.runs.state import RunState
+from mesainterp.sites.named import SweepName, named_sites
 from mesainterp.sites.site import Site
+from mesainterp.zoo.loader import LoadedModel, load_model
 
-__all__ = ["PatchJob", "PatchWorker", "assemble_sweep", "patch_plan"]
+__all__ = ["PatchJob", "PatchWorker", "assemble_sweep", "build_patch_worker", "patch_plan"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,40 +33,40 @@ class PatchJob:
     """Everything a worker needs to rebuild the sweep: model by name or path, never by value."""
 
     model: str
-    sweep: str
+    sweep: SweepName
     n: int
     seed: int = 0
     family: str | None = None
-    direction: str = "denoising"
-    ablation: str = "resample"
-    method: str = "auto"
+    direction: Direction = "denoising"
+    ablation: AblationKind = "resample"
+    method: Method = "auto"
 
     @property
     def spec(self) -> PatchSpec:
-        return PatchSpec(direction=self.direction, ablation=self.ablation)  # type: ignore[arg-type]
+        return PatchSpec(direction=self.direction, ablation=self.ablation)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def worker_spec(self) -> WorkerSpec:
-        return WorkerSpec(factory="mesainterp.runs.patch_job:PatchWorker", kwargs=self.to_dict())
+        return WorkerSpec(
+            factory="mesainterp.runs.patch_job:build_patch_worker", kwargs=self.to_dict()
+        )
 
 
 class PatchWorker:
-    """Loads the model and task once, draws the pairs, and patches chunks of sites."""
+    """Draws the pairs and builds the sites once, then patches chunks of sites."""
 
-    def __init__(self, **job: Any) -> None:
-        # The CLI's loader and site sets are the single definition of a sweep.
-        from mesainterp.cli.patch import _load, _sites
-
-        self.job = PatchJob(**job)
-        self.checkpoint, self.task = _load(self.job.model)
-        self.model = self.checkpoint.model
-        self.pair = self.task.counterfactual_pairs(
-            self.job.n, seed=self.job.seed, family=self.job.family
-        )
+    def __init__(self, job: PatchJob, loaded: LoadedModel) -> None:
+        self.job = job
+        self.loaded = loaded
+        self.model = loaded.model
+        self.task = loaded.require_task("generate counterfactual pairs from")
+        self.pair = self.task.counterfactual_pairs(job.n, seed=job.seed, family=job.family)
         self.metric = self.task.default_metric(self.pair)
-        self.sites: list[Site] = _sites(self.job.sweep, self.model, self.pair.clean.seq_len)
+        self.sites: list[Site] = named_sites(
+            job.sweep, model_shape(self.model), seq_len=self.pair.clean.seq_len
+        )
 
     def run(self, unit: WorkUnit) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         chunk = self.sites[unit.payload["start"] : unit.payload["stop"]]
@@ -78,9 +81,16 @@ class PatchWorker:
         if self.job.sweep == "path":
             values = run_path_sweep(self.model, chunk, [Receiver(kind="logits")], **common)
         else:
-            values = run_sweep(self.model, chunk, method=self.job.method, **common)  # type: ignore[arg-type]
+            values = run_sweep(self.model, chunk, method=self.job.method, **common)
         tensors = {"patched": values.patched, "clean": values.clean, "corrupted": values.corrupted}
         return tensors, {"method": values.method, "fallback_reason": values.fallback_reason}
+
+
+def build_patch_worker(**job: Any) -> PatchWorker:
+    """The worker of a `PatchJob` given as JSON (what a Ray actor receives): it loads
+    the model itself, by zoo name or absolute path."""
+    spec = PatchJob(**job)
+    return PatchWorker(spec, load_model(spec.model))
 
 
 def patch_plan(job: PatchJob, sites: list[Site], chunk_size: int) -> RunPlan:

@@ -68,12 +68,14 @@ class ProbeWorker:
     """Loads the model, its task and its random-init twin once; probes chunks of sites."""
 
     def __init__(self, **job: Any) -> None:
-        from mesainterp.cli.probe import _load
         from mesainterp.model.build import model_shape
+        from mesainterp.zoo import load_model, loaded_control_twin
 
         job["positions"] = tuple(job["positions"])
         self.job = ProbeJob(**job)
-        self.checkpoint, self.task, self.twin = _load(self.job.model)
+        self.checkpoint = load_model(self.job.model)
+        self.task = self.checkpoint.require_task("generate examples from")
+        self.twin = loaded_control_twin(self.checkpoint)
         n_layers = model_shape(self.checkpoint.model).n_layers
         self.sites = resid_sites(n_layers, list(self.job.positions), kind=self.job.site_kind)
 

@@ -23,8 +23,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
+from mesainterp.atomic import atomic_write, atomic_write_json, remove_stale_temps
 from mesainterp.errors import MesaInterpError
-from mesainterp.runs.atomic import atomic_write, atomic_write_json, remove_stale_temps
 
 __all__ = ["STATE_DIR", "RunDirNotEmpty", "RunMismatch", "RunState", "identity_diff", "open_run"]
 

@@ -30,7 +30,15 @@ from mesainterp.model.checkpoint import (
 from mesainterp.model.config import ModelConfig
 from mesainterp.tasks.base import Task
 
-__all__ = ["ZooEntry", "describe", "list_models", "load", "load_task", "random_init"]
+__all__ = [
+    "ZooEntry",
+    "describe",
+    "list_models",
+    "load",
+    "load_task",
+    "random_init",
+    "read_document",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +118,12 @@ def load(name: str) -> Checkpoint:
     return checkpoint
 
 
+def read_document(name: str) -> dict[str, Any]:
+    """The validated checkpoint document of the shipped model `name`, without weights."""
+    document: dict[str, Any] = _with_directory(name, read_checkpoint_document)
+    return document
+
+
 def load_task(name: str) -> Task:
     """The task the shipped model `name` was trained and evaluated on."""
     from mesainterp.tasks import task_from_config
@@ -131,7 +145,7 @@ def random_init(name: str, *, seed: int | None = None) -> TransformerBridge:
 def describe(name: str) -> ZooEntry:
     """The zoo table row of `name`, from its config and file sizes only."""
     entry = _entry(name)
-    document: dict[str, Any] = _with_directory(name, read_checkpoint_document)
+    document = read_document(name)
     meta = document.get("metadata", {})
     size = sum(
         entry.joinpath(f).stat().st_size

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from mesainterp.report import build_report
-from mesainterp.report.example import HOSTILE_TOKENS, write_example_run
 from mesainterp.viz import attention_heads
+from tests.unit.report._example import HOSTILE_TOKENS, write_example_run
 
 pytestmark = pytest.mark.browser
 

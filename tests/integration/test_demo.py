@@ -37,6 +37,36 @@ def test_demo_records_the_command_of_every_step(demo_run):
     steps = manifest["provenance"]["steps"]
     assert [s[1] for s in steps] == ["patch", "patch", "probe", "search"]
     assert manifest["command"][:2] == ["mesainterp", "demo"]
+    # Each step records the demo's command plus its name: the command that reruns it.
+    demo = manifest["command"]
+    probe = json.loads((demo_run / "probe-goal" / "probes.json").read_text())
+    assert probe["provenance"]["command"] == [*demo, "--step", "probe-goal"]
+    patch = json.loads((demo_run / "patch-resid" / "provenance.json").read_text())
+    assert patch["command"] == [*demo, "--step", "patch-resid"]
+    circuit = json.loads((demo_run / "circuit" / "circuit.json").read_text())
+    assert circuit["provenance"]["command"] == [*demo, "--step", "circuit"]
+
+
+def test_a_demo_step_reruns_alone(demo_run, tmp_path, capsys):
+    out = tmp_path / "again"
+    argv = [
+        "--no-progress",
+        "--json",
+        "demo",
+        "--quick",
+        "--out",
+        str(out),
+        "--step",
+        "patch-heads",
+    ]
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert data == {"patch-heads": str(out / "patch-heads")}
+    again = json.loads((out / "patch-heads" / "provenance.json").read_text())
+    assert again["command"] == ["mesainterp", *argv]
+    assert not (out / "report.html").exists() and not (out / "patch-resid").exists()
+    before = json.loads((demo_run / "patch-heads" / "provenance.json").read_text())
+    assert again["model_fingerprint"] == before["model_fingerprint"]
 
 
 def test_demo_refuses_an_unknown_model(tmp_path, capsys):

@@ -19,9 +19,9 @@ import time
 import pandas as pd
 import pytest
 
+from mesainterp.atomic import TMP_PREFIX
 from mesainterp.cli.main import main
 from mesainterp.patching import load_result
-from mesainterp.runs.atomic import TMP_PREFIX
 
 # (signal, units on disk before the kill; None = a random moment from launch)
 CASES = [

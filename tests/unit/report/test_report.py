@@ -18,8 +18,8 @@ from mesainterp.report import (
     write_report,
     write_run,
 )
-from mesainterp.report.example import write_example_run
 from mesainterp.viz import tree_figure
+from tests.unit.report._example import write_example_run
 
 SCRIPT_BODY = re.compile(r"<script>.*?</script>", re.DOTALL)
 REMOTE_REF = re.compile(

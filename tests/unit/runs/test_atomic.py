@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from mesainterp.runs.atomic import (
+from mesainterp.atomic import (
     TMP_PREFIX,
     atomic_write,
     atomic_write_json,

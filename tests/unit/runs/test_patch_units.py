@@ -13,7 +13,7 @@ from mesainterp.patching import load_result
 from mesainterp.patching.api import patch_pair, summarise
 from mesainterp.patching.path import Receiver, path_patch
 from mesainterp.runs.executor import execute
-from mesainterp.runs.patch_job import PatchJob, PatchWorker, assemble_sweep, patch_plan
+from mesainterp.runs.patch_job import PatchJob, assemble_sweep, build_patch_worker, patch_plan
 from mesainterp.runs.state import open_run
 
 
@@ -25,7 +25,7 @@ def test_units_assemble_to_the_single_pass_result(
     tiny_checkpoint, tmp_path, sweep, ablation, method
 ):
     job = PatchJob(model=str(tiny_checkpoint), sweep=sweep, n=6, ablation=ablation, method=method)
-    worker = PatchWorker(**job.to_dict())
+    worker = build_patch_worker(**job.to_dict())
     plan = patch_plan(job, worker.sites, chunk_size=3)
     assert len(plan) > 1
     state = open_run(tmp_path, identity={"job": job.to_dict()}, resume=False)

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from mesainterp.errors import ConfigError
-from mesainterp.report.example import HOSTILE_TOKENS
 from mesainterp.viz import attention_heads, save_static, to_png, to_svg, tree_figure
 from mesainterp.viz.attention import circuitsvis_js, script_safe_js, script_safe_json
+from tests.unit.report._example import HOSTILE_TOKENS
 
 
 def _pattern(n: int, heads: int = 2) -> torch.Tensor:
@@ -76,7 +76,7 @@ def test_static_export_is_deterministic(tmp_path):
 NO_GLOBAL_STATE = """
 import sys, matplotlib
 before = dict(matplotlib.rcParams)
-from mesainterp.report.example import write_example_run
+from tests.unit.report._example import write_example_run
 from mesainterp.report import build_report
 import tempfile
 run = write_example_run(tempfile.mkdtemp())

@@ -10,7 +10,6 @@ import torch
 from matplotlib.figure import Figure
 
 from mesainterp.errors import ConfigError
-from mesainterp.report.example import example_patching_table, example_probe_table
 from mesainterp.stats import normalised_effect
 from mesainterp.viz import (
     align_sites,
@@ -25,6 +24,7 @@ from mesainterp.viz.circuit import circuit_layout
 from mesainterp.viz.patching import PATCHING_COLUMNS
 from mesainterp.viz.probes import PROBE_COLUMNS
 from mesainterp.viz.scatter import correlations
+from tests.unit.report._example import example_patching_table, example_probe_table
 
 
 def test_patching_heatmap_matches_a_cell_by_cell_oracle():

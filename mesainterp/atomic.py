@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader (or a resumed run) sees the old file or the new one, never half.
+"""Atomic file writes (a leaf module: stdlib only): a reader, or a resumed run, sees the old
+file or the new one, never half.
 
 Every write goes to a temporary file in the same directory (so the rename never
 crosses a file system), is flushed and fsynced, renamed over the target with
