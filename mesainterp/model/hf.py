@@ -39,6 +39,8 @@ __all__ = [
 # Weight files that are Python pickles under another name; never loaded.
 HF_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+# The analyses assume a decoder-only LM with an unembedding: these are its class names.
+_CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 
 
 def placeholder_tokenizer(vocab_size: int, *, bos_id: int = 0, eos_id: int = 0) -> Any:
@@ -74,6 +76,11 @@ def _special_id(config: Any, name: str) -> int:
     return int(value) if isinstance(value, int) and 0 <= value < vocab else 0
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def _already_wrapped(module: torch.nn.Module) -> bool:
     """Whether a bridge has already replaced this module's submodules with its components."""
     from transformer_lens.model_bridge.generalized_components.base import GeneralizedComponent
@@ -98,6 +105,12 @@ def wrap_hf_model(
         raise MesaInterpError(
             f"wrap_hf_model: expected a transformers PreTrainedModel, got {type(module).__name__}"
         )
+    kind = type(module).__name__
+    if not kind.endswith(_CAUSAL_LM_SUFFIXES):
+        raise MesaInterpError(
+            f"wrap_hf_model: {kind} is not a causal language model "
+            "(expected a *ForCausalLM or *LMHeadModel class)"
+        )
     if _already_wrapped(module):
         raise MesaInterpError(
             f"wrap_hf_model: this {type(module).__name__} is already wrapped "
@@ -120,10 +133,9 @@ def wrap_hf_model(
             device=model_device(module),
             dtype=model_dtype(module),
         )
-    except (ValueError, NotImplementedError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    except (ValueError, NotImplementedError, AttributeError, KeyError, TypeError) as err:
         raise MesaInterpError(
-            f"wrap_hf_model: TransformerLens cannot wrap {type(module).__name__}: {first}"
+            f"wrap_hf_model: TransformerLens cannot wrap {kind}: {_first_line(err)}"
         ) from err
     bridge.eval()
     return bridge
@@ -184,8 +196,9 @@ def load_hf_dir(
             attn_implementation="eager",
         )
     except (OSError, ValueError, KeyError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise MesaInterpError(f"{where}: cannot load as a HuggingFace causal LM: {first}") from err
+        raise MesaInterpError(
+            f"{where}: cannot load as a HuggingFace causal LM: {_first_line(err)}"
+        ) from err
     if device is not None:
         module = module.to(device)
     module.eval()
