@@ -1,14 +1,20 @@
-"""Build TransformerLens-native models and describe any bridge a user brings."""
+"""Build TransformerLens-native models, and their random-init twins for any bridge.
+
+`ModelShape` / `model_shape` (what an analysis needs to know about any bridge) live in
+`mesainterp.model.shape` and are re-exported here.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from typing import Any
 
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.errors import MesaInterpError
 from mesainterp.model.config import ModelConfig
+from mesainterp.model.shape import ModelShape, model_shape, model_source
 
 __all__ = ["ModelShape", "build_model", "model_shape", "random_init_twin"]
 
@@ -29,46 +35,52 @@ def build_model(
     return bridge
 
 
-def random_init_twin(config: ModelConfig, *, seed: int | None = None) -> TransformerBridge:
-    """Same architecture, random weights: the standard negative control.
+def random_init_twin(
+    model: ModelConfig | TransformerBridge, *, seed: int | None = None
+) -> TransformerBridge:
+    """Same architecture and init scheme, fresh random weights: the standard negative control.
 
-    The seed defaults to the config's own seed plus one, so the twin is never
-    accidentally the starting point of the trained model's run.
+    Takes a `ModelConfig` or any bridge. A native bridge is rebuilt from its
+    TransformerLens config, a wrapped HuggingFace model from its HuggingFace config
+    with the architecture's own initialisation, both seeded, in eval mode, on the
+    model's device and dtype. The same seed gives the same weights.
+
+    The seed defaults to the model's own seed plus one (a bridge without one counts
+    as seed 0), so the twin is never accidentally the starting point of the trained
+    model's run.
     """
-    twin_seed = config.seed + 1 if seed is None else seed
-    fields = config.to_dict() | {"seed": twin_seed}
-    return build_model(ModelConfig(**fields))
-
-
-@dataclass(frozen=True, kw_only=True)
-class ModelShape:
-    """What an analysis needs to know about a bridge, whoever built it."""
-
-    n_layers: int
-    n_heads: int
-    d_model: int
-    d_head: int
-    n_ctx: int
-    d_vocab: int
-    d_vocab_out: int
-    attn_only: bool
-
-
-def model_shape(model: TransformerBridge) -> ModelShape:
-    """Read the shape of any `TransformerBridge` (native or booted from HuggingFace)."""
+    if isinstance(model, ModelConfig):
+        twin_seed = model.seed + 1 if seed is None else seed
+        return build_model(ModelConfig(**(model.to_dict() | {"seed": twin_seed})))
     if not isinstance(model, TransformerBridge):
         raise MesaInterpError(
-            f"expected a transformer_lens TransformerBridge, got {type(model).__name__}"
+            f"random_init_twin: expected a ModelConfig or a TransformerBridge, "
+            f"got {type(model).__name__}"
         )
-    cfg = model.cfg
-    d_vocab_out = cfg.d_vocab_out if cfg.d_vocab_out and cfg.d_vocab_out > 0 else cfg.d_vocab
-    return ModelShape(
-        n_layers=int(cfg.n_layers),
-        n_heads=int(cfg.n_heads),
-        d_model=int(cfg.d_model),
-        d_head=int(cfg.d_head),
-        n_ctx=int(cfg.n_ctx),
-        d_vocab=int(cfg.d_vocab),
-        d_vocab_out=int(d_vocab_out),
-        attn_only=bool(cfg.attn_only),
+    own_seed = getattr(model.cfg, "seed", None)
+    twin_seed = (int(own_seed or 0) + 1) if seed is None else seed
+    source = model_source(model)
+    if source == "native":
+        return _native_twin(model, twin_seed)
+    if source == "hf":
+        from mesainterp.model.hf import hf_random_twin
+
+        return hf_random_twin(model, seed=twin_seed)
+    raise MesaInterpError(
+        f"random_init_twin: cannot rebuild a bridge around {type(model.original_model).__name__} "
+        "(supported: TransformerLens-native and HuggingFace transformers models)"
     )
+
+
+def _native_twin(model: TransformerBridge, seed: int) -> TransformerBridge:
+    cfg: Any = copy.deepcopy(model.cfg)
+    cfg.seed = seed
+    weight = next(model.parameters())
+    twin = TransformerBridge.boot_native(  # type: ignore[attr-defined]
+        cfg,
+        device=weight.device,
+        dtype=weight.dtype,
+        model_name=getattr(model.cfg, "model_name", None) or "mesainterp-native",
+    )
+    twin.eval()
+    return twin

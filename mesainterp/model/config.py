@@ -36,6 +36,8 @@ class ModelConfig:
     normalization_type: Normalization | None = "LN"
     positional_embedding_type: PositionalEmbedding = "standard"
     d_vocab_out: int | None = None
+    n_kv_heads: int | None = None  # grouped-query attention: key/value heads (default n_heads)
+    gated_mlp: bool = False  # SwiGLU-style MLP: act(x W_gate) * (x W_in), then W_out
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -49,6 +51,20 @@ class ModelConfig:
             raise ConfigError("d_mlp", "must be null for an attention-only model", "null")
         if self.d_vocab_out is not None:
             _require_positive_int("d_vocab_out", self.d_vocab_out)
+        if self.n_kv_heads is not None:
+            _require_positive_int("n_kv_heads", self.n_kv_heads)
+            if self.n_heads % self.n_kv_heads != 0:
+                raise ConfigError(
+                    "n_kv_heads",
+                    f"got {self.n_kv_heads}, must divide n_heads ({self.n_heads})",
+                    "a positive divisor of n_heads",
+                )
+        if not isinstance(self.gated_mlp, bool):
+            raise ConfigError(
+                "gated_mlp", f"expected a bool, got {self.gated_mlp!r}", "true, false"
+            )
+        if self.gated_mlp and self.attn_only:
+            raise ConfigError("gated_mlp", "an attention-only model has no MLP", "false")
         _require_choice("act_fn", self.act_fn, get_args(ActFn))
         if self.normalization_type is not None:
             _require_choice("normalization_type", self.normalization_type, get_args(Normalization))
@@ -108,12 +124,18 @@ class ModelConfig:
             out["d_mlp"] = self.d_mlp
         if self.d_vocab_out is not None:
             out["d_vocab_out"] = self.d_vocab_out
+        # Only when set, so configs written before these fields map exactly as they did.
+        if self.n_kv_heads is not None:
+            out["n_key_value_heads"] = self.n_kv_heads
+        if self.gated_mlp:
+            out["gated_mlp"] = True
         return out
 
     @property
     def n_params_estimate(self) -> int:
-        attn = 4 * self.d_model * self.n_heads * self.d_head
-        mlp = 0 if self.d_mlp is None else 2 * self.d_model * self.d_mlp
+        kv = self.n_kv_heads or self.n_heads
+        attn = (2 * self.n_heads + 2 * kv) * self.d_model * self.d_head
+        mlp = 0 if self.d_mlp is None else (3 if self.gated_mlp else 2) * self.d_model * self.d_mlp
         vocab_out = self.d_vocab_out or self.d_vocab
         embed = (self.d_vocab + self.n_ctx + vocab_out) * self.d_model
         return self.n_layers * (attn + mlp) + embed

@@ -5,16 +5,20 @@ metric is read per example. "Resid by layer", "heads by position", "MLP by posit
 are only different site sets. Two interchangeable back ends:
 
     fast   `FastForward`: no hooks, no grad, restarts at the patched layer and
-           position from the cached base run (native bridges only).
-    hooks  one bridge forward per site under `hook_context` (any bridge); also the
-           fallback whenever the fast path refuses a model.
+           position from the cached base run, on the models it implements.
+    hooks  bridge forwards under `hook_context` (any bridge), several sites per
+           forward stacked along the batch (`stacked.py`); also the exact fallback
+           whenever the fast path refuses a model.
 
 `method="auto"` takes the fast path when it applies, and checks its base-run logits
-against the bridge's before trusting it.
+against the bridge's before trusting it. When it falls back it says so: a
+`PatchingFallbackWarning` naming the reason, once per call, and the reason in the
+result's provenance (`fallback_reason`).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -31,11 +35,27 @@ from mesainterp.patching.fast import FastForward, entry_point, unsupported_reaso
 from mesainterp.patching.hooks import hook_context
 from mesainterp.patching.metrics import MetricFn
 from mesainterp.patching.setters import apply_site
+from mesainterp.patching.stacked import (
+    PatchingFallbackWarning,
+    foreign_hooks,
+    run_stacked,
+    stack_size,
+    stacked_hooks,
+    stacks,
+)
 from mesainterp.progress import progress_bar
 from mesainterp.sites.site import Site
 from mesainterp.sites.sweeps import unique_hook_names, validate_sites
 
-__all__ = ["METHODS", "Method", "SweepValues", "capture", "run_sweep", "site_hooks"]
+__all__ = [
+    "METHODS",
+    "Method",
+    "PatchingFallbackWarning",
+    "SweepValues",
+    "capture",
+    "run_sweep",
+    "site_hooks",
+]
 
 Method = Literal["auto", "fast", "hooks"]
 METHODS: tuple[str, ...] = get_args(Method)
@@ -95,16 +115,24 @@ def run_sweep(
     reference: Tensor | None = None,
     method: Method = "auto",
     progress: bool | None = None,
+    sites_per_forward: int | None = None,
 ) -> SweepValues:
     """Patch every site and read `metric(logits, batch)` per example.
 
-    clean, corrupted: model inputs of identical shape (tokens or embeddings).
-    reference:        inputs whose activations give mean/pos_mean ablations
-                      (default: clean and corrupted together).
+    clean, corrupted:  model inputs of identical shape (tokens or embeddings).
+    reference:         inputs whose activations give mean/pos_mean ablations
+                       (default: clean and corrupted together).
+    sites_per_forward: hook back end only: sites stacked into one forward (default:
+                       as many as a token and logit budget allow; 1 while someone
+                       else's hooks are installed).
     """
     spec = spec or PatchSpec()
     if method not in METHODS:
         raise ConfigError("method", f"got {method!r}", allowed(METHODS))
+    if sites_per_forward is not None and (
+        not isinstance(sites_per_forward, int) or sites_per_forward < 1
+    ):
+        raise ConfigError("sites_per_forward", f"got {sites_per_forward!r}", "an int >= 1")
     if clean.shape != corrupted.shape:
         raise MesaInterpError(
             f"clean and corrupted inputs differ in shape: {tuple(clean.shape)} vs "
@@ -155,23 +183,40 @@ def run_sweep(
     if method == "fast" and fast is None:
         raise MesaInterpError(f"method 'fast' cannot run on this model: {reason}")
 
+    if method == "auto" and fast is None:
+        warnings.warn(
+            f"exact patching falls back to the hook loop ({reason}); results are exact but slower",
+            PatchingFallbackWarning,
+            stacklevel=3,  # past the no_grad wrapper, to the caller
+        )
+
     base_values = corrupted_values if denoising else clean_values
-    rows: list[Tensor] = []
-    for site in progress_bar(site_list, desc="patching", unit="site", progress=progress):
-        replacement = replacements[site.hook_name]
-        if _is_noop(site, base_acts[site.hook_name], replacement):
+    rows: list[Tensor | None] = [None] * len(site_list)
+    pending: list[int] = []
+    for i, site in enumerate(site_list):
+        if _is_noop(site, base_acts[site.hook_name], replacements[site.hook_name]):
             # Writing in the value already there changes nothing: the base run's
             # values are the answer (counterfactual pairs share most positions).
-            rows.append(base_values)
-            continue
-        if fast is not None:
-            logits = fast.run_patched(state, site, replacement)
+            rows[i] = base_values
         else:
-            logits = _hooked_run(model, base_input, site, replacement)
-        rows.append(_metric_values(metric, logits, batch, n))
+            pending.append(i)
+    if fast is not None:
+        for i in progress_bar(pending, desc="patching", unit="site", progress=progress):
+            site = site_list[i]
+            logits = fast.run_patched(state, site, replacements[site.hook_name])
+            rows[i] = _metric_values(metric, logits, batch, n)
+    else:
+        size = sites_per_forward or stack_size(model, n, seq_len, n_sites=len(pending))
+        if foreign_hooks(model) is not None:
+            size = 1  # a user's hook may assume the batch it was written for
+        groups = list(stacks(pending, size))
+        for group in progress_bar(groups, desc="patching", unit="forward", progress=progress):
+            stacked = run_stacked(model, base_input, [site_list[i] for i in group], replacements)
+            for slot, i in enumerate(group):
+                rows[i] = _metric_values(metric, stacked[slot], batch, n)
     return SweepValues(
         sites=site_list,
-        patched=torch.stack(rows),
+        patched=torch.stack([row for row in rows if row is not None]),
         clean=clean_values,
         corrupted=corrupted_values,
         spec=spec,
@@ -188,34 +233,5 @@ def _is_noop(site: Site, base_act: Tensor, replacement: Tensor) -> bool:
 
 
 def site_hooks(site: Site, replacement: Tensor) -> list[tuple[str, Any]]:
-    """Forward hooks that patch `site` on a bridge.
-
-    A bridge's `hook_resid_mid` is the input hook of the second LayerNorm, so a patch
-    there alone changes only the MLP's input, not the residual stream that skips past
-    the MLP. To patch the stream itself (as HookedTransformer did), the same change is
-    also added to the block's output.
-    """
-
-    def fn(act: Tensor, *, hook: Any) -> Tensor:
-        return apply_site(site, act, replacement)
-
-    if site.kind != "resid_mid":
-        return [(site.hook_name, fn)]
-    delta: dict[str, Tensor] = {}
-
-    def mid(act: Tensor, *, hook: Any) -> Tensor:
-        new = apply_site(site, act, replacement)
-        delta["d"] = new - act
-        return new
-
-    def post(act: Tensor, *, hook: Any) -> Tensor:
-        return act + delta.pop("d")
-
-    return [(site.hook_name, mid), (f"blocks.{site.layer}.hook_resid_post", post)]
-
-
-def _hooked_run(
-    model: TransformerBridge, inputs: Tensor, site: Site, replacement: Tensor
-) -> Tensor:
-    with hook_context(model, fwd=site_hooks(site, replacement)):
-        return model(inputs)
+    """Forward hooks that patch `site` on a bridge (see `stacked.stacked_hooks`)."""
+    return stacked_hooks([site], {site.hook_name: replacement})

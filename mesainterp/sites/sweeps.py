@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from mesainterp.errors import ConfigError, MesaInterpError, allowed
-from mesainterp.model.build import ModelShape
+from mesainterp.model.shape import ModelShape
 from mesainterp.sites.site import HEAD_KINDS, SITE_KINDS, Site
 
 __all__ = [
+    "KV_KINDS",
     "SiteError",
     "attn_out_sites",
     "head_sites",
+    "heads_of",
     "mlp_sites",
     "resid_sites",
     "unique_hook_names",
@@ -23,6 +25,16 @@ __all__ = [
 ]
 
 _RESID_KINDS = ("resid_pre", "resid_mid", "resid_post")
+# Head kinds indexed by key/value head: under grouped-query attention there are only
+# n_kv_heads of them (hook_k / hook_v hold [batch, pos, n_kv_heads, d_head]).
+KV_KINDS: tuple[str, ...] = ("k", "v")
+
+
+def heads_of(shape: ModelShape, kind: str) -> int:
+    """How many heads a head kind has: n_kv_heads for k/v, n_heads otherwise."""
+    if kind in KV_KINDS:
+        return shape.n_kv_heads or shape.n_heads
+    return shape.n_heads
 
 
 class SiteError(MesaInterpError):
@@ -53,13 +65,16 @@ def resid_sites(
 def head_sites(
     shape: ModelShape, *, seq_len: int | None = None, kind: str = "z", by_pos: bool = False
 ) -> list[Site]:
-    """Every attention head (× position when `by_pos`), for one head kind."""
+    """Every attention head (× position when `by_pos`), for one head kind.
+
+    For k and v these are the key/value heads (fewer under grouped-query attention).
+    """
     if kind not in HEAD_KINDS:
         raise ConfigError("kind", f"got {kind!r}", allowed(HEAD_KINDS))
     return [
         Site(kind=kind, layer=layer, head=head, pos=pos)  # type: ignore[arg-type]
         for layer in range(shape.n_layers)
-        for head in range(shape.n_heads)
+        for head in range(heads_of(shape, kind))
         for pos in _positions(seq_len, by_pos)
     ]
 
@@ -104,10 +119,10 @@ def validate_sites(sites: Iterable[Site], shape: ModelShape, *, seq_len: int) ->
                 f"sites[{i}] ({site.label()}): layer {site.layer} out of range "
                 f"(allowed: 0..{shape.n_layers - 1})"
             )
-        if site.head is not None and site.head >= shape.n_heads:
+        if site.head is not None and site.head >= heads_of(shape, site.kind):
             raise SiteError(
                 f"sites[{i}] ({site.label()}): head {site.head} out of range "
-                f"(allowed: 0..{shape.n_heads - 1})"
+                f"(allowed: 0..{heads_of(shape, site.kind) - 1}{_kv_note(shape, site.kind)})"
             )
         if site.pos is not None and site.pos >= seq_len:
             raise SiteError(
@@ -118,7 +133,18 @@ def validate_sites(sites: Iterable[Site], shape: ModelShape, *, seq_len: int) ->
             raise SiteError(
                 f"sites[{i}] ({site.label()}): the model is attention-only, it has no {site.kind}"
             )
+        if shape.parallel_attn_mlp and site.kind == "resid_mid":
+            raise SiteError(
+                f"sites[{i}] ({site.label()}): attention and MLP run in parallel in this model, "
+                "so there is no resid_mid (allowed: resid_pre, resid_post, attn_out, mlp_out)"
+            )
     return out
+
+
+def _kv_note(shape: ModelShape, kind: str) -> str:
+    if kind in KV_KINDS and heads_of(shape, kind) < shape.n_heads:
+        return f"; {kind} has {heads_of(shape, kind)} key/value heads (grouped-query attention)"
+    return ""
 
 
 def unique_hook_names(sites: Sequence[Site]) -> list[str]:
