@@ -179,8 +179,8 @@ def test_token_ids_build_the_same_pairs_as_text() -> None:
         ),
         (dict(clean_answer=[3, [-1]]), r"^row 1, column 'clean_answer': token id -1 out of range"),
         (
-            dict(clean=[[1, 2], [1, "x"]]),
-            r"^row 1, column 'clean': expected int token ids, got 'x'",
+            dict(clean=[[1, 2], [1, True]]),
+            r"^row 1, column 'clean': expected int token ids, got True",
         ),
         (dict(corrupted_answer=[[4], []]), r"^row 1, column 'corrupted_answer': no tokens"),
         (dict(corrupted=[[1, 2]]), r"^corrupted: 1 entries but 'clean' has 2"),
