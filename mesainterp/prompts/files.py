@@ -18,7 +18,7 @@ from typing import Any, Literal
 from mesainterp.errors import ConfigError, allowed
 from mesainterp.prompts.errors import PromptError
 from mesainterp.prompts.pairs import LabelValue, PromptPairs
-from mesainterp.prompts.rows import PROMPT_COLUMNS, PromptRow, PromptText, tokenize_row
+from mesainterp.prompts.rows import PROMPT_COLUMNS, PromptRow, PromptText, as_text, tokenize_row
 from mesainterp.prompts.tokenizer import check_tokenizer
 
 __all__ = ["FORMATS", "load_prompts", "save_prompts"]
@@ -91,7 +91,11 @@ def _parse_ids(where: str, column: str, value: Any) -> list[int]:
     if isinstance(value, str):
         parts = value.split()
         if not all(p.lstrip("-").isdigit() for p in parts):
-            raise PromptError(where, column, f"expected space-separated token ids, got {value!r}")
+            raise PromptError(
+                where,
+                column,
+                f"expected space-separated token ids, got {value!r} (text needs tokenizer=...)",
+            )
         return [int(p) for p in parts]
     if isinstance(value, int) and not isinstance(value, bool):
         return [value]
@@ -120,12 +124,6 @@ def _label_value(value: Any) -> LabelValue:
             return kind(value)
         except ValueError:
             continue
-    return value
-
-
-def _text(where: str, column: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise PromptError(where, column, f"expected text, got {value!r}")
     return value
 
 
@@ -172,7 +170,9 @@ def load_prompts(
             ids = {c: tuple(_parse_ids(where, c, cells[c])) for c in PROMPT_COLUMNS}
             rows.append(PromptRow(**ids, where=where))
         else:
-            text = PromptText(**{c: _text(where, c, cells[c]) for c in PROMPT_COLUMNS})
+            text = PromptText(
+                **{c: as_text(cells[c], where=where, column=c) for c in PROMPT_COLUMNS}
+            )
             texts.append(text)
             rows.append(
                 tokenize_row(text, tokenizer, where=where, add_special_tokens=add_special_tokens)
@@ -187,9 +187,10 @@ def load_prompts(
     )
 
 
-def _cells(pairs: PromptPairs, i: int, *, as_text: bool) -> dict[str, Any]:
+def _cells(pairs: PromptPairs, i: int) -> dict[str, Any]:
+    """Row `i` as a record: text if the pairs came from text, else token id lists."""
     row: Mapping[str, Any]
-    if as_text and pairs.texts is not None:
+    if pairs.texts is not None:
         text = pairs.texts[i]
         row = {c: getattr(text, c) for c in PROMPT_COLUMNS}
     else:
@@ -207,7 +208,7 @@ def save_prompts(pairs: PromptPairs, path: str | Path) -> Path:
     """
     path = Path(path)
     fmt = _format(path)
-    records = [_cells(pairs, i, as_text=True) for i in range(len(pairs))]
+    records = [_cells(pairs, i) for i in range(len(pairs))]
     if fmt == "jsonl":
         lines = [json.dumps(record, ensure_ascii=False) for record in records]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")

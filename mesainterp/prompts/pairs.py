@@ -30,6 +30,7 @@ from mesainterp.prompts.rows import (
     PROMPT_COLUMNS,
     PromptRow,
     PromptText,
+    as_text,
     check_one_length,
     check_row,
     tokenize_row,
@@ -95,6 +96,9 @@ class PromptPairs:
         for row in rows:
             check_row(row, tokenizer=tokenizer, vocab_size=size)
         check_one_length(rows, tokenizer=tokenizer)
+        both = sorted(set(labels or {}) & set(roles or {}))
+        if both:
+            raise ConfigError(f"roles.{both[0]}", "also a label name", "names used once")
         return cls(
             rows=tuple(rows),
             tokens=tuple(tuple(token_strings(tokenizer, row.clean)) for row in rows),
@@ -124,20 +128,17 @@ class PromptPairs:
         `add_special_tokens=False`; answers never do.
         """
         check_tokenizer(tokenizer)
-        columns = _equal_columns(
-            dict(
-                zip(PROMPT_COLUMNS, (clean, corrupted, clean_answer, corrupted_answer), strict=True)
-            )
-        )
+        columns = _columns(clean, corrupted, clean_answer, corrupted_answer)
         texts: list[PromptText] = []
         rows: list[PromptRow] = []
         for i in range(len(clean)):
             where = f"row {i}"
-            values = {name: column[i] for name, column in columns.items()}
-            for name, value in values.items():
-                if not isinstance(value, str):
-                    raise PromptError(where, name, f"expected text, got {type(value).__name__}")
-            text = PromptText(**values)
+            text = PromptText(
+                **{
+                    name: as_text(column[i], where=where, column=name)
+                    for name, column in columns.items()
+                }
+            )
             texts.append(text)
             rows.append(
                 tokenize_row(text, tokenizer, where=where, add_special_tokens=add_special_tokens)
@@ -160,11 +161,7 @@ class PromptPairs:
         """Pairs from token ids: prompts [n, pos]; answers [n] (one token each) or a
         sequence of token lists (several tokens each). A tokenizer, if given, only
         names the tokens and catches unknown ones; `vocab_size` bounds the ids."""
-        columns = _equal_columns(
-            dict(
-                zip(PROMPT_COLUMNS, (clean, corrupted, clean_answer, corrupted_answer), strict=True)
-            )
-        )
+        columns = _columns(clean, corrupted, clean_answer, corrupted_answer)
         if tokenizer is not None:
             check_tokenizer(tokenizer)
         rows = [
@@ -281,7 +278,7 @@ class PromptPairs:
             inputs=inputs,
             targets=targets,
             prompt_len=self.prompt_len,
-            labels=labels,
+            labels=dict(labels),
             instances=self._instances(list(range(len(self)))),
         )
 
@@ -340,12 +337,13 @@ def _vocab_size(tokenizer: Any | None) -> int | None:
     return None if tokenizer is None else vocab_size(tokenizer)
 
 
-def _equal_columns(columns: dict[str, Any]) -> dict[str, Any]:
-    n = len(columns["clean"])
-    for name, column in columns.items():
+def _columns(*columns: Sequence[Any] | Tensor) -> dict[str, Sequence[Any] | Tensor]:
+    """The four prompt columns by name, refused unless they have one entry per row."""
+    n = len(columns[0])
+    for name, column in zip(PROMPT_COLUMNS, columns, strict=True):
         if len(column) != n:
             raise ConfigError(name, f"{len(column)} entries but 'clean' has {n}")
-    return columns
+    return dict(zip(PROMPT_COLUMNS, columns, strict=True))
 
 
 def _ids(value: Any, *, where: str, column: str) -> tuple[int, ...]:

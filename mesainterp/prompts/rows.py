@@ -22,6 +22,7 @@ __all__ = [
     "PROMPT_COLUMNS",
     "PromptRow",
     "PromptText",
+    "as_text",
     "check_one_length",
     "check_row",
     "tokenize_row",
@@ -54,6 +55,13 @@ class PromptRow:
     def column(self, name: str) -> tuple[int, ...]:
         value: tuple[int, ...] = getattr(self, name)
         return value
+
+
+def as_text(value: object, *, where: str, column: str) -> str:
+    """A prompt or answer cell that must be text."""
+    if not isinstance(value, str):
+        raise PromptError(where, column, f"expected text, got {value!r}")
+    return value
 
 
 def _show(tokenizer: Any, ids: Sequence[int]) -> str:

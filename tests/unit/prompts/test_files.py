@@ -150,6 +150,8 @@ def test_bad_csv_and_bad_paths_are_named(tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_text('{"clean": [1]}\n[1, 2]\n')
     with pytest.raises(PromptError, match=r"^bad.jsonl line 1 \(row 0\), column 'corrupted'"):
         load_prompts(tmp_path / "bad.jsonl")
+    with pytest.raises(PromptError, match=r"got 'When Mary' \(text needs tokenizer=...\)"):
+        load_prompts(path)
     (tmp_path / "bad.jsonl").write_text("{not json\n")
     with pytest.raises(PromptError, match=r"^bad.jsonl line 1 \(row 0\): not JSON"):
         load_prompts(tmp_path / "bad.jsonl")

@@ -187,6 +187,7 @@ def test_token_ids_build_the_same_pairs_as_text() -> None:
         (dict(roles={"R": [0, 2]}), r"^row 1, column 'R': role position 2 is not a token position"),
         (dict(roles={"R": [0]}), r"^roles.R: 1 positions for 2 rows"),
         (dict(labels={"example": [0, 1]}), r"^labels.example: reserved name"),
+        (dict(labels={"R": [0, 1]}, roles={"R": [0, 0]}), r"^roles.R: also a label name"),
     ],
 )
 def test_bad_token_ids_are_refused(kwargs: dict, message: str) -> None:
