@@ -10,7 +10,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.patching.ablation import PatchSpec
 from mesainterp.patching.engine import Method, SweepValues, run_sweep
-from mesainterp.patching.metrics import MetricFn
+from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.patching.results import PatchResult, build_table
 from mesainterp.patching.stats import bootstrap_normalised, normalised_effect
 from mesainterp.provenance import provenance
@@ -68,7 +68,7 @@ def patch(
     *,
     clean: Tensor,
     corrupted: Tensor,
-    metric: MetricFn,
+    metric: AnyMetric,
     batch: Any = None,
     direction: str = "denoising",
     ablation: str = "resample",
@@ -83,7 +83,8 @@ def patch(
 ) -> PatchResult:
     """Patch every site of `sites` and summarise: normalised effects, CIs, provenance.
 
-    `metric(logits, batch)` gives one value per example, higher = more clean-like.
+    `metric(logits, batch)` or `metric(logits)` gives one value per example, higher =
+    more clean-like.
     """
     spec = PatchSpec(direction=direction, ablation=ablation)  # type: ignore[arg-type]
     values = run_sweep(
@@ -91,7 +92,7 @@ def patch(
         sites,
         clean=clean,
         corrupted=corrupted,
-        metric=metric,
+        metric=as_batch_metric(metric),
         batch=batch,
         spec=spec,
         reference=reference,
@@ -112,10 +113,11 @@ def patch_pair(
     pair: Any,
     sites: Sequence[Site],
     *,
-    metric: MetricFn,
+    metric: AnyMetric,
     **kwargs: Any,
 ) -> PatchResult:
-    """`patch` on a task's `CounterfactualPair`; the metric is called with the clean batch."""
+    """`patch` on a task's `CounterfactualPair` (or `PromptPairs.to_pair()`); a two-argument
+    metric is called with the clean batch."""
     return patch(
         model,
         sites,
