@@ -205,6 +205,15 @@ def save_prompts(pairs: PromptPairs, path: str | Path) -> Path:
     """Write `pairs` as .csv or .jsonl, as text if they came from text, else as token ids.
 
     `load_prompts(path, roles=list(pairs.roles), tokenizer=...)` reads back the same pairs.
+
+    >>> import tempfile, pathlib
+    >>> pairs = PromptPairs.from_token_ids([[5, 1, 2]], [[6, 1, 2]], [[5, 1]], [6], roles={"S": [0]})
+    >>> path = save_prompts(pairs, pathlib.Path(tempfile.mkdtemp()) / "pairs.csv")
+    >>> print(path.read_text().strip())
+    clean,corrupted,clean_answer,corrupted_answer,S
+    5 1 2,6 1 2,5 1,6,0
+    >>> load_prompts(path, roles=["S"]).rows == pairs.rows
+    True
     """
     path = Path(path)
     fmt = _format(path)

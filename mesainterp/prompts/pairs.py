@@ -126,6 +126,25 @@ class PromptPairs:
         with its space, after "... gave a drink to"); they may be several tokens.
         The prompts get the tokenizer's special tokens (a BOS, if it adds one) unless
         `add_special_tokens=False`; answers never do.
+
+        >>> from tokenizers import Tokenizer, models, pre_tokenizers
+        >>> from transformers import PreTrainedTokenizerFast
+        >>> words = "[UNK] When Mary John and , gave a book to".split()
+        >>> word_level = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, "[UNK]"))
+        >>> word_level.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        >>> tokenizer = PreTrainedTokenizerFast(tokenizer_object=word_level, unk_token="[UNK]")
+        >>> pairs = PromptPairs.from_strings(
+        ...     ["When Mary and John , John gave a book to", "When John and Mary , Mary gave a book to"],
+        ...     ["When John and Mary , Mary gave a book to", "When Mary and John , John gave a book to"],
+        ...     [" Mary", " John"],
+        ...     [" John", " Mary"],
+        ...     tokenizer=tokenizer,
+        ...     roles={"IO": [1, 1], "S2": [5, 5]},
+        ... )
+        >>> pairs.position_labels
+        ('When', 'IO', 'and', "'John'|'Mary'", ',', 'S2', 'gave', 'a', 'book', 'to')
+        >>> pairs.to_pair().clean_answer.tolist()
+        [2, 3]
         """
         check_tokenizer(tokenizer)
         columns = _columns(clean, corrupted, clean_answer, corrupted_answer)
