@@ -82,7 +82,9 @@ def _check_header(path: Path, columns: list[str], *, where: str | None = None) -
     for name in PROMPT_COLUMNS:
         if name not in columns:
             raise PromptError(
-                where or f"{path.name} line 1", name, f"missing column (have {allowed(columns)})"
+                where or f"{path.name} line 1",
+                name,
+                f"missing column (have {allowed(columns) or 'no columns'})",
             )
 
 
@@ -151,6 +153,8 @@ def load_prompts(
     fmt = _format(path)
     if not path.is_file():
         raise ConfigError("path", f"{path}: no such file")
+    if isinstance(roles, str):
+        raise ConfigError("roles", f"got the string {roles!r}", "a list of column names")
     if tokenizer is not None:
         check_tokenizer(tokenizer)
     records = list(_csv_records(path) if fmt == "csv" else _jsonl_records(path))
