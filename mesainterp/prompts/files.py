@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mesainterp.errors import ConfigError, allowed
+from mesainterp.prompts.columns import LabelValue, token_ids
 from mesainterp.prompts.errors import PromptError
-from mesainterp.prompts.pairs import LabelValue, PromptPairs
+from mesainterp.prompts.pairs import PromptPairs
 from mesainterp.prompts.rows import PROMPT_COLUMNS, PromptRow, PromptText, as_text, tokenize_row
 from mesainterp.prompts.tokenizer import check_tokenizer
 
@@ -88,8 +89,8 @@ def _check_header(path: Path, columns: list[str], *, where: str | None = None) -
             )
 
 
-def _parse_ids(where: str, column: str, value: Any) -> list[int]:
-    """Token ids from a JSON list or int, or a string of space-separated ints (CSV)."""
+def _parse_ids(where: str, column: str, value: Any) -> tuple[int, ...]:
+    """Token ids from a string of space-separated ints (CSV), or a JSON list or int."""
     if isinstance(value, str):
         parts = value.split()
         if not all(p.lstrip("-").isdigit() for p in parts):
@@ -98,14 +99,8 @@ def _parse_ids(where: str, column: str, value: Any) -> list[int]:
                 column,
                 f"expected space-separated token ids, got {value!r} (text needs tokenizer=...)",
             )
-        return [int(p) for p in parts]
-    if isinstance(value, int) and not isinstance(value, bool):
-        return [value]
-    if isinstance(value, list) and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
-    ):
-        return value
-    raise PromptError(where, column, f"expected token ids, got {value!r}")
+        return tuple(int(p) for p in parts)
+    return token_ids(value, where=where, column=column)
 
 
 def _parse_role(where: str, column: str, value: Any) -> int:
@@ -171,7 +166,7 @@ def load_prompts(
     texts: list[PromptText] = []
     for where, cells in records:
         if tokenizer is None:
-            ids = {c: tuple(_parse_ids(where, c, cells[c])) for c in PROMPT_COLUMNS}
+            ids = {c: _parse_ids(where, c, cells[c]) for c in PROMPT_COLUMNS}
             rows.append(PromptRow(**ids, where=where))
         else:
             text = PromptText(
