@@ -36,9 +36,13 @@ def _name(metric: object) -> str:
 def metric_arity(metric: object) -> int:
     """How many positional arguments `metric` is called with: 1 (logits) or 2 (logits, batch).
 
-    A metric that can take two positional arguments is called with two, even when
-    the second has a default (`def metric(logits, batch=None)`). A callable whose
-    signature cannot be read (some builtins) is assumed to be the toolkit's form.
+    Two when it requires two (`def metric(logits, batch)`), takes `*args`, or names
+    its optional second parameter `batch` (`def metric(logits, batch=None)`, as the
+    toolkit's metrics do); otherwise one. An optional second parameter of another
+    name is left alone: TransformerLens-style metrics carry defaulted extras
+    (`def ioi_metric(logits, answer_tokens=answer_tokens)`) that must not receive
+    the batch. A callable whose signature cannot be read (some builtins) is assumed
+    to be the toolkit's form.
     """
     if not callable(metric):
         raise ConfigError("metric", f"expected a callable, got {type(metric).__name__}", _FORMS)
@@ -55,14 +59,14 @@ def metric_arity(metric: object) -> int:
         for p in params
         if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty
     ]
-    most = len(positional) if not variadic else 2
-    if keyword_only or len(required) > 2 or most == 0:
+    if keyword_only or len(required) > 2 or not (positional or variadic):
         raise ConfigError(
             "metric",
             f"{_name(metric)}{signature} cannot be called with the logits (and the batch)",
             _FORMS,
         )
-    return 2 if most >= 2 else 1
+    takes_batch = len(positional) >= 2 and positional[1].name == "batch"
+    return 2 if len(required) == 2 or variadic or takes_batch else 1
 
 
 def as_batch_metric(metric: AnyMetric) -> MetricFn:

@@ -6,10 +6,11 @@ and named roles; `to_pair()` gives the `CounterfactualPair` every analysis takes
 JSONL.
 """
 
+from mesainterp.prompts.columns import EXAMPLE, LabelValue
 from mesainterp.prompts.errors import PromptError
 from mesainterp.prompts.files import FORMATS, load_prompts, save_prompts
 from mesainterp.prompts.metrics import ANSWER_SIGN, answer_logprob_diff, default_metric
-from mesainterp.prompts.pairs import EXAMPLE, LabelValue, PromptPairs
+from mesainterp.prompts.pairs import PromptPairs
 from mesainterp.prompts.positions import label_positions, position_label
 from mesainterp.prompts.rows import (
     PROMPT_COLUMNS,

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mesainterp.errors import ConfigError, allowed
+from mesainterp.prompts.columns import LabelValue, token_ids
 from mesainterp.prompts.errors import PromptError
-from mesainterp.prompts.pairs import LabelValue, PromptPairs
+from mesainterp.prompts.pairs import PromptPairs
 from mesainterp.prompts.rows import PROMPT_COLUMNS, PromptRow, PromptText, as_text, tokenize_row
 from mesainterp.prompts.tokenizer import check_tokenizer
 
@@ -82,12 +83,14 @@ def _check_header(path: Path, columns: list[str], *, where: str | None = None) -
     for name in PROMPT_COLUMNS:
         if name not in columns:
             raise PromptError(
-                where or f"{path.name} line 1", name, f"missing column (have {allowed(columns)})"
+                where or f"{path.name} line 1",
+                name,
+                f"missing column (have {allowed(columns) or 'no columns'})",
             )
 
 
-def _parse_ids(where: str, column: str, value: Any) -> list[int]:
-    """Token ids from a JSON list or int, or a string of space-separated ints (CSV)."""
+def _parse_ids(where: str, column: str, value: Any) -> tuple[int, ...]:
+    """Token ids from a string of space-separated ints (CSV), or a JSON list or int."""
     if isinstance(value, str):
         parts = value.split()
         if not all(p.lstrip("-").isdigit() for p in parts):
@@ -96,14 +99,8 @@ def _parse_ids(where: str, column: str, value: Any) -> list[int]:
                 column,
                 f"expected space-separated token ids, got {value!r} (text needs tokenizer=...)",
             )
-        return [int(p) for p in parts]
-    if isinstance(value, int) and not isinstance(value, bool):
-        return [value]
-    if isinstance(value, list) and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
-    ):
-        return value
-    raise PromptError(where, column, f"expected token ids, got {value!r}")
+        return tuple(int(p) for p in parts)
+    return token_ids(value, where=where, column=column)
 
 
 def _parse_role(where: str, column: str, value: Any) -> int:
@@ -151,6 +148,8 @@ def load_prompts(
     fmt = _format(path)
     if not path.is_file():
         raise ConfigError("path", f"{path}: no such file")
+    if isinstance(roles, str):
+        raise ConfigError("roles", f"got the string {roles!r}", "a list of column names")
     if tokenizer is not None:
         check_tokenizer(tokenizer)
     records = list(_csv_records(path) if fmt == "csv" else _jsonl_records(path))
@@ -167,7 +166,7 @@ def load_prompts(
     texts: list[PromptText] = []
     for where, cells in records:
         if tokenizer is None:
-            ids = {c: tuple(_parse_ids(where, c, cells[c])) for c in PROMPT_COLUMNS}
+            ids = {c: _parse_ids(where, c, cells[c]) for c in PROMPT_COLUMNS}
             rows.append(PromptRow(**ids, where=where))
         else:
             text = PromptText(
@@ -205,6 +204,15 @@ def save_prompts(pairs: PromptPairs, path: str | Path) -> Path:
     """Write `pairs` as .csv or .jsonl, as text if they came from text, else as token ids.
 
     `load_prompts(path, roles=list(pairs.roles), tokenizer=...)` reads back the same pairs.
+
+    >>> import tempfile, pathlib
+    >>> pairs = PromptPairs.from_token_ids([[5, 1, 2]], [[6, 1, 2]], [[5, 1]], [6], roles={"S": [0]})
+    >>> path = save_prompts(pairs, pathlib.Path(tempfile.mkdtemp()) / "pairs.csv")
+    >>> print(path.read_text().strip())
+    clean,corrupted,clean_answer,corrupted_answer,S
+    5 1 2,6 1 2,5 1,6,0
+    >>> load_prompts(path, roles=["S"]).rows == pairs.rows
+    True
     """
     path = Path(path)
     fmt = _format(path)

@@ -22,12 +22,18 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from mesainterp.errors import ConfigError, allowed
-from mesainterp.prompts.errors import PromptError
+from mesainterp.errors import ConfigError
+from mesainterp.prompts.columns import (
+    EXAMPLE,
+    LabelValue,
+    checked_labels,
+    checked_roles,
+    prompt_columns,
+    token_ids,
+)
 from mesainterp.prompts.metrics import ANSWER_SIGN, default_metric
 from mesainterp.prompts.positions import label_positions, position_label
 from mesainterp.prompts.rows import (
-    PROMPT_COLUMNS,
     PromptRow,
     PromptText,
     as_text,
@@ -38,12 +44,8 @@ from mesainterp.prompts.rows import (
 from mesainterp.prompts.tokenizer import check_tokenizer, token_strings, vocab_size
 from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair, Metric, TaskBatch
 
-__all__ = ["EXAMPLE", "LabelValue", "PromptPairs"]
+__all__ = ["PromptPairs"]
 
-LabelValue = str | int | float | bool | None
-# The TaskBatch label holding each row's example index (rows repeat for multi-token answers).
-EXAMPLE = "example"
-_RESERVED = (*PROMPT_COLUMNS, EXAMPLE, ANSWER_SIGN)
 # Input id after a short answer continuation; never read (the model is causal and no
 # scored position comes after it).
 _FILL = 0
@@ -102,8 +104,8 @@ class PromptPairs:
         return cls(
             rows=tuple(rows),
             tokens=tuple(tuple(token_strings(tokenizer, row.clean)) for row in rows),
-            labels=_checked_labels(labels or {}, len(rows)),
-            roles=_checked_roles(roles or {}, rows),
+            labels=checked_labels(labels or {}, len(rows)),
+            roles=checked_roles(roles or {}, rows),
             texts=None if texts is None else tuple(texts),
         )
 
@@ -126,9 +128,28 @@ class PromptPairs:
         with its space, after "... gave a drink to"); they may be several tokens.
         The prompts get the tokenizer's special tokens (a BOS, if it adds one) unless
         `add_special_tokens=False`; answers never do.
+
+        >>> from tokenizers import Tokenizer, models, pre_tokenizers
+        >>> from transformers import PreTrainedTokenizerFast
+        >>> words = "[UNK] When Mary John and , gave a book to".split()
+        >>> word_level = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, "[UNK]"))
+        >>> word_level.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        >>> tokenizer = PreTrainedTokenizerFast(tokenizer_object=word_level, unk_token="[UNK]")
+        >>> pairs = PromptPairs.from_strings(
+        ...     ["When Mary and John , John gave a book to", "When John and Mary , Mary gave a book to"],
+        ...     ["When John and Mary , Mary gave a book to", "When Mary and John , John gave a book to"],
+        ...     [" Mary", " John"],
+        ...     [" John", " Mary"],
+        ...     tokenizer=tokenizer,
+        ...     roles={"IO": [1, 1], "S2": [5, 5]},
+        ... )
+        >>> pairs.position_labels
+        ('When', 'IO', 'and', "'John'|'Mary'", ',', 'S2', 'gave', 'a', 'book', 'to')
+        >>> pairs.to_pair().clean_answer.tolist()
+        [2, 3]
         """
         check_tokenizer(tokenizer)
-        columns = _columns(clean, corrupted, clean_answer, corrupted_answer)
+        columns = prompt_columns(clean, corrupted, clean_answer, corrupted_answer)
         texts: list[PromptText] = []
         rows: list[PromptRow] = []
         for i in range(len(clean)):
@@ -161,13 +182,13 @@ class PromptPairs:
         """Pairs from token ids: prompts [n, pos]; answers [n] (one token each) or a
         sequence of token lists (several tokens each). A tokenizer, if given, only
         names the tokens and catches unknown ones; `vocab_size` bounds the ids."""
-        columns = _columns(clean, corrupted, clean_answer, corrupted_answer)
+        columns = prompt_columns(clean, corrupted, clean_answer, corrupted_answer)
         if tokenizer is not None:
             check_tokenizer(tokenizer)
         rows = [
             PromptRow(
                 **{
-                    name: _ids(column[i], where=f"row {i}", column=name)
+                    name: token_ids(column[i], where=f"row {i}", column=name)
                     for name, column in columns.items()
                 },
                 where=f"row {i}",
@@ -335,67 +356,3 @@ class PromptPairs:
 
 def _vocab_size(tokenizer: Any | None) -> int | None:
     return None if tokenizer is None else vocab_size(tokenizer)
-
-
-def _columns(*columns: Sequence[Any] | Tensor) -> dict[str, Sequence[Any] | Tensor]:
-    """The four prompt columns by name, refused unless they have one entry per row."""
-    n = len(columns[0])
-    for name, column in zip(PROMPT_COLUMNS, columns, strict=True):
-        if len(column) != n:
-            raise ConfigError(name, f"{len(column)} entries but 'clean' has {n}")
-    return dict(zip(PROMPT_COLUMNS, columns, strict=True))
-
-
-def _ids(value: Any, *, where: str, column: str) -> tuple[int, ...]:
-    """One prompt or answer as a tuple of ints (an int alone is a one-token answer)."""
-    if isinstance(value, Tensor):
-        value = value.tolist()
-    items = [value] if isinstance(value, int) else value
-    if isinstance(items, str | bytes) or not isinstance(items, Sequence):
-        raise PromptError(where, column, f"expected token ids, got {type(value).__name__}")
-    for item in items:
-        if isinstance(item, bool) or not isinstance(item, int):
-            raise PromptError(where, column, f"expected int token ids, got {item!r}")
-    return tuple(items)
-
-
-def _checked_labels(
-    labels: Mapping[str, Sequence[LabelValue]], n: int
-) -> dict[str, tuple[LabelValue, ...]]:
-    out: dict[str, tuple[LabelValue, ...]] = {}
-    for name, values in labels.items():
-        if name in _RESERVED:
-            raise ConfigError(
-                f"labels.{name}", "reserved name", f"any name but {allowed(_RESERVED)}"
-            )
-        if len(values) != n:
-            raise ConfigError(f"labels.{name}", f"{len(values)} values for {n} rows")
-        out[name] = tuple(values)
-    return out
-
-
-def _checked_roles(
-    roles: Mapping[str, Sequence[int]], rows: Sequence[PromptRow]
-) -> dict[str, tuple[int, ...]]:
-    """Role positions, negative ones counted from the end, checked against each row."""
-    n_pos = len(rows[0].clean)
-    out: dict[str, tuple[int, ...]] = {}
-    for name, positions in roles.items():
-        if name in _RESERVED:
-            raise ConfigError(
-                f"roles.{name}", "reserved name", f"any name but {allowed(_RESERVED)}"
-            )
-        if len(positions) != len(rows):
-            raise ConfigError(f"roles.{name}", f"{len(positions)} positions for {len(rows)} rows")
-        normal: list[int] = []
-        for row, pos in zip(rows, positions, strict=True):
-            if isinstance(pos, bool) or not isinstance(pos, int) or not -n_pos <= pos < n_pos:
-                raise PromptError(
-                    row.where,
-                    name,
-                    f"role position {pos!r} is not a token position "
-                    f"(ints in [{-n_pos}, {n_pos}), negative counting from the end)",
-                )
-            normal.append(pos % n_pos)
-        out[name] = tuple(normal)
-    return out

@@ -11,6 +11,8 @@ from __future__ import annotations
 import operator
 from collections.abc import Mapping, Sequence
 
+import pandas as pd
+
 from mesainterp.errors import ConfigError
 
 __all__ = ["label_positions", "position_label"]
@@ -41,11 +43,12 @@ def position_label(
 
 def label_positions(labels: Sequence[str], positions: Sequence[int | None]) -> list[str]:
     """`labels[p]` for each position; negative positions count from the end and None
-    (a site over all positions) reads "all"."""
+    or pandas' NA (a site over all positions, as in a patching table's `position`
+    column) reads "all"."""
     n = len(labels)
     out: list[str] = []
     for pos in positions:
-        if pos is None:
+        if pos is None or pos is pd.NA:  # pd.NA: a results table's all-positions row
             out.append("all")
             continue
         try:

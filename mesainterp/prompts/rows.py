@@ -12,7 +12,7 @@ row 0's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mesainterp.prompts.errors import PromptError
@@ -50,7 +50,7 @@ class PromptRow:
     corrupted: tuple[int, ...]
     clean_answer: tuple[int, ...]
     corrupted_answer: tuple[int, ...]
-    where: str
+    where: str = field(compare=False)  # where the row came from, for errors
 
     def column(self, name: str) -> tuple[int, ...]:
         value: tuple[int, ...] = getattr(self, name)

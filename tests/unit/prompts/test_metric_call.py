@@ -27,6 +27,17 @@ class CallableMetric:
         return logits[:, -1, 1]
 
 
+ANSWERS = torch.tensor([[0, 1], [2, 3]])
+
+
+def tl_style_metric(logits, answer_tokens=ANSWERS, per_prompt=True):
+    """Like TransformerLens's tutorials: defaulted extras that must not get the batch."""
+    last = logits[:, -1]
+    rows = torch.arange(last.shape[0])
+    diff = last[rows, answer_tokens[:, 0]] - last[rows, answer_tokens[:, 1]]
+    return diff if per_prompt else diff.mean()
+
+
 def takes_args(*args):
     return args[0][:, -1, 0]
 
@@ -42,12 +53,19 @@ def takes_args(*args):
         (functools.partial(with_batch, batch=1.0), 1),
         (takes_args, 2),
         (lambda logits, *, scale=2.0: logits[:, 0, 0] * scale, 1),
+        (tl_style_metric, 1),
+        (lambda batch_logits, batch=None: batch_logits[:, 0, 0], 2),
     ],
 )
 def test_arity_is_read_from_the_signature(metric, arity: int) -> None:
     assert metric_arity(metric) == arity
     wrapped = as_batch_metric(metric)
     assert (wrapped is metric) == (arity == 2)
+
+
+def test_defaulted_extras_of_a_transformer_lens_metric_keep_their_values() -> None:
+    wrapped = as_batch_metric(tl_style_metric)
+    assert torch.equal(wrapped(LOGITS, "a batch"), tl_style_metric(LOGITS))
 
 
 def test_a_one_argument_metric_is_called_with_the_logits_only() -> None:

@@ -162,7 +162,7 @@ def test_token_ids_build_the_same_pairs_as_text() -> None:
         labels={"template": columns["template"]},
         roles={name: [pos] * 6 for name, pos in ROLES.items()},
     )
-    assert ids.rows == text.rows  # same ids and row names
+    assert ids.rows == text.rows  # the same token ids
     assert ids.position_labels == text.position_labels
     a, b = ids.to_pair(), text.to_pair()
     for x, y in ((a.clean, b.clean), (a.corrupted, b.corrupted)):

@@ -45,6 +45,9 @@ def test_patch_pair_on_prompts_equals_a_hand_built_tensor_pair() -> None:
     assert torch.equal(ours.patched, oracle.patched)
     assert torch.equal(ours.clean, oracle.clean) and torch.equal(ours.corrupted, oracle.corrupted)
     assert (ours.clean - ours.corrupted).abs().max() > 0  # the pair changes the metric
+    # The results table's positions (NA for whole-layer sites) read as labels.
+    named = pairs.labels_for(ours.table["position"].tolist())
+    assert named[:3] == ["When", "IO", " and"] and named[-1] == "all"
     # Position labels line up with the patched sites' positions.
     labelled = dict(zip(range(14), pairs.labels_for(list(range(14))), strict=True))
     assert [labelled[p] for p in pairs.changed_positions] == ["IO", "S1", "S2"]
