@@ -23,7 +23,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from mesainterp.errors import ConfigError
-from mesainterp.tasks._common import logit_diff_metric
+from mesainterp.tasks.metrics import logit_diff_of_pair
 from mesainterp.tasks.base import CounterfactualPair, Metric, TaskBatch
 
 __all__ = ["ANSWER_SIGN", "answer_logprob_diff", "default_metric"]
@@ -70,4 +70,4 @@ def default_metric(pair: CounterfactualPair) -> Metric:
     for a multi-token one (a pair with the `answer_sign` label)."""
     if ANSWER_SIGN in pair.clean.labels:
         return answer_logprob_diff(pair)
-    return logit_diff_metric(pair)
+    return logit_diff_of_pair(pair)
