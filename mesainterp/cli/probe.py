@@ -28,7 +28,7 @@ from mesainterp.model.build import model_shape, random_init_twin
 from mesainterp.model.checkpoint import Checkpoint, load_checkpoint
 from mesainterp.probes.causal import probe_subspaces, retarget
 from mesainterp.probes.controls import ProbeSpec, save_table
-from mesainterp.probes.dataset import collect_activations, resid_sites, task_batches
+from mesainterp.probes.dataset import collect_activations, probe_sites, task_batches
 from mesainterp.provenance import provenance
 from mesainterp.runs.atomic import atomic_write
 from mesainterp.runs.executor import execute
@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> CommandResult:
             "target", f"the task has no label {spec.target!r}", ", ".join(sorted(labels))
         )
     positions = _positions(args.positions, task.seq_len, list(range(task.seq_len)))
-    sites = resid_sites(shape.n_layers, positions, kind=args.site_kind)
+    sites = probe_sites(shape, positions, kind=args.site_kind)
     limit = args.max_memory_mb * (1 << 20)
     meta = {"task": task.config_dict(), "n_examples": args.n_examples, "seed": args.seed}
 

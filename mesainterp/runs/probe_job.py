@@ -16,11 +16,12 @@ import pandas as pd
 import torch
 
 from mesainterp.errors import MesaInterpError
-from mesainterp.probes.controls import TABLE_COLUMNS, ProbeSpec, run_probes
-from mesainterp.probes.dataset import collect_activations, resid_sites, task_batches
+from mesainterp.probes.controls import TABLE_COLUMNS, KindOrAuto, ProbeSpec, run_probes
+from mesainterp.probes.dataset import collect_activations, probe_sites, task_batches
 from mesainterp.runs.executor import WorkerSpec
 from mesainterp.runs.plan import RunPlan, WorkUnit, chunk_plan
 from mesainterp.runs.state import RunState
+from mesainterp.sites.site import ProbeSiteKind
 
 __all__ = ["ProbeJob", "ProbeWorker", "assemble_probe_table", "probe_plan"]
 
@@ -32,8 +33,8 @@ class ProbeJob:
     model: str
     target: str
     positions: tuple[int, ...]
-    site_kind: str = "resid_post"
-    kind: str = "auto"
+    site_kind: ProbeSiteKind = "resid_post"
+    kind: KindOrAuto = "auto"
     label_column: int | None = None
     n_examples: int = 2000
     batch_size: int = 250
@@ -47,7 +48,7 @@ class ProbeJob:
     def spec(self) -> ProbeSpec:
         return ProbeSpec(
             target=self.target,
-            kind=self.kind,  # type: ignore[arg-type]
+            kind=self.kind,
             label_column=self.label_column,
             C=self.C,
             alpha=self.alpha,
@@ -74,8 +75,8 @@ class ProbeWorker:
         job["positions"] = tuple(job["positions"])
         self.job = ProbeJob(**job)
         self.checkpoint, self.task, self.twin = _load(self.job.model)
-        n_layers = model_shape(self.checkpoint.model).n_layers
-        self.sites = resid_sites(n_layers, list(self.job.positions), kind=self.job.site_kind)
+        shape = model_shape(self.checkpoint.model)
+        self.sites = probe_sites(shape, list(self.job.positions), kind=self.job.site_kind)
 
     def collect(self, model: Any, sites: list[Any]) -> Any:
         job = self.job
@@ -94,7 +95,7 @@ class ProbeWorker:
 
 
 def probe_plan(job: ProbeJob, sites: list[Any], chunk_size: int) -> RunPlan:
-    described = [[s.layer, s.pos, s.hook] for s in sites]
+    described = [[s.layer, s.pos, s.hook_name] for s in sites]
     return chunk_plan("probes", described, chunk_size, context=job.to_dict())
 
 
