@@ -9,6 +9,7 @@ batched reduction over sites sums in a different order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -21,14 +22,19 @@ from mesainterp.probes.dataset import collect_activations, probe_sites, task_bat
 from mesainterp.runs.executor import WorkerSpec
 from mesainterp.runs.plan import RunPlan, WorkUnit, chunk_plan
 from mesainterp.runs.state import RunState
-from mesainterp.sites.site import ProbeSiteKind
+from mesainterp.sites.site import ProbeSiteKind, Site
+from mesainterp.tasks.base import Task
 
-__all__ = ["ProbeJob", "ProbeWorker", "assemble_probe_table", "probe_plan"]
+__all__ = ["ProbeJob", "ProbeWorker", "assemble_probe_table", "collect_for_job", "probe_plan"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class ProbeJob:
-    """Everything a worker needs to rebuild the probe sweep; the model by name or path."""
+    """Everything a worker needs to rebuild the probe sweep; the model by name or path.
+
+    positions: the probed positions; () means every position of the task
+    (`run_probe_pipeline` fills them in before the run starts).
+    """
 
     model: str
     target: str
@@ -65,36 +71,40 @@ class ProbeJob:
         return WorkerSpec(factory="mesainterp.runs.probe_job:ProbeWorker", kwargs=self.to_dict())
 
 
+def collect_for_job(job: ProbeJob, task: Task, model: Any, sites: Sequence[Site]) -> Any:
+    """The job's activation dataset at `sites` from `model` (the same examples every time)."""
+    batches = task_batches(task, job.n_examples, batch_size=job.batch_size, seed=job.seed)
+    meta = {"task": task.config_dict(), "n_examples": job.n_examples, "seed": job.seed}
+    limit = job.max_memory_mb * (1 << 20)
+    return collect_activations(model, batches, sites, max_memory_bytes=limit, metadata=meta)
+
+
 class ProbeWorker:
     """Loads the model, its task and its random-init twin once; probes chunks of sites."""
 
     def __init__(self, **job: Any) -> None:
-        from mesainterp.cli.probe import _load
         from mesainterp.model.build import model_shape
+        from mesainterp.runs.probe_pipeline import load_probe_model
 
         job["positions"] = tuple(job["positions"])
         self.job = ProbeJob(**job)
-        self.checkpoint, self.task, self.twin = _load(self.job.model)
+        self.checkpoint, self.task, self.twin = load_probe_model(self.job.model)
         shape = model_shape(self.checkpoint.model)
         self.sites = probe_sites(shape, list(self.job.positions), kind=self.job.site_kind)
 
-    def collect(self, model: Any, sites: list[Any]) -> Any:
-        job = self.job
-        batches = task_batches(self.task, job.n_examples, batch_size=job.batch_size, seed=job.seed)
-        meta = {"task": self.task.config_dict(), "n_examples": job.n_examples, "seed": job.seed}
-        limit = job.max_memory_mb * (1 << 20)
-        return collect_activations(model, batches, sites, max_memory_bytes=limit, metadata=meta)
+    def collect(self, model: Any, sites: Sequence[Site]) -> Any:
+        return collect_for_job(self.job, self.task, model, sites)
 
     def run(self, unit: WorkUnit) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         chunk = self.sites[unit.payload["start"] : unit.payload["stop"]]
-        data = self.collect(self.checkpoint.model, chunk)
-        twin = self.collect(self.twin, chunk)
+        data = collect_for_job(self.job, self.task, self.checkpoint.model, chunk)
+        twin = collect_for_job(self.job, self.task, self.twin, chunk)
         table = run_probes(data, self.job.spec, random_init=twin).table
         # Floats survive JSON exactly (shortest round-trip repr); NaN included.
         return {}, {"rows": table.to_dict(orient="records"), "dataset": data.metadata}
 
 
-def probe_plan(job: ProbeJob, sites: list[Any], chunk_size: int) -> RunPlan:
+def probe_plan(job: ProbeJob, sites: Sequence[Site], chunk_size: int) -> RunPlan:
     described = [[s.layer, s.pos, s.hook_name] for s in sites]
     return chunk_plan("probes", described, chunk_size, context=job.to_dict())
 
