@@ -21,8 +21,8 @@ from mesainterp.model.build import model_shape
 from mesainterp.probes import (
     ProbeSpec,
     collect_activations,
+    probe_sites,
     probe_subspaces,
-    resid_sites,
     retarget,
     run_probes,
     task_batches,
@@ -58,7 +58,7 @@ def goal_probes(
     task = zoo.load_task(name)
     shape = model_shape(model)
     positions = {int(getattr(task, pos_attr)): "goal token", task.prompt_len - 1: "last prompt"}
-    sites = resid_sites(shape.n_layers, list(positions), kind="resid_post")
+    sites = probe_sites(shape, list(positions), kind="resid_post")
 
     def collect(m: Any) -> Any:
         batches = task_batches(task, n_examples, batch_size=200, seed=seed)

@@ -185,7 +185,8 @@ def run_demo(
 def _draw_overlays(plan: DemoPlan, root: Path, circuit: dict[str, Any]) -> dict[str, str]:
     """The task overlays: drawn from one held-out example of the model's task."""
     from mesainterp.demo.overlays import overlay_data
-    from mesainterp.probes.dataset import collect_activations, resid_sites, task_batches
+    from mesainterp.model.build import model_shape
+    from mesainterp.probes.dataset import collect_activations, probe_sites, task_batches
     from mesainterp.viz import instance_figure, instance_small_multiples, save_static
     from mesainterp.zoo.loader import load_model
 
@@ -197,7 +198,7 @@ def _draw_overlays(plan: DemoPlan, root: Path, circuit: dict[str, Any]) -> dict[
     head = _top_head(circuit) or (model.cfg.n_layers - 1, 0)
     example = task.sample(1, seed=plan.seed + 10_000)
     query = example.prompt_len - 1
-    sites = resid_sites(model.cfg.n_layers, [query])
+    sites = probe_sites(model_shape(model), [query])
     batches = task_batches(task, plan.n_probe_examples, batch_size=250, seed=plan.seed)
     data = collect_activations(model, batches, sites)
     example_data = collect_activations(model, [example], sites)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import html
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mesainterp.errors import MesaInterpError
+from mesainterp.errors import ConfigError, MesaInterpError
+from mesainterp.sites.site import Site
 
 __all__ = [
     "CIRCUIT_FORMAT",
@@ -52,6 +54,17 @@ def _edge_entry(upstream: str, downstream: str, score: float) -> dict[str, Any]:
     return {"source": upstream, "target": target, "input": port or None, "score": score}
 
 
+def _node_name(node: str | Site) -> str:
+    return node.node_name if isinstance(node, Site) else node
+
+
+def _node_site(name: str, where: str) -> Site:
+    try:
+        return Site.from_node_name(name)
+    except ConfigError as err:
+        raise CircuitFormatError(f"{where}: {err}") from None
+
+
 def node_layer(name: str) -> int:
     """Layer of a node for drawing: -1 for embeddings, l for "L{l}H{h}" / "M{l}", and
     a large number for the logits."""
@@ -67,10 +80,12 @@ def node_layer(name: str) -> int:
 class Circuit:
     """A circuit found in one model.
 
-    nodes:      node names ("embed", "L0H1", "M2", "logits", ...), sorted by the graph order.
+    nodes:      node names ("embed", "L0H1", "M2", "logits", ...), sorted by the graph order;
+                `node_sites` gives them as `Site`s.
     edges:      {(upstream, downstream input): score}; downstream inputs are "L1H0.v",
                 "M2.in", "logits". In JSON an edge is {"source", "target" (a node),
-                "input" ("q", "k", "v", "in" or null), "score"}.
+                "input" ("q", "k", "v", "in" or null), "score"}. `edge_sites` gives
+                them as (sender Site, receiver Site) pairs, and `from_edges` takes either.
     method:     "eap", "eap-ig", "acdc" or "node-attribution".
     params:     the method's parameters (threshold, top_n, ig_steps, ...).
     ablation:   how edges outside the circuit are ablated ("resample", "mean", "zero").
@@ -97,7 +112,7 @@ class Circuit:
     @classmethod
     def from_edges(
         cls,
-        edges: dict[tuple[str, str], float],
+        edges: Mapping[tuple[str, str], float] | Mapping[tuple[Site, Site], float],
         *,
         method: str,
         params: dict[str, Any] | None = None,
@@ -105,16 +120,22 @@ class Circuit:
         provenance: dict[str, Any] | None = None,
         node_order: tuple[str, ...] = (),
     ) -> Circuit:
-        """Derive the node set from the edges (a downstream input "L1H0.v" is node "L1H0")."""
+        """Derive the node set from the edges (a downstream input "L1H0.v" is node "L1H0").
+
+        An edge's ends are node names or the `Site`s they name
+        (`Site(kind="z", layer=0, head=1)` is "L0H1", `Site(kind="v", layer=1, head=0)`
+        is "L1H0.v"); the circuit keeps the names.
+        """
+        named = {(_node_name(u), _node_name(d)): score for (u, d), score in edges.items()}
         names: set[str] = set()
-        for u, d in edges:
+        for u, d in named:
             names.add(u)
             names.add(d.rsplit(".", 1)[0] if d != "logits" else d)
         rank = {n: i for i, n in enumerate((*node_order, "logits"))}
         nodes = tuple(sorted(names, key=lambda n: (rank.get(n, len(rank)), n)))
         return cls(
             nodes=nodes,
-            edges=dict(edges),
+            edges=named,
             method=method,
             params=dict(params or {}),
             ablation=ablation,
@@ -124,6 +145,21 @@ class Circuit:
     @property
     def edge_set(self) -> set[tuple[str, str]]:
         return set(self.edges)
+
+    @property
+    def node_sites(self) -> tuple[Site, ...]:
+        """The nodes as Sites, in node order: a head is its output ("z"), an MLP its
+        output ("mlp_out"), plus "embed", "pos_embed" and "logits"."""
+        return tuple(_node_site(n, "nodes") for n in self.nodes)
+
+    @property
+    def edge_sites(self) -> dict[tuple[Site, Site], float]:
+        """The edges as {(sender output Site, receiver input Site): score}; the receiver
+        is a head's "q" / "k" / "v", an MLP's "mlp_in", or "logits"."""
+        return {
+            (_node_site(u, "edges"), _node_site(d, "edges")): score
+            for (u, d), score in self.edges.items()
+        }
 
     def __len__(self) -> int:
         return len(self.edges)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from mesainterp.errors import MesaInterpError, allowed
 from mesainterp.model.build import model_shape
-from mesainterp.probes.dataset import ActivationDataset, collect_activations, resid_sites
+from mesainterp.probes.dataset import ActivationDataset, collect_activations, probe_sites
 from mesainterp.progress import progress_bar
 from mesainterp.tasks.base import Task
 
@@ -113,7 +113,7 @@ def collect_inputs(
     else:
         goal_pos = query_pos
         positions = [query_pos]
-    sites = resid_sites(shape.n_layers, positions)
+    sites = probe_sites(shape, positions)
     starts = list(range(0, n_examples, batch_size))
     batches = [
         task.sample(min(batch_size, n_examples - s), seed=seed + i) for i, s in enumerate(starts)

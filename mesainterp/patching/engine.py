@@ -170,7 +170,7 @@ def run_sweep(
     fast: FastForward | None = None
     if method != "hooks" and reason is None:
         fast = FastForward(model)
-        entries = {(site.layer, entry_point(site)) for site in site_list}
+        entries = {(site.block, entry_point(site)) for site in site_list}
         state = fast.run_base(
             base_input,
             keep_z={layer for layer, entry in entries if entry == "z"},

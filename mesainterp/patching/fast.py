@@ -229,9 +229,9 @@ class FastForward:
             entry = "pre"
         if entry == "mid" and site.layer not in state.resid_mid:
             entry = "pre"
-        resid = state.resid_pre[site.layer][:, start:]
+        resid = state.resid_pre[site.block][:, start:]
         tail = self._run(
-            resid, site.layer, start, base=state, patch=(site, replacement), entry=entry
+            resid, site.block, start, base=state, patch=(site, replacement), entry=entry
         )
         if start == 0:
             return tail

@@ -17,17 +17,16 @@ Everything runs through `hook_context` on the bridge, so it works on any bridge.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any
 
 import torch
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.errors import ConfigError, MesaInterpError, allowed
-from mesainterp.model.build import model_shape
+from mesainterp.model.build import ModelShape, model_shape
 from mesainterp.model.placement import to_model
-from mesainterp.patching.ablation import PatchSpec, replacement_from
+from mesainterp.patching.ablation import AblationKind, Direction, PatchSpec, replacement_from
 from mesainterp.patching.api import summarise
 from mesainterp.patching.engine import SweepValues, capture
 from mesainterp.patching.hooks import hook_context
@@ -35,76 +34,81 @@ from mesainterp.patching.metrics import MetricFn
 from mesainterp.patching.results import PatchResult
 from mesainterp.patching.setters import apply_site
 from mesainterp.provenance import provenance
-from mesainterp.sites.site import Site
+from mesainterp.sites.site import RECEIVER_KINDS, SENDER_KINDS, ReceiverKind, Site
 from mesainterp.sites.sweeps import validate_sites
 
 __all__ = ["RECEIVER_KINDS", "Receiver", "path_patch", "run_path_sweep"]
 
-ReceiverKind = Literal["q", "k", "v", "mlp_in", "logits"]
-RECEIVER_KINDS: tuple[str, ...] = get_args(ReceiverKind)
-_FINAL = "ln_final.hook_in"
+_FINAL = Site(kind="logits").hook_name
 
 
-@dataclass(frozen=True, kw_only=True)
-class Receiver:
-    """Where a path ends: a head's query/key/value input, an MLP's input, or the logits."""
+def Receiver(*, kind: ReceiverKind, layer: int | None = None, head: int | None = None) -> Site:
+    """Where a path ends, as a `Site`: a head's query/key/value input ("q", "k", "v"),
+    an MLP's input ("mlp_in") or the logits. The same value as `Site(kind=..., ...)`,
+    with the kind checked to be one a path can end at.
 
-    kind: ReceiverKind
-    layer: int | None = None
-    head: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in RECEIVER_KINDS:
-            raise ConfigError("kind", f"got {self.kind!r}", allowed(RECEIVER_KINDS))
-        if self.kind == "logits":
-            if self.layer is not None or self.head is not None:
-                raise ConfigError("layer", "a logits receiver has no layer or head", "None")
-            return
-        if not isinstance(self.layer, int) or self.layer < 0:
-            raise ConfigError("layer", f"expected an int >= 0, got {self.layer!r}")
-        if self.kind == "mlp_in":
-            if self.head is not None:
-                raise ConfigError("head", "an mlp_in receiver has no head", "None")
-        elif not isinstance(self.head, int) or self.head < 0:
-            raise ConfigError("head", f"expected an int >= 0 for a {self.kind!r} receiver")
-
-    @property
-    def hook_name(self) -> str:
-        if self.kind == "logits":
-            return _FINAL
-        if self.kind == "mlp_in":
-            return f"blocks.{self.layer}.hook_mlp_out"
-        return f"blocks.{self.layer}.attn.hook_{self.kind}"
+    >>> Receiver(kind="q", layer=1, head=0) == Site(kind="q", layer=1, head=0)
+    True
+    """
+    if kind not in RECEIVER_KINDS:
+        raise ConfigError("kind", f"got {kind!r} for a receiver", allowed(RECEIVER_KINDS))
+    return Site(kind=kind, layer=layer, head=head)
 
 
-def _check(senders: list[Site], receivers: list[Receiver], n_layers: int, n_heads: int) -> None:
+def _write_hook(receiver: Site) -> str:
+    """The hook a receiver's recorded value is written to. An MLP's input is set by
+    writing the output the MLP computed from it (the MLP is a function of its input)."""
+    if receiver.kind == "mlp_in":
+        return Site(kind="mlp_out", layer=receiver.layer).hook_name
+    return receiver.hook_name
+
+
+def _check(senders: list[Site], receivers: list[Site], shape: ModelShape) -> None:
     if not receivers:
         raise MesaInterpError("receivers: at least one receiver is needed")
     for s in senders:
-        if s.kind not in ("z", "mlp_out"):
+        if s.kind not in SENDER_KINDS:
             raise MesaInterpError(
                 f"sender {s.label()}: a sender must be a head output ('z') or an MLP ('mlp_out')"
             )
-    for r in receivers:
+    for i, r in enumerate(receivers):
+        if not isinstance(r, Site):
+            raise MesaInterpError(f"receivers[{i}]: expected a Site, got {type(r).__name__}")
+        if r.kind not in RECEIVER_KINDS:
+            raise MesaInterpError(
+                f"receivers[{i}] ({r.label()}): kind {r.kind!r} is not where a path ends "
+                f"(allowed: {allowed(RECEIVER_KINDS)})"
+            )
+        if r.pos is not None:
+            raise MesaInterpError(
+                f"receivers[{i}] ({r.label()}): a receiver spans every position (pos None)"
+            )
         if r.kind == "logits":
             continue
-        assert r.layer is not None
-        if r.layer >= n_layers:
-            raise MesaInterpError(f"receiver {r}: layer out of range (allowed: 0..{n_layers - 1})")
-        if r.head is not None and r.head >= n_heads:
-            raise MesaInterpError(f"receiver {r}: head out of range (allowed: 0..{n_heads - 1})")
+        if r.block >= shape.n_layers:
+            raise MesaInterpError(
+                f"receiver {r.label()}: layer out of range (allowed: 0..{shape.n_layers - 1})"
+            )
+        if r.head is not None and r.head >= shape.n_heads:
+            raise MesaInterpError(
+                f"receiver {r.label()}: head out of range (allowed: 0..{shape.n_heads - 1})"
+            )
+        if r.kind == "mlp_in" and shape.attn_only:
+            raise MesaInterpError(f"receiver {r.label()}: the model is attention-only")
         for s in senders:
             # A head feeds the MLP of its own block; anything else needs a later block.
-            ok = r.layer > s.layer or (r.kind == "mlp_in" and s.kind == "z" and r.layer == s.layer)
+            ok = r.block > s.block or (r.kind == "mlp_in" and s.kind == "z" and r.block == s.block)
             if not ok:
-                raise MesaInterpError(f"receiver {r} is not downstream of sender {s.label()}")
+                raise MesaInterpError(
+                    f"receiver {r.label()} is not downstream of sender {s.label()}"
+                )
 
 
 @torch.no_grad()
 def run_path_sweep(
     model: TransformerBridge,
     senders: Sequence[Site],
-    receivers: Sequence[Receiver],
+    receivers: Sequence[Site],
     *,
     clean: Tensor,
     corrupted: Tensor,
@@ -121,7 +125,7 @@ def run_path_sweep(
     seq_len = int(clean.shape[1])
     sender_list = validate_sites(senders, shape, seq_len=seq_len)
     receiver_list = list(receivers)
-    _check(sender_list, receiver_list, shape.n_layers, shape.n_heads)
+    _check(sender_list, receiver_list, shape)
 
     layers = range(shape.n_layers)
     frozen = [f"blocks.{i}.attn.hook_z" for i in layers]
@@ -169,12 +173,12 @@ def _frozen_run(
     inputs: Tensor,
     sender: Site,
     replacement: Tensor,
-    receivers: list[Receiver],
+    receivers: list[Site],
     frozen: list[str],
     base_acts: dict[str, Tensor],
 ) -> dict[str, Tensor]:
     recorded: dict[str, Tensor] = {}
-    record = {r.hook_name for r in receivers}
+    record = {_write_hook(r) for r in receivers}
 
     def freeze(name: str) -> Any:
         def fn(act: Tensor, *, hook: Any) -> Tensor:
@@ -203,15 +207,15 @@ def _frozen_run(
 def _receiver_run(
     model: TransformerBridge,
     inputs: Tensor,
-    receivers: list[Receiver],
+    receivers: list[Site],
     recorded: dict[str, Tensor],
     base_final: Tensor,
 ) -> Tensor:
-    by_hook: dict[str, list[Receiver]] = {}
+    by_hook: dict[str, list[Site]] = {}
     for r in receivers:
-        by_hook.setdefault(r.hook_name, []).append(r)
+        by_hook.setdefault(_write_hook(r), []).append(r)
 
-    def write(name: str, group: list[Receiver]) -> Any:
+    def write(name: str, group: list[Site]) -> Any:
         def fn(act: Tensor, *, hook: Any) -> Tensor:
             value = recorded[name]
             if name == _FINAL:
@@ -234,22 +238,27 @@ def _receiver_run(
 def path_patch(
     model: TransformerBridge,
     senders: Sequence[Site],
-    receivers: Sequence[Receiver],
+    receivers: Sequence[Site],
     *,
     clean: Tensor,
     corrupted: Tensor,
     metric: MetricFn,
     batch: Any = None,
-    direction: str = "denoising",
-    ablation: str = "resample",
+    direction: Direction = "denoising",
+    ablation: AblationKind = "resample",
     reference: Tensor | None = None,
     n_boot: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
     model_name: str | None = None,
 ) -> PatchResult:
-    """Path-patch every sender into `receivers`; one table row per sender."""
-    spec = PatchSpec(direction=direction, ablation=ablation)  # type: ignore[arg-type]
+    """Path-patch every sender into `receivers`; one table row per sender.
+
+    senders:   Sites of kind "z" (a head's output) or "mlp_out".
+    receivers: Sites of kind "q", "k", "v" (one head's input), "mlp_in" or "logits",
+               spanning every position (`Receiver(...)` builds one with the kind checked).
+    """
+    spec = PatchSpec(direction=direction, ablation=ablation)
     values = run_path_sweep(
         model,
         senders,
@@ -264,7 +273,7 @@ def path_patch(
     prov = provenance(model=model, model_name=model_name, seed=seed)
     prov["patching"] = {
         "kind": "path",
-        "receivers": [{"kind": r.kind, "layer": r.layer, "head": r.head} for r in receivers],
+        "receivers": [r.to_dict() for r in receivers],
         "metric": getattr(metric, "__qualname__", type(metric).__name__),
     }
     return summarise(values, n_boot=n_boot, confidence=confidence, seed=seed, prov=prov)

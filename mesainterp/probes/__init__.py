@@ -1,6 +1,6 @@
 """Linear probes for goal representations, with controls and causal tests.
 
-activation datasets (`collect_activations`) → batched probes over every site
+activation datasets over `Site`s (`probe_sites`, `collect_activations`) → batched probes over every site
 (`fit_logistic`, `fit_ridge`, `fit_multilabel`, `cross_validate`) → tables with
 controls (`run_probes`) → causal tests of the probe direction (`retarget`).
 """
@@ -10,9 +10,9 @@ from mesainterp.probes.controls import ProbeResult, ProbeSpec, run_probes, save_
 from mesainterp.probes.cv import CVScores, cross_validate, kfold_indices, majority_baseline
 from mesainterp.probes.dataset import (
     ActivationDataset,
-    ProbeSite,
+    check_probe_sites,
     collect_activations,
-    resid_sites,
+    probe_sites,
     task_batches,
     validate_hook_names,
 )
@@ -30,10 +30,10 @@ __all__ = [
     "CVScores",
     "LinearProbe",
     "ProbeResult",
-    "ProbeSite",
     "ProbeSpec",
     "ProbeSubspace",
     "Standardizer",
+    "check_probe_sites",
     "collect_activations",
     "cross_validate",
     "fit_logistic",
@@ -42,8 +42,8 @@ __all__ = [
     "greedy_decode",
     "kfold_indices",
     "majority_baseline",
+    "probe_sites",
     "probe_subspaces",
-    "resid_sites",
     "retarget",
     "run_probes",
     "save_table",

@@ -29,8 +29,9 @@ from torch import Tensor
 
 from mesainterp.errors import ConfigError
 from mesainterp.patching.hooks import hook_context
-from mesainterp.probes.dataset import ActivationDataset, ProbeSite, validate_hook_names
+from mesainterp.probes.dataset import ActivationDataset, check_probe_sites, validate_hook_names
 from mesainterp.probes.linear import fit_logistic, standardize
+from mesainterp.sites.site import Site
 from mesainterp.stats import wilson_interval
 from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair
 from mesainterp.tasks.decode import greedy_decode
@@ -73,14 +74,23 @@ class ProbeSubspace:
     mean:         [d] mean activation over the dataset.
     """
 
-    site: ProbeSite
+    site: Site
     basis: Float[Tensor, "d r"]
     class_means: Float[Tensor, "classes d"]
     mean: Float[Tensor, " d"]
 
+    def __post_init__(self) -> None:
+        check_probe_sites([self.site])
+
     @property
     def rank(self) -> int:
         return int(self.basis.shape[1])
+
+    @property
+    def pos(self) -> int:
+        """The edited position (a probe site always has one)."""
+        assert self.site.pos is not None  # checked at construction
+        return self.site.pos
 
 
 def probe_subspaces(
@@ -207,8 +217,8 @@ def _hooks_for(
         rows = slice(b * n, (b + 1) * n)
         for i, sub in enumerate(subspaces):
             rb = bases[i] if bases is not None else None
-            by_hook.setdefault(sub.site.hook, []).append(
-                (rows, sub.site.pos, _edit_fn(sub, intervention, goal_b, rb))
+            by_hook.setdefault(sub.site.hook_name, []).append(
+                (rows, sub.pos, _edit_fn(sub, intervention, goal_b, rb))
             )
     hooks = []
     for name, edits in by_hook.items():
@@ -253,14 +263,14 @@ def retarget(
     """
     if not subspaces:
         raise ConfigError("subspaces", "expected at least one probe subspace")
-    validate_hook_names(model, {s.site.hook for s in subspaces})
+    validate_hook_names(model, {s.site.hook_name for s in subspaces})
     clean, corrupt = pair.clean, pair.corrupted
     if clean.inputs.dtype.is_floating_point:
         raise ConfigError("pair", "retargeting needs a token task (greedy decoding)")
     goal_b = corrupt.labels[target].long()
     n = clean.batch_size
-    layers = sorted({s.site.layer for s in subspaces})
-    positions = ",".join(str(p) for p in sorted({s.site.pos for s in subspaces}))
+    layers = sorted({s.site.block for s in subspaces})
+    positions = ",".join(str(p) for p in sorted({s.pos for s in subspaces}))
 
     rows: list[dict[str, Any]] = []
     layer = layers[0] if len(layers) == 1 else -1

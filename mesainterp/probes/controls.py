@@ -200,7 +200,7 @@ def run_probes(
             {
                 "layer": site.layer,
                 "pos": site.pos,
-                "hook": site.hook,
+                "hook": site.hook_name,
                 "target": spec.target
                 if spec.label_column is None
                 else f"{spec.target}[{spec.label_column}]",

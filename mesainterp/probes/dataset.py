@@ -1,7 +1,7 @@
 """Activation datasets: chosen hook sites cached over many examples, with labels.
 
-Features are stacked as [sites, n, d], one site being a (hook name, position)
-pair. Collection streams batches under `no_grad` and caches only the requested
+Features are stacked as [sites, n, d], one site being a `Site` with a position
+(a residual, attention-output or MLP-output vector). Collection streams batches under `no_grad` and caches only the requested
 hooks (`names_filter`). Small datasets stay in memory; past `max_memory_bytes`
 each batch is written to disk as a safetensors shard next to a JSON manifest,
 and `ActivationDataset.load` reads them back.
@@ -22,55 +22,60 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from mesainterp.errors import ConfigError, MesaInterpError
+from mesainterp.errors import ConfigError, MesaInterpError, allowed
+from mesainterp.model.build import ModelShape
 from mesainterp.progress import progress_bar
+from mesainterp.sites.site import PROBE_KINDS, ProbeSiteKind, Site
 from mesainterp.tasks.base import Task, TaskBatch
 
 __all__ = [
     "ActivationDataset",
-    "ProbeSite",
+    "check_probe_sites",
     "collect_activations",
-    "resid_sites",
+    "probe_sites",
     "task_batches",
     "validate_hook_names",
 ]
 
 MANIFEST = "activations.json"
+# Version 1 named a site by its hook name and position; version 2 stores `Site.to_dict()`.
+_SCHEMA_VERSION = 2
 _LAYER = re.compile(r"^blocks\.(\d+)\.")
 
 
-@dataclass(frozen=True, kw_only=True)
-class ProbeSite:
-    """A probe location: a hook name and a (non-negative) sequence position."""
+def probe_sites(
+    shape: ModelShape, positions: Sequence[int], *, kind: ProbeSiteKind = "resid_post"
+) -> list[Site]:
+    """One `kind` site per layer × position, layer-major: the usual probe sweep.
 
-    hook: str
-    pos: int
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.hook, str) or not self.hook:
-            raise ConfigError("hook", f"expected a hook name, got {self.hook!r}")
-        if not isinstance(self.pos, int) or isinstance(self.pos, bool) or self.pos < 0:
-            raise ConfigError("pos", f"expected a non-negative int, got {self.pos!r}")
-
-    @property
-    def layer(self) -> int:
-        """Block index parsed from the hook name; -1 for hooks before the first block."""
-        m = _LAYER.match(self.hook)
-        return int(m.group(1)) if m else -1
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"hook": self.hook, "pos": self.pos}
-
-
-def resid_sites(
-    n_layers: int, positions: Sequence[int], *, kind: str = "resid_post"
-) -> list[ProbeSite]:
-    """blocks.L.hook_<kind> for every layer × position (layer-major order)."""
+    >>> from mesainterp.model.build import ModelShape
+    >>> shape = ModelShape(n_layers=2, n_heads=1, d_model=8, d_head=8, n_ctx=8, d_vocab=5,
+    ...                    d_vocab_out=5, attn_only=False)
+    >>> [s.label() for s in probe_sites(shape, [3])]
+    ['L0 resid_post @3', 'L1 resid_post @3']
+    """
+    if kind not in PROBE_KINDS:
+        raise ConfigError("kind", f"got {kind!r} for a probe site", allowed(PROBE_KINDS))
     return [
-        ProbeSite(hook=f"blocks.{layer}.hook_{kind}", pos=p)
-        for layer in range(n_layers)
-        for p in positions
+        Site(kind=kind, layer=layer, pos=pos)
+        for layer in range(shape.n_layers)
+        for pos in positions
     ]
+
+
+def check_probe_sites(sites: Sequence[Site]) -> None:
+    """Refuse anything but Sites a probe can read: one vector per example at one position."""
+    if not sites:
+        raise ConfigError("sites", "expected at least one site")
+    for i, site in enumerate(sites):
+        if not isinstance(site, Site):
+            raise ConfigError(f"sites[{i}]", f"expected a Site, got {type(site).__name__}")
+        if site.kind not in PROBE_KINDS:
+            raise ConfigError(
+                f"sites[{i}].kind", f"a probe cannot read {site.label()!r}", allowed(PROBE_KINDS)
+            )
+        if site.pos is None:
+            raise ConfigError(f"sites[{i}].pos", f"a probe site needs a position ({site.label()})")
 
 
 def validate_hook_names(model: Any, names: Iterable[str]) -> None:
@@ -94,12 +99,13 @@ class ActivationDataset:
     features: [sites, n, d] (float32 on CPU); labels: name -> [n, ...] tensors.
     """
 
-    sites: tuple[ProbeSite, ...]
+    sites: tuple[Site, ...]
     features: Float[Tensor, "sites n d"]
     labels: dict[str, Tensor]
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_probe_sites(self.sites)
         if self.features.ndim != 3 or self.features.shape[0] != len(self.sites):
             raise ConfigError(
                 "features",
@@ -147,7 +153,7 @@ class ActivationDataset:
         """
         root = Path(directory)
         manifest = _read_manifest(root)
-        all_sites = [ProbeSite(**s) for s in manifest["sites"]]
+        all_sites = _manifest_sites(manifest)
         idx = list(range(len(all_sites))) if site_indices is None else list(site_indices)
         for i in idx:
             if not 0 <= i < len(all_sites):
@@ -199,11 +205,11 @@ def _read_shard(
 
 
 def _write_manifest(
-    root: Path, sites: Sequence[ProbeSite], shards: list[str], metadata: dict[str, Any]
+    root: Path, sites: Sequence[Site], shards: list[str], metadata: dict[str, Any]
 ) -> None:
     doc = {
         "format": "mesainterp.activations",
-        "schema_version": 1,
+        "schema_version": _SCHEMA_VERSION,
         "sites": [s.to_dict() for s in sites],
         "shards": shards,
         "metadata": metadata,
@@ -221,6 +227,22 @@ def _read_manifest(root: Path) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("format") != "mesainterp.activations":
         raise MesaInterpError(f"{path}: not an activation dataset manifest")
     return doc
+
+
+def _manifest_sites(manifest: dict[str, Any]) -> list[Site]:
+    """The manifest's sites; version 1 entries ({"hook", "pos"}) are read as Sites."""
+    entries = manifest.get("sites")
+    if not isinstance(entries, list):
+        raise MesaInterpError(f"{MANIFEST}: field 'sites' must be a list")
+    out = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise MesaInterpError(f"{MANIFEST}: field 'sites[{i}]' must be an object")
+        if "kind" in entry:
+            out.append(Site.from_dict(entry, where=f"sites[{i}]"))
+        else:
+            out.append(Site.from_hook_name(str(entry.get("hook")), pos=entry.get("pos")))
+    return out
 
 
 @dataclass(frozen=True)
@@ -250,6 +272,12 @@ def task_batches(
     return _TaskBatches(task, n, batch_size, seed)
 
 
+def _position(site: Site, seq_len: int) -> int:
+    if site.pos is None or site.pos >= seq_len:
+        raise ConfigError("pos", f"{site.pos} is past the sequence length {seq_len}")
+    return site.pos
+
+
 def _batch_labels(batch: TaskBatch) -> dict[str, Tensor]:
     return {k: v.detach().cpu() for k, v in batch.labels.items() if isinstance(v, Tensor)}
 
@@ -258,7 +286,7 @@ def _batch_labels(batch: TaskBatch) -> dict[str, Tensor]:
 def collect_activations(
     model: Any,
     batches: Iterable[TaskBatch],
-    sites: Sequence[ProbeSite],
+    sites: Sequence[Site],
     *,
     out_dir: str | Path | None = None,
     max_memory_bytes: int = 1 << 30,
@@ -267,15 +295,16 @@ def collect_activations(
 ) -> ActivationDataset:
     """Run `model` over `batches`, caching only the sites' hooks at their positions.
 
+    `sites`: `Site` values of a probe kind (`PROBE_KINDS`), each with a position.
+
     While the features gathered so far fit in `max_memory_bytes` they are kept in
     memory; past it they are written to `out_dir` as one safetensors shard per
     batch (an error if `out_dir` is None). With `out_dir` given the dataset is
     always saved there too. `progress`: a bar over batches (None: on unless
     MESAINTERP_NO_PROGRESS is set).
     """
-    if not sites:
-        raise ConfigError("sites", "expected at least one site")
-    hooks = sorted({s.hook for s in sites})
+    check_probe_sites(sites)
+    hooks = sorted({s.hook_name for s in sites})
     validate_hook_names(model, hooks)
     device = next(iter(model.parameters())).device
     feats: list[Tensor] = []
@@ -288,11 +317,9 @@ def collect_activations(
     for batch in progress_bar(
         batches, desc="activations", total=total, unit="batch", progress=progress
     ):
-        for s in sites:
-            if s.pos >= batch.seq_len:
-                raise ConfigError("pos", f"{s.pos} is past the sequence length {batch.seq_len}")
+        positions = [_position(s, batch.seq_len) for s in sites]
         _, cache = model.run_with_cache(batch.inputs.to(device), names_filter=hooks)
-        per_site = [cache[s.hook][:, s.pos] for s in sites]
+        per_site = [cache[s.hook_name][:, p] for s, p in zip(sites, positions, strict=True)]
         f = torch.stack(per_site).to("cpu", torch.float32)
         lab = _batch_labels(batch)
         del cache

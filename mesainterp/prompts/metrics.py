@@ -23,8 +23,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from mesainterp.errors import ConfigError
-from mesainterp.tasks.metrics import logit_diff_of_pair
 from mesainterp.tasks.base import CounterfactualPair, Metric, TaskBatch
+from mesainterp.tasks.metrics import logit_diff_of_pair
 
 __all__ = ["ANSWER_SIGN", "answer_logprob_diff", "default_metric"]
 

@@ -9,6 +9,7 @@ batched reduction over sites sums in a different order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,24 +17,30 @@ import pandas as pd
 import torch
 
 from mesainterp.errors import MesaInterpError
-from mesainterp.probes.controls import TABLE_COLUMNS, ProbeSpec, run_probes
-from mesainterp.probes.dataset import collect_activations, resid_sites, task_batches
+from mesainterp.probes.controls import TABLE_COLUMNS, KindOrAuto, ProbeSpec, run_probes
+from mesainterp.probes.dataset import collect_activations, probe_sites, task_batches
 from mesainterp.runs.executor import WorkerSpec
 from mesainterp.runs.plan import RunPlan, WorkUnit, chunk_plan
 from mesainterp.runs.state import RunState
+from mesainterp.sites.site import ProbeSiteKind, Site
+from mesainterp.tasks.base import Task
 
-__all__ = ["ProbeJob", "ProbeWorker", "assemble_probe_table", "probe_plan"]
+__all__ = ["ProbeJob", "ProbeWorker", "assemble_probe_table", "collect_for_job", "probe_plan"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class ProbeJob:
-    """Everything a worker needs to rebuild the probe sweep; the model by name or path."""
+    """Everything a worker needs to rebuild the probe sweep; the model by name or path.
+
+    positions: the probed positions; () means every position of the task
+    (`run_probe_pipeline` fills them in before the run starts).
+    """
 
     model: str
     target: str
     positions: tuple[int, ...]
-    site_kind: str = "resid_post"
-    kind: str = "auto"
+    site_kind: ProbeSiteKind = "resid_post"
+    kind: KindOrAuto = "auto"
     label_column: int | None = None
     n_examples: int = 2000
     batch_size: int = 250
@@ -47,7 +54,7 @@ class ProbeJob:
     def spec(self) -> ProbeSpec:
         return ProbeSpec(
             target=self.target,
-            kind=self.kind,  # type: ignore[arg-type]
+            kind=self.kind,
             label_column=self.label_column,
             C=self.C,
             alpha=self.alpha,
@@ -64,39 +71,41 @@ class ProbeJob:
         return WorkerSpec(factory="mesainterp.runs.probe_job:ProbeWorker", kwargs=self.to_dict())
 
 
+def collect_for_job(job: ProbeJob, task: Task, model: Any, sites: Sequence[Site]) -> Any:
+    """The job's activation dataset at `sites` from `model` (the same examples every time)."""
+    batches = task_batches(task, job.n_examples, batch_size=job.batch_size, seed=job.seed)
+    meta = {"task": task.config_dict(), "n_examples": job.n_examples, "seed": job.seed}
+    limit = job.max_memory_mb * (1 << 20)
+    return collect_activations(model, batches, sites, max_memory_bytes=limit, metadata=meta)
+
+
 class ProbeWorker:
     """Loads the model, its task and its random-init twin once; probes chunks of sites."""
 
     def __init__(self, **job: Any) -> None:
         from mesainterp.model.build import model_shape
-        from mesainterp.zoo import load_model, loaded_control_twin
+        from mesainterp.runs.probe_pipeline import load_probe_model
 
         job["positions"] = tuple(job["positions"])
         self.job = ProbeJob(**job)
-        self.checkpoint = load_model(self.job.model)
-        self.task = self.checkpoint.require_task("generate examples from")
-        self.twin = loaded_control_twin(self.checkpoint)
-        n_layers = model_shape(self.checkpoint.model).n_layers
-        self.sites = resid_sites(n_layers, list(self.job.positions), kind=self.job.site_kind)
+        self.checkpoint, self.task, self.twin = load_probe_model(self.job.model)
+        shape = model_shape(self.checkpoint.model)
+        self.sites = probe_sites(shape, list(self.job.positions), kind=self.job.site_kind)
 
-    def collect(self, model: Any, sites: list[Any]) -> Any:
-        job = self.job
-        batches = task_batches(self.task, job.n_examples, batch_size=job.batch_size, seed=job.seed)
-        meta = {"task": self.task.config_dict(), "n_examples": job.n_examples, "seed": job.seed}
-        limit = job.max_memory_mb * (1 << 20)
-        return collect_activations(model, batches, sites, max_memory_bytes=limit, metadata=meta)
+    def collect(self, model: Any, sites: Sequence[Site]) -> Any:
+        return collect_for_job(self.job, self.task, model, sites)
 
     def run(self, unit: WorkUnit) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         chunk = self.sites[unit.payload["start"] : unit.payload["stop"]]
-        data = self.collect(self.checkpoint.model, chunk)
-        twin = self.collect(self.twin, chunk)
+        data = collect_for_job(self.job, self.task, self.checkpoint.model, chunk)
+        twin = collect_for_job(self.job, self.task, self.twin, chunk)
         table = run_probes(data, self.job.spec, random_init=twin).table
         # Floats survive JSON exactly (shortest round-trip repr); NaN included.
         return {}, {"rows": table.to_dict(orient="records"), "dataset": data.metadata}
 
 
-def probe_plan(job: ProbeJob, sites: list[Any], chunk_size: int) -> RunPlan:
-    described = [[s.layer, s.pos, s.hook] for s in sites]
+def probe_plan(job: ProbeJob, sites: Sequence[Site], chunk_size: int) -> RunPlan:
+    described = [[s.layer, s.pos, s.hook_name] for s in sites]
     return chunk_plan("probes", described, chunk_size, context=job.to_dict())
 
 

@@ -1,6 +1,20 @@
 """Sites: typed places in a model where activations are read or patched."""
 
-from mesainterp.sites.site import HEAD_KINDS, LAYER_KINDS, SITE_KINDS, Site, SiteKind
+from mesainterp.sites.site import (
+    GRAPH_KINDS,
+    HEAD_KINDS,
+    LAYER_KINDS,
+    MODEL_KINDS,
+    PATCH_KINDS,
+    PROBE_KINDS,
+    RECEIVER_KINDS,
+    SENDER_KINDS,
+    SITE_KINDS,
+    ProbeSiteKind,
+    ReceiverKind,
+    Site,
+    SiteKind,
+)
 from mesainterp.sites.sweeps import (
     SiteError,
     attn_out_sites,
@@ -12,9 +26,17 @@ from mesainterp.sites.sweeps import (
 )
 
 __all__ = [
+    "GRAPH_KINDS",
     "HEAD_KINDS",
     "LAYER_KINDS",
+    "MODEL_KINDS",
+    "PATCH_KINDS",
+    "PROBE_KINDS",
+    "RECEIVER_KINDS",
+    "SENDER_KINDS",
     "SITE_KINDS",
+    "ProbeSiteKind",
+    "ReceiverKind",
     "Site",
     "SiteError",
     "SiteKind",

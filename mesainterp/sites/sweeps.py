@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 
 from mesainterp.errors import ConfigError, MesaInterpError, allowed
 from mesainterp.model.shape import ModelShape
-from mesainterp.sites.site import HEAD_KINDS, SITE_KINDS, Site
+from mesainterp.sites.site import HEAD_KINDS, PATCH_KINDS, Site
 
 __all__ = [
     "KV_KINDS",
@@ -112,9 +112,9 @@ def validate_sites(sites: Iterable[Site], shape: ModelShape, *, seq_len: int) ->
     for i, site in enumerate(out):
         if not isinstance(site, Site):
             raise SiteError(f"sites[{i}]: expected a Site, got {type(site).__name__}")
-        if site.kind not in SITE_KINDS:  # a Site built by object.__setattr__ tricks
-            raise SiteError(f"sites[{i}].kind: got {site.kind!r} (allowed: {allowed(SITE_KINDS)})")
-        if site.layer >= shape.n_layers:
+        if site.kind not in PATCH_KINDS:  # a place the engine cannot replace
+            raise SiteError(f"sites[{i}].kind: got {site.kind!r} (allowed: {allowed(PATCH_KINDS)})")
+        if site.block >= shape.n_layers:
             raise SiteError(
                 f"sites[{i}] ({site.label()}): layer {site.layer} out of range "
                 f"(allowed: 0..{shape.n_layers - 1})"

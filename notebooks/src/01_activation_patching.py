@@ -48,7 +48,7 @@ import torch
 from IPython.display import display
 
 from mesainterp import model_shape, zoo
-from mesainterp.patching import Receiver, load_result, patch_pair, path_patch
+from mesainterp.patching import load_result, patch_pair, path_patch
 from mesainterp.sites import Site, head_sites, resid_sites
 from mesainterp.viz import patching_heatmap, patching_heatmap_mpl
 
@@ -134,7 +134,8 @@ patching_heatmap(by_direction["denoising"], x="head", title="heads (z), denoisin
 # ## Path patching: total vs direct effect of the top head
 #
 # Activation patching a head measures its *total* effect (through every later layer).
-# Path patching with the logits as the only receiver measures its *direct* effect:
+# Path patching with the logits as the only receiver (`Site(kind="logits")`; senders and
+# receivers are Sites like any other) measures its *direct* effect:
 # the head's clean output reaches the unembedding while every other component is
 # frozen at its corrupted value.
 
@@ -144,7 +145,7 @@ top_head = Site(kind="z", layer=int(top["layer"]), head=int(top["head"]))
 direct = path_patch(
     model,
     [top_head],
-    [Receiver(kind="logits")],
+    [Site(kind="logits")],
     clean=pair.clean.inputs,
     corrupted=pair.corrupted.inputs,
     metric=metric,

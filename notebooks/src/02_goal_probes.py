@@ -63,8 +63,8 @@ from mesainterp import model_shape, zoo
 from mesainterp.probes import (
     ProbeSpec,
     collect_activations,
+    probe_sites,
     probe_subspaces,
-    resid_sites,
     retarget,
     run_probes,
     task_batches,
@@ -88,7 +88,7 @@ print(
     "positions:",
     {p: name for p, name in zip(positions, ["goal", ":", "answer 1", "answer 2"], strict=True)},
 )
-sites = resid_sites(shape.n_layers, positions, kind="resid_post")
+sites = probe_sites(shape, positions, kind="resid_post")
 
 # %% [markdown]
 # ## Collect activations (trained model and random-init twin, same examples)

@@ -44,8 +44,7 @@ from IPython.display import display
 from mesainterp import model_shape, zoo
 from mesainterp.demo.overlays import model_paths
 from mesainterp.patching import patch_pair
-from mesainterp.probes import ProbeSpec, collect_activations, run_probes, task_batches
-from mesainterp.probes import resid_sites as probe_sites
+from mesainterp.probes import ProbeSpec, collect_activations, probe_sites, run_probes, task_batches
 from mesainterp.sites import resid_sites
 from mesainterp.training import evaluate
 from mesainterp.viz import instance_figure, patching_heatmap, probe_curves
@@ -127,7 +126,7 @@ resid.table.sort_values("value", ascending=False).head(8)[
 # minus the strongest control.
 
 # %%
-sites = probe_sites(shape.n_layers, [task.goal_pos, task.prompt_len - 1], kind="resid_post")
+sites = probe_sites(shape, [task.goal_pos, task.prompt_len - 1], kind="resid_post")
 twin = zoo.random_init("graph-search", seed=0)
 data = collect_activations(model, task_batches(task, N_PROBE, batch_size=200, seed=0), sites)
 twin_data = collect_activations(twin, task_batches(task, N_PROBE, batch_size=200, seed=0), sites)

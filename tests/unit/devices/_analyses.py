@@ -20,9 +20,8 @@ from mesainterp.attribution.nodes import node_attribution
 from mesainterp.discovery import Circuit, faithfulness, top_edges
 from mesainterp.model import ModelConfig, build_model, fingerprint, model_shape
 from mesainterp.patching import count_hooks, patch_pair
-from mesainterp.probes.dataset import collect_activations, resid_sites, task_batches
-from mesainterp.sites import head_sites
-from mesainterp.sites import resid_sites as patch_resid_sites
+from mesainterp.probes.dataset import collect_activations, probe_sites, task_batches
+from mesainterp.sites import head_sites, resid_sites
 from mesainterp.tasks import TreePathTask
 
 __all__ = ["ANALYSES", "Setup", "model_state", "run_analysis", "setup"]
@@ -73,7 +72,7 @@ def _finite(values: torch.Tensor | float, what: str) -> None:
 
 def _patch(s: Setup, method: str) -> str:
     shape = model_shape(s.model)
-    sites = patch_resid_sites(shape, seq_len=s.pair.clean.seq_len) + head_sites(shape)
+    sites = resid_sites(shape, seq_len=s.pair.clean.seq_len) + head_sites(shape)
     result = patch_pair(s.model, s.pair, sites, metric=s.metric, method=method, n_boot=20)
     _finite(result.patched, "patched metric")
     return f"{len(sites)} sites, metric dtype {result.patched.dtype}"
@@ -81,7 +80,7 @@ def _patch(s: Setup, method: str) -> str:
 
 def _nodes(s: Setup) -> str:
     shape = model_shape(s.model)
-    sites = patch_resid_sites(shape, seq_len=s.pair.clean.seq_len) + head_sites(shape)
+    sites = resid_sites(shape, seq_len=s.pair.clean.seq_len) + head_sites(shape)
     scores = node_attribution(
         s.model, sites, clean=s.pair.clean.inputs, corrupted=s.pair.corrupted.inputs,
         metric=s.metric, batch=s.pair.clean,
@@ -118,7 +117,7 @@ def _faithfulness(s: Setup) -> str:
 
 
 def _probes(s: Setup) -> str:
-    sites = resid_sites(model_shape(s.model).n_layers, [0, s.task.seq_len - 1])
+    sites = probe_sites(model_shape(s.model), [0, s.task.seq_len - 1])
     batches = task_batches(s.task, 8, batch_size=4, seed=0)
     data = collect_activations(s.model, batches, sites)
     _finite(data.features, "probe features")

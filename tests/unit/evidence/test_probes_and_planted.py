@@ -16,7 +16,8 @@ from mesainterp.evidence.layer_probe import cv_predictions, label_for, scores_of
 from mesainterp.evidence.planted import planted_gd_model
 from mesainterp.evidence.stats import bootstrap_mean, bootstrap_r2
 from mesainterp.probes.cv import kfold_indices
-from mesainterp.probes.dataset import ActivationDataset, ProbeSite
+from mesainterp.probes.dataset import ActivationDataset
+from mesainterp.sites import Site
 from mesainterp.tasks import get_task
 
 
@@ -75,7 +76,7 @@ def test_bootstrap_intervals_cover_the_estimate() -> None:
 def test_ridge_subspaces_are_orthonormal_with_class_means() -> None:
     x, y = _blobs(n=90, k=3)
     data = ActivationDataset(
-        sites=(ProbeSite(hook="blocks.0.hook_resid_post", pos=0),),
+        sites=(Site(kind="resid_post", layer=0, pos=0),),
         features=x[None].float(),
         labels={"goal": y + 2},  # ids 2..4: means indexed by the raw id
     )

@@ -102,7 +102,7 @@ def test_path_patch_result_and_hygiene(setup) -> None:
 
 def test_receivers_are_validated(setup) -> None:
     model, clean, corrupted, metric, *_ = setup
-    with pytest.raises(ConfigError, match="kind"):
+    with pytest.raises(ConfigError, match=r"^kind: got 'o' for a receiver \(allowed: 'q'"):
         Receiver(kind="o", layer=1, head=0)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="head"):
         Receiver(kind="q", layer=1)
@@ -116,3 +116,43 @@ def test_receivers_are_validated(setup) -> None:
             model, [Site(kind="resid_pre", layer=0)], [Receiver(kind="logits")],
             clean=clean, corrupted=corrupted, metric=metric,
         )  # fmt: skip
+
+
+def test_receivers_are_sites(setup) -> None:
+    model, clean, corrupted, metric, *_ = setup
+    senders = [Site(kind="z", layer=0, head=1), Site(kind="mlp_out", layer=0)]
+    common = {"clean": clean, "corrupted": corrupted, "metric": metric}
+    via_receiver = run_path_sweep(
+        model, senders, [Receiver(kind="v", layer=1, head=1), Receiver(kind="mlp_in", layer=1)],
+        **common,
+    )  # fmt: skip
+    via_site = run_path_sweep(
+        model, senders, [Site(kind="v", layer=1, head=1), Site(kind="mlp_in", layer=1)], **common
+    )
+    assert Receiver(kind="logits") == Site(kind="logits")
+    assert torch.equal(via_receiver.patched, via_site.patched)
+    # The receivers are graph nodes too: the edges they end are named the same way.
+    assert [Site(kind="v", layer=1, head=1).node_name, Site(kind="mlp_in", layer=1).node_name] == [
+        "L1H1.v",
+        "M1.in",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("receiver", "message"),
+    [
+        (Site(kind="z", layer=1, head=0), r"receivers\[0\] \(L1H0 z\): kind 'z' is not where"),
+        (Site(kind="q", layer=1, head=0, pos=2), r"spans every position"),
+        (Site(kind="mlp_in", layer=5), r"layer out of range \(allowed: 0..1\)"),
+        (Site(kind="k", layer=1, head=7), r"head out of range \(allowed: 0..1\)"),
+    ],
+)
+def test_receiver_sites_are_checked_before_any_forward(setup, receiver: Site, message) -> None:
+    model, clean, corrupted, metric, *_ = setup
+    before = count_hooks(model)
+    with pytest.raises(MesaInterpError, match=message):
+        run_path_sweep(
+            model, [Site(kind="z", layer=0, head=0)], [receiver],
+            clean=clean, corrupted=corrupted, metric=metric,
+        )  # fmt: skip
+    assert count_hooks(model) == before

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mesainterp.errors import ConfigError
-from mesainterp.model import ModelConfig, build_model
+from mesainterp.model import ModelConfig, build_model, model_shape
 from mesainterp.patching.hooks import count_hooks
 from mesainterp.probes.causal import (
     ProbeSubspace,
@@ -18,12 +18,12 @@ from mesainterp.probes.causal import (
 )
 from mesainterp.probes.dataset import (
     ActivationDataset,
-    ProbeSite,
     collect_activations,
-    resid_sites,
+    probe_sites,
     task_batches,
 )
 from mesainterp.probes.linear import fit_logistic, standardize
+from mesainterp.sites import Site
 from mesainterp.tasks.tree_path import TreePathTask
 
 TASK = TreePathTask(n_nodes=7, max_depth=3)
@@ -50,8 +50,8 @@ def _planted_dataset(n: int = 400, d: int = 10, k: int = 4) -> ActivationDataset
     x = torch.randn(2, n, d, generator=gen)
     x[0] += 4 * torch.randn(k, d, generator=gen)[y]
     sites = (
-        ProbeSite(hook="blocks.0.hook_resid_post", pos=0),
-        ProbeSite(hook="blocks.1.hook_resid_post", pos=0),
+        Site(kind="resid_post", layer=0, pos=0),
+        Site(kind="resid_post", layer=1, pos=0),
     )
     return ActivationDataset(sites=sites, features=x, labels={"goal": y})
 
@@ -113,7 +113,7 @@ def _one_condition(model, pair, subs, intervention, bases):
             )
             return act
 
-        hooks.append((sub.site.hook, fn))
+        hooks.append((sub.site.hook_name, fn))
     with torch.no_grad():
         for t in range(clean.prompt_len, clean.seq_len):
             logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
@@ -123,7 +123,7 @@ def _one_condition(model, pair, subs, intervention, bases):
 
 
 def test_batched_retarget_matches_one_condition_at_a_time(tree_model) -> None:
-    sites = resid_sites(2, [TASK.goal_pos])
+    sites = probe_sites(model_shape(tree_model), [TASK.goal_pos])
     data = collect_activations(tree_model, task_batches(TASK, 200, batch_size=200), sites)
     subs = probe_subspaces(data, "goal", site_indices=[0])
     pair = TASK.counterfactual_pairs(12, seed=4)
@@ -144,7 +144,7 @@ def test_batched_retarget_matches_one_condition_at_a_time(tree_model) -> None:
 
 def test_retarget_table_and_no_hooks_left(tree_model) -> None:
     before = count_hooks(tree_model)
-    sites = resid_sites(2, [TASK.goal_pos, TASK.prompt_len - 1])
+    sites = probe_sites(model_shape(tree_model), [TASK.goal_pos, TASK.prompt_len - 1])
     data = collect_activations(tree_model, task_batches(TASK, 200, batch_size=200), sites)
     subs = probe_subspaces(data, "goal", site_indices=[2, 3])
     pair = TASK.counterfactual_pairs(16, seed=9)
@@ -166,7 +166,7 @@ def test_hooks_are_removed_when_an_edit_fails(tree_model) -> None:
     pair = TASK.counterfactual_pairs(4, seed=1)
     # A basis of the wrong width fails inside the hook, mid-forward.
     bad = ProbeSubspace(
-        site=ProbeSite(hook="blocks.0.hook_resid_post", pos=TASK.goal_pos),
+        site=Site(kind="resid_post", layer=0, pos=TASK.goal_pos),
         basis=torch.eye(5)[:, :2],
         class_means=torch.zeros(TASK.n_nodes, 5),
         mean=torch.zeros(5),

@@ -12,7 +12,8 @@ from mesainterp.cli.main import main
 from mesainterp.errors import ConfigError
 from mesainterp.model import ModelConfig, build_model, save_checkpoint
 from mesainterp.probes.controls import TABLE_COLUMNS, ProbeSpec, run_probes, save_table
-from mesainterp.probes.dataset import ActivationDataset, ProbeSite
+from mesainterp.probes.dataset import ActivationDataset
+from mesainterp.sites import Site
 from mesainterp.tasks.tree_path import TreePathTask
 
 
@@ -22,7 +23,7 @@ def _dataset(seed: int, signal: float) -> ActivationDataset:
     y = torch.randint(0, 3, (n,), generator=gen)
     x = torch.randn(3, n, d, generator=gen)
     x[2] += signal * torch.randn(3, d, generator=gen)[y]
-    sites = tuple(ProbeSite(hook=f"blocks.{i}.hook_resid_post", pos=4) for i in range(3))
+    sites = tuple(Site(kind="resid_post", layer=i, pos=4) for i in range(3))
     w = torch.randn(n, 2, generator=gen, dtype=torch.float64)
     return ActivationDataset(
         sites=sites,

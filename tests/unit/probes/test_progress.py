@@ -9,8 +9,8 @@ import pytest
 from mesainterp.model import ModelConfig, build_model, model_shape
 from mesainterp.patching.engine import run_sweep
 from mesainterp.probes.controls import ProbeSpec, run_probes
-from mesainterp.probes.dataset import collect_activations, resid_sites, task_batches
-from mesainterp.sites.sweeps import resid_sites as patch_sites
+from mesainterp.probes.dataset import collect_activations, probe_sites, task_batches
+from mesainterp.sites.sweeps import resid_sites
 from mesainterp.tasks.tree_path import TreePathTask
 
 TASK = TreePathTask(n_nodes=7, max_depth=3)
@@ -32,7 +32,7 @@ def model():
 
 
 def _loops(model) -> list[Callable[[bool | None], object]]:
-    sites = resid_sites(1, [TASK.goal_pos])
+    sites = probe_sites(model_shape(model), [TASK.goal_pos])
 
     def collect(progress: bool | None) -> object:
         batches = task_batches(TASK, 60, batch_size=30)
@@ -47,7 +47,7 @@ def _loops(model) -> list[Callable[[bool | None], object]]:
         pair = TASK.counterfactual_pairs(4, seed=0)
         return run_sweep(
             model,
-            patch_sites(model_shape(model), seq_len=TASK.seq_len)[:3],
+            resid_sites(model_shape(model), seq_len=TASK.seq_len)[:3],
             clean=pair.clean.inputs,
             corrupted=pair.corrupted.inputs,
             metric=lambda logits, batch: logits[:, -1, 0],

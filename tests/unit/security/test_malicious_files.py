@@ -256,10 +256,11 @@ def test_search_config(
 @pytest.mark.parametrize("payload", sorted(PAYLOADS))
 @pytest.mark.parametrize("filename", ["activations.json", "shard"])
 def test_activation_dataset(tmp_path: Path, sentinel: Path, payload: str, filename: str) -> None:
-    from mesainterp.probes.dataset import MANIFEST, ProbeSite
+    from mesainterp.probes.dataset import MANIFEST
+    from mesainterp.sites import Site
 
     data = ActivationDataset(
-        sites=(ProbeSite(hook="blocks.0.hook_resid_post", pos=0),),
+        sites=(Site(kind="resid_post", layer=0, pos=0),),
         features=torch.zeros(1, 4, 8),
         labels={"goal": torch.zeros(4, dtype=torch.long)},
         metadata={},
