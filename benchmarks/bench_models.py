@@ -253,10 +253,11 @@ def measure(args: argparse.Namespace, sizes: Sizes, arch: str, analysis: str, pa
     assert ref is not None and values is not None
     got = spec.as_reference(values.patched.mean(dim=1), model, sizes.seq)
     ours_s, ref_s = statistics.median(our_times), statistics.median(ref_times)
-    mem_ratio = None
+    mem_ratio = base_kb = ours_kb = None
     if not args.no_mem:
-        base = peak_kb(args, arch, pairs, "run_with_cache")
-        mem_ratio = round(peak_kb(args, arch, pairs, analysis) / max(base, 1), 3)
+        base_kb = peak_kb(args, arch, pairs, "run_with_cache")
+        ours_kb = peak_kb(args, arch, pairs, analysis)
+        mem_ratio = round(ours_kb / max(base_kb, 1), 3)
     return {
         "arch": arch,
         "analysis": analysis,
@@ -264,6 +265,8 @@ def measure(args: argparse.Namespace, sizes: Sizes, arch: str, analysis: str, pa
         "ratio": round(ours_s / ref_s, 4),
         "max_abs_diff": float((got - ref.detach().to(got.dtype)).abs().max()),
         "peak_mem_ratio": mem_ratio,
+        "peak_kb": ours_kb,
+        "run_with_cache_peak_kb": base_kb,
         "reference": spec.reference_name,
         "ours_s": round(ours_s, 4),
         "reference_s": round(ref_s, 4),
