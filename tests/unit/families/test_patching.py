@@ -104,3 +104,32 @@ def test_no_hooks_are_left_after_a_failing_metric(bridges) -> None:
                   corrupted=corrupted, metric=lambda logits, batch: logits.sum(), method="hooks")  # fmt: skip
     assert count_hooks(model) == before
     assert torch.equal(clean, clean)
+
+
+def test_user_hooks_see_their_own_batch_size(bridges) -> None:
+    """Stacking sites along the batch is switched off while someone else's hooks run."""
+    model = bridges["llama"]
+    clean, corrupted, metric = pair_inputs(batch=2, seq=SEQ, seed=4)
+    seen: list[int] = []
+    point = model.hook_dict["blocks.1.hook_resid_pre"]
+    handle = point.add_hook(lambda act, hook: seen.append(int(act.shape[0])))
+    try:
+        sites = resid_sites(model_shape(model), seq_len=SEQ)
+        values = run_sweep(model, sites, clean=clean, corrupted=corrupted, metric=metric,
+                           method="hooks")  # fmt: skip
+    finally:
+        handle.hook.remove()
+        point.fwd_hooks.clear()
+    assert set(seen) == {2}
+    oracle = naive_sweep(model, sites, base=corrupted, source=clean, metric=metric)
+    assert (values.patched - oracle).abs().max() <= TOL
+
+
+def test_stack_size_respects_the_budgets(bridges) -> None:
+    from mesainterp.patching.stacked import MAX_STACK, TOKEN_BUDGET, stack_size
+
+    model = bridges["gpt2"]
+    assert stack_size(model, 2, 5, n_sites=100) == MAX_STACK
+    assert stack_size(model, 2, 5, n_sites=3) == 3
+    assert stack_size(model, TOKEN_BUDGET, 1, n_sites=100) == 1
+    assert stack_size(model, TOKEN_BUDGET // 2, 1, n_sites=100) == 2

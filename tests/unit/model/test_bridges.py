@@ -3,10 +3,10 @@
 import pytest
 import torch
 import transformers
-from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
 
 from mesainterp import fingerprint, model_shape, provenance, random_init_twin
 from mesainterp.errors import MesaInterpError
+from mesainterp.model import wrap_hf_model
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +14,7 @@ def hf_bridge():
     config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=16, vocab_size=20)
     torch.manual_seed(0)
     module = transformers.GPT2LMHeadModel(config)
-    return build_bridge_from_module(module, "GPT2LMHeadModel", hf_config=config)
+    return wrap_hf_model(module)
 
 
 def test_shape_of_a_huggingface_bridge(hf_bridge):
