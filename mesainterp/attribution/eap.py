@@ -124,7 +124,7 @@ def edge_attribution(
     grads: Tensor | None = None
     for alpha in alphas:
         tok = tok_r + alpha * (tok_c - tok_r)
-        run = ef.run(tok.detach(), pos.detach(), leaves=True)
+        run = ef.run(tok.detach(), pos, leaves=True)
         g = ef.leaf_grads(run, _metric_sum(metric, run.logits, batch)).detach()
         grads = g if grads is None else grads.add_(g)
         if alpha == 0.0:  # the gradient run is the corrupted run: reuse its outputs

@@ -2,24 +2,28 @@
 
 Edge-level methods need two things a plain forward does not give:
 
-- the gradient of the metric at each downstream input *separately* (the q, k and v
-  input of every head, every MLP input, the logits), although they all read the same
-  residual stream; and
+- the gradient of the metric at each downstream input *separately* (the q input of
+  every head, the k and v input of every key/value head, every MLP input, the logits),
+  although they all read the same residual stream; and
 - runs in which single edges are cut: downstream node d reads its input with upstream
   u's contribution replaced by an ablated value,
   ``x_d = resid - sum_{u cut for d} (out_u - ablated_u)``.
 
-`EdgeForward` computes both from a TransformerLens-native bridge's weights (read through
-the patching package's `FastForward`, so the same models are supported and the same
-refusal messages apply). Each head input gets its own layer norm, as TransformerLens's
-`use_split_qkv_input` does. A run can start at any layer from a recorded base run,
-because cutting edges into layer l changes nothing before layer l.
+`EdgeForward` computes both through the patching package's `FastForward` (weight views
+and the model's own norm, MLP, rotary and unembedding modules), so the same models are
+supported — TransformerLens-native and HuggingFace-wrapped GPT-2, GPT-NeoX, Llama,
+Mistral, Qwen2, Gemma — and the same refusal messages apply. Each head input gets its
+own norm, as TransformerLens's `use_split_qkv_input` does; rotary embedding and the
+grouped-query repeat come after the projection, as in the model. A run can start at
+any layer from a recorded base run, because cutting edges into layer l changes nothing
+before layer l.
 
 Gradients at the head inputs need no split forward: when no edge into a layer is cut,
 every head input of that layer holds the same residual x, so the forward is the plain
-one with a zero leaf on q, k and v, and the gradient at head h's q input is the layer
-norm's vector-Jacobian product at x of ``dM/dq_h @ W_q[h]^T`` (one batched `vjp` for all
-3 x n_heads inputs). `split_leaves=True` keeps the literal per-input copies, the oracle.
+one with a zero leaf on q, k and v (before the rotary embedding), and the gradient at
+head h's q input is the norm's vector-Jacobian product at x of ``dM/dq_h @ W_q[h]``
+(one batched `vjp` for all the layer's inputs). `split_leaves=True` keeps the literal
+per-input copies, the oracle.
 """
 
 from __future__ import annotations
@@ -33,15 +37,26 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.attribution.graph import EdgeGraph
 from mesainterp.errors import MesaInterpError
-from mesainterp.model.build import model_shape
 from mesainterp.patching.fast import FastForward, unsupported_reason
 
-__all__ = ["EdgeForward", "EdgeRun", "edge_support_reason"]
+__all__ = ["EdgeForward", "EdgeRun", "edge_support_reason", "graph_of"]
 
 
 def edge_support_reason(model: TransformerBridge) -> str | None:
     """Why edge-level methods cannot run on `model`, or None if they can."""
     return unsupported_reason(model)
+
+
+def graph_of(fast: FastForward) -> EdgeGraph:
+    """The edge graph of the model `fast` reads (grouped k/v, parallel blocks, positions)."""
+    return EdgeGraph(
+        n_layers=fast.n_layers,
+        n_heads=fast.n_heads,
+        attn_only=fast.attn_only,
+        n_kv_heads=None if fast.n_kv_heads == fast.n_heads else fast.n_kv_heads,
+        parallel=fast.parallel,
+        pos_embed=fast.arch.pos_embed is not None,
+    )
 
 
 @dataclass
@@ -52,9 +67,9 @@ class EdgeRun:
               embeddings expanded over the batch).
     resid:    residual stream entering each layer, then the final one (for restarts).
     leaves:   the zero tensors that take the gradients when they were requested: per
-              layer one for the heads' inputs ([3, b, p, H, d_model] on split runs;
-              [3, b, H, p, d_head] on q, k and v otherwise), then the MLP input
-              ([b, p, d_model]); last the logits' input.
+              layer one for the heads' inputs ([b, p, n_in, d_model] on split runs;
+              [b, n_in, p, d_head] on q, k and v otherwise, n_in = H + 2 KV), then the
+              MLP input ([b, p, d_model]); last the logits' input.
     head_inputs: per layer, the residual its heads read (shared-input runs only).
     """
 
@@ -66,58 +81,59 @@ class EdgeRun:
 
 
 class EdgeForward:
-    """Decomposed forward of a native bridge; see the module docstring."""
+    """Decomposed forward of a bridge; see the module docstring."""
 
     def __init__(self, model: TransformerBridge) -> None:
         reason = edge_support_reason(model)
         if reason is not None:
             raise MesaInterpError(f"edge-level methods cannot run on this model: {reason}")
         self.fast = FastForward(model)
-        self.graph = EdgeGraph.of(model_shape(model))
-        f = self.fast
-        h, dh = f.n_heads, f.d_head
-        self.weights: list[dict[str, tuple[Tensor, Tensor]]] = []
-        self.w_o: list[Tensor] = []
-        for p in f.layers:
-            d_model = p.w_q.shape[0]
-            self.weights.append(
-                {
-                    "q": (p.w_q.view(d_model, h, dh).permute(1, 0, 2), p.b_q.view(h, dh)),
-                    "k": (p.w_k.view(d_model, h, dh).permute(1, 0, 2), p.b_k.view(h, dh)),
-                    "v": (p.w_v.view(d_model, h, dh).permute(1, 0, 2), p.b_v.view(h, dh)),
-                }
-            )
-            self.w_o.append(p.w_o.view(h, dh, d_model))
-        # Per layer, the q/k/v weights folded with the layer norm's (made on first use).
-        self._folded: list[Tensor | None] = [None] * f.n_layers
-        per_layer = 3 * h + (0 if f.attn_only else 1)
+        self.graph = graph_of(self.fast)
+        f, g = self.fast, self.graph
+        per_layer = g.inputs_per_layer + (0 if f.attn_only else 1)
         self._layer_cols = [layer * per_layer for layer in range(f.n_layers)]
         # Upstream nodes computed before each layer (and, last, before the logits).
         self._layer_rows = [
-            2 + layer * (h + (0 if f.attn_only else 1)) for layer in range(f.n_layers + 1)
+            g.n_embed + layer * (f.n_heads + (0 if f.attn_only else 1))
+            for layer in range(f.n_layers + 1)
         ]
+
+    def input_weights(self, layer: int) -> tuple[Tensor, Tensor | None]:
+        """Per head input (queries, keys, values), its projection [n_in, d_head, d_model]
+        and bias [n_in, d_head] (None without biases); views of the model's weights."""
+        a, dh = self.fast.layers[layer].attn, self.fast.d_head
+        w = torch.cat([m.view(-1, dh, m.shape[-1]) for m in (a.w_q, a.w_k, a.w_v)])
+        biases = (a.b_q, a.b_k, a.b_v)
+        if all(b is None for b in biases):
+            return w, None
+        parts = [
+            (b if b is not None else m.new_zeros(m.shape[0])).view(-1, dh)
+            for b, m in zip(biases, (a.w_q, a.w_k, a.w_v), strict=True)
+        ]
+        return w, torch.cat(parts)
 
     # -- inputs --------------------------------------------------------------------------
 
     def embed_parts(
         self, inputs: Tensor
-    ) -> tuple[Float[Tensor, "batch pos d_model"], Float[Tensor, "batch pos d_model"]]:
-        """(token embedding, positional embedding expanded over the batch)."""
+    ) -> tuple[Float[Tensor, "batch pos d_model"], Float[Tensor, "batch pos d_model"] | None]:
+        """(token embedding, positional embedding expanded over the batch, or None for
+        models without learned positions)."""
         f = self.fast
         # Every edge method enters here: inputs go to the model's device and dtype.
-        inputs = inputs.to(f.device, f.dtype) if inputs.is_floating_point() else inputs.to(f.device)
-        tok = inputs if inputs.is_floating_point() else f.tok_embed(inputs)
-        seq = inputs.shape[1]
+        tok = f.token_embed(inputs)
+        pos = f.positions(tok.shape[1])
+        if pos is None:
+            return tok, None
         # Detached: a view of a parameter keeps requires_grad even under no_grad.
-        pos = f.pos_embed.weight.detach()[:seq].unsqueeze(0).expand(tok.shape[0], -1, -1)
-        return tok, pos
+        return tok, pos.detach().unsqueeze(0).expand(tok.shape[0], -1, -1)
 
     # -- runs ----------------------------------------------------------------------------
 
     def run(
         self,
         tok: Float[Tensor, "batch pos d_model"],
-        pos: Float[Tensor, "batch pos d_model"],
+        pos: Float[Tensor, "batch pos d_model"] | None,
         *,
         cut: Tensor | None = None,
         ablated: list[Tensor] | None = None,
@@ -152,8 +168,8 @@ class EdgeForward:
             resid = base.resid[start_layer]
             resids = list(base.resid[:start_layer])
         else:
-            outs = [tok, pos]
-            resid = tok + pos
+            outs = [tok] if pos is None else [tok, pos]
+            resid = tok if pos is None else tok + pos
             resids = []
         # Leaves are made with resid.new_zeros: on the model's device and in its dtype.
         if leaves and cut is not None:
@@ -161,7 +177,7 @@ class EdgeForward:
         leaf_list: list[Tensor] = []
         head_inputs: list[Tensor] = []
         batch, seq, d_model = resid.shape
-        h = f.n_heads
+        h, kv, n_in = f.n_heads, f.n_kv_heads, g.inputs_per_layer
 
         def delta(cols: slice, n_rows: int) -> Tensor | None:
             if cut_f is None:
@@ -175,58 +191,56 @@ class EdgeForward:
             return torch.einsum("rbpd,rj->jbpd", diffs, block[rows])
 
         for layer in range(start_layer, f.n_layers):
-            p, w = f.layers[layer], self.weights[layer]
-            w_o = self.w_o[layer]
+            p = f.layers[layer]
             resids.append(resid)
             col0, n_rows = self._layer_cols[layer], self._layer_rows[layer]
-            d = delta(slice(col0, col0 + 3 * h), n_rows)
-            q: Tensor
-            k: Tensor
-            v: Tensor
+            d = delta(slice(col0, col0 + n_in), n_rows)
             if d is None and not (leaves and split_leaves):
                 # Every head reads the same input: one matmul per projection.
                 x = p.ln1(resid)
                 q, k, v = (
-                    (x @ wt + bias).view(batch, seq, h, -1).transpose(1, 2)
-                    for wt, bias in ((p.w_q, p.b_q), (p.w_k, p.b_k), (p.w_v, p.b_v))
-                )
+                    f.project(x, w, b).transpose(1, 2)
+                    for w, b in ((p.attn.w_q, p.attn.b_q), (p.attn.w_k, p.attn.b_k),
+                                 (p.attn.w_v, p.attn.b_v))
+                )  # fmt: skip
                 if leaves:
-                    leaf = q.new_zeros(3, *q.shape).requires_grad_()
+                    leaf = q.new_zeros(batch, n_in, seq, f.d_head).requires_grad_()
                     leaf_list.append(leaf)
                     head_inputs.append(resid.detach())
-                    q, k, v = q + leaf[0], k + leaf[1], v + leaf[2]
+                    q, k, v = q + leaf[:, :h], k + leaf[:, h : h + kv], v + leaf[:, h + kv :]
             else:
-                x3 = resid.unsqueeze(0).unsqueeze(3).expand(3, batch, seq, h, d_model)
+                xs = resid.unsqueeze(2).expand(batch, seq, n_in, d_model)
                 if d is not None:
-                    x3 = x3 - d.view(3, h, batch, seq, d_model).permute(0, 2, 3, 1, 4)
+                    xs = xs - d.permute(1, 2, 0, 3)
                 if leaves:
-                    leaf = resid.new_zeros(3, batch, seq, h, d_model).requires_grad_()
+                    leaf = resid.new_zeros(batch, seq, n_in, d_model).requires_grad_()
                     leaf_list.append(leaf)
-                    x3 = x3 + leaf
-                xn = p.ln1(x3)
-                q, k, v = (
-                    torch.einsum("bphd,hde->bhpe", xn[i], w[name][0]) + w[name][1].unsqueeze(1)
-                    for i, name in enumerate(("q", "k", "v"))
-                )
-            scores = (q @ k.transpose(-2, -1)) / p.scale
-            mask = f.mask[:seq, :seq]
-            pattern = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1)
-            z = pattern.masked_fill(mask, 0.0) @ v  # [b, H, p, dh]
-            results = torch.einsum("bhpe,hed->hbpd", z, w_o)
+                    xs = xs + leaf
+                w, b = self.input_weights(layer)
+                qkv = torch.einsum("bpnd,ned->bnpe", p.ln1(xs), w)
+                if b is not None:
+                    qkv = qkv + b.unsqueeze(1)
+                q, k, v = qkv[:, :h], qkv[:, h : h + kv], qkv[:, h + kv :]
+            q, k = f.rotate(q, k)
+            z = f.attend(layer, q, k, v)  # [b, H, p, dh]
+            w_o = p.attn.w_o.view(d_model, h, f.d_head)
+            results = torch.einsum("bhpe,dhe->hbpd", z, w_o)
             outs.extend(results.unbind(0))
-            resid = resid + results.sum(0) + p.b_o
+            after_attn = resid + results.sum(0)
+            if p.attn.b_o is not None:
+                after_attn = after_attn + p.attn.b_o
             if not f.attn_only:
-                assert p.ln2 is not None and p.w_in is not None and p.w_out is not None
-                assert p.b_in is not None and p.b_out is not None
-                d = delta(slice(col0 + 3 * h, col0 + 3 * h + 1), n_rows + h)
-                x = resid if d is None else resid - d[0]
+                d = delta(slice(col0 + n_in, col0 + n_in + 1), n_rows + (0 if f.parallel else h))
+                mlp_in = resid if f.parallel else after_attn
+                x = mlp_in if d is None else mlp_in - d[0]
                 if leaves:
                     leaf = resid.new_zeros(batch, seq, d_model).requires_grad_()
                     leaf_list.append(leaf)
                     x = x + leaf
-                mlp_out = f.act(p.ln2(x) @ p.w_in + p.b_in) @ p.w_out + p.b_out
+                mlp_out = f.mlp(layer, x)
                 outs.append(mlp_out)
-                resid = resid + mlp_out
+                after_attn = after_attn + mlp_out
+            resid = after_attn
         resids.append(resid)
         d = delta(slice(g.n_downstream - 1, g.n_downstream), g.n_upstream)
         x = resid if d is None else resid - d[0]
@@ -250,16 +264,16 @@ class EdgeForward:
         f = self.fast
         last = raw[-1]
         out = last.new_empty((self.graph.n_downstream, *last.shape))
-        n_inputs = 3 * f.n_heads
+        n_inputs = self.graph.inputs_per_layer
         row, i = 0, 0
         for layer in range(f.n_layers):
             g = raw[i]
             i += 1
             block = out[row : row + n_inputs]
-            if run.head_inputs:  # [3, b, H, p, d_head]: back through W and the layer norm
+            if run.head_inputs:  # [b, n_in, p, d_head]: back through W and the norm
                 self._head_input_grads(layer, g, run.head_inputs[layer], out=block)
-            else:  # [3, b, p, H, d] -> q heads, k heads, v heads
-                block.view(3, f.n_heads, *g.shape[1:3], g.shape[4]).copy_(g.permute(0, 3, 1, 2, 4))
+            else:  # [b, p, n_in, d] -> one row per input
+                block.copy_(g.permute(2, 0, 1, 3))
             row += n_inputs
             if not f.attn_only:
                 out[row].copy_(raw[i])
@@ -276,20 +290,15 @@ class EdgeForward:
         *,
         out: Float[Tensor, "n_inputs batch pos d_model"],
     ) -> None:
-        """Gradients at the 3 x H head inputs from those at q, k and v (see the module
+        """Gradients at the layer's head inputs from those at q, k and v (see the module
         docstring), written into `out` in q, k, v then head order."""
         ln = self.fast.layers[layer].ln1
         if isinstance(ln, torch.nn.LayerNorm) and x.dtype in (torch.float32, torch.float64):
             self._layer_norm_input_grads(layer, ln, g_qkv, x, out=out)
             return
-        # Any other norm (RMS, pre-folded, reduced precision): autograd's own backward.
-        w = self.weights[layer]
-        g_norm = torch.stack(
-            [
-                torch.einsum("bhpe,hde->hbpd", g_qkv[s], w[name][0])
-                for s, name in enumerate(("q", "k", "v"))
-            ]
-        ).flatten(0, 1)
+        # Any other norm (RMS, Gemma's, pre-folded, reduced precision): autograd's backward.
+        w, _ = self.input_weights(layer)
+        g_norm = torch.einsum("bnpe,ned->nbpd", g_qkv, w)
         vjp = torch.func.vjp(ln, x)[1]
         out.copy_(torch.func.vmap(vjp)(g_norm)[0])
 
@@ -312,29 +321,19 @@ class EdgeForward:
         and both means are small products of g (mean_d(g M) = g . mean_d M, and
         mean_d(g M * x_hat) = g . (M x_hat) / d_model), so only g M and the result
         are full-size: one fused multiply-add and one batched matmul, written in place.
+        M is formed per call (a transient [n_in, d_head, d_model]), not kept.
         """
-        if self._folded[layer] is None:
-            self._folded[layer] = self._ln_folded(layer, ln)
-        m = self._folded[layer]  # [3H, d_head, d_model]
-        assert m is not None
+        w, _ = self.input_weights(layer)
+        m = w if ln.weight is None else w * ln.weight.detach()
         n, d_head = m.shape[0], m.shape[1]
         batch, seq, d_model = x.shape
         var, mean = torch.var_mean(x, dim=-1, keepdim=True, correction=0)
         rstd = torch.rsqrt(var + ln.eps).reshape(1, batch * seq, 1)
         x_hat = ((x - mean) * rstd.view(batch, seq, 1)).reshape(batch * seq, d_model)
-        g = g_qkv.permute(0, 2, 1, 3, 4).reshape(n, batch * seq, d_head)
-        mean_gm = g @ m.mean(dim=-1, keepdim=True)  # [3H, b*p, 1]
+        g = g_qkv.permute(1, 0, 2, 3).reshape(n, batch * seq, d_head)
+        mean_gm = g @ m.mean(dim=-1, keepdim=True)  # [n, b*p, 1]
         m_x = (x_hat @ m.permute(2, 0, 1).reshape(d_model, n * d_head)).view(batch * seq, n, d_head)
         mean_gmx = torch.einsum("nre,rne->nr", g, m_x).unsqueeze(-1) / d_model
         flat = out.view(n, batch * seq, d_model)
         torch.addcmul(rstd * mean_gm, rstd * mean_gmx, x_hat, out=flat)
         flat.baddbmm_(g * rstd, m, beta=-1)
-
-    def _ln_folded(self, layer: int, ln: torch.nn.LayerNorm) -> Tensor:
-        """(W_q, W_k, W_v per head, scaled by the norm's weight)^T: [3H, d_head, d_model]."""
-        w = self.weights[layer]
-        with torch.no_grad():
-            stacked = torch.cat([w[name][0] for name in ("q", "k", "v")])  # [3H, d_model, d_head]
-            if ln.weight is not None:
-                stacked = stacked * ln.weight[None, :, None]
-            return stacked.transpose(1, 2).contiguous()

@@ -2,14 +2,18 @@
 
 The residual stream is a sum of upstream outputs, so a model is a DAG:
 
-    upstream   (sources)  "embed", "pos_embed", every head "L{l}H{h}", every MLP "M{l}"
-    downstream (targets)  every head input "L{l}H{h}.q" / ".k" / ".v", every MLP input
-                          "M{l}.in", and "logits"
+    upstream   (sources)  "embed", "pos_embed" (learned positions only), every head
+                          "L{l}H{h}", every MLP "M{l}"
+    downstream (targets)  every head's query input "L{l}H{h}.q", every key/value head's
+                          inputs ("L{l}H{h}.k" / ".v"; under grouped-query attention one
+                          per key/value head, "L{l}KV{g}.k" / ".v", read by heads
+                          g*r .. g*r+r-1), every MLP input "M{l}.in", and "logits"
 
 An edge u -> d exists when u is computed before d reads the residual stream: a head
 input at layer l reads everything from layers < l; an MLP at layer l also reads the
-heads of layer l; the logits read everything. Node and edge names are plain strings
-so circuits save as JSON and read back on any machine.
+heads of layer l, unless the block is parallel (GPT-NeoX), where it reads the block's
+input; the logits read everything. Node and edge names are plain strings so circuits
+save as JSON and read back on any machine.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from mesainterp.errors import MesaInterpError
 from mesainterp.model.build import ModelShape
 
 __all__ = ["EdgeGraph", "edge_name", "split_edge_name"]
@@ -42,6 +47,9 @@ class EdgeGraph:
     n_layers: int
     n_heads: int
     attn_only: bool
+    n_kv_heads: int | None = None  # None: one key/value head per query head
+    parallel: bool = False
+    pos_embed: bool = True
     upstream: tuple[str, ...] = field(init=False)
     downstream: tuple[str, ...] = field(init=False)
     # Layer at which each node lives (-1 for embeddings, n_layers for logits).
@@ -49,13 +57,19 @@ class EdgeGraph:
     down_layer: tuple[int, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        up, up_layer = ["embed", "pos_embed"], [-1, -1]
+        n_kv = self.kv_heads
+        if n_kv < 1 or self.n_heads % n_kv:
+            raise MesaInterpError(
+                f"n_kv_heads: expected a divisor of n_heads={self.n_heads}, got {n_kv}"
+            )
+        up = ["embed", "pos_embed"] if self.pos_embed else ["embed"]
+        up_layer = [-1] * len(up)
         down: list[str] = []
         down_layer: list[int] = []
         for layer in range(self.n_layers):
             for kind in QKV:
-                for head in range(self.n_heads):
-                    down.append(f"L{layer}H{head}.{kind}")
+                for head in range(self.n_heads if kind == "q" else n_kv):
+                    down.append(self.head_input(layer, head, kind))
                     down_layer.append(layer)
             for head in range(self.n_heads):
                 up.append(f"L{layer}H{head}")
@@ -74,7 +88,33 @@ class EdgeGraph:
 
     @classmethod
     def of(cls, shape: ModelShape) -> EdgeGraph:
+        """The graph of a plain (GPT-2 style) model of this shape."""
         return cls(n_layers=shape.n_layers, n_heads=shape.n_heads, attn_only=shape.attn_only)
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_heads if self.n_kv_heads is None else self.n_kv_heads
+
+    @property
+    def grouped(self) -> bool:
+        """Whether several query heads share each key/value head."""
+        return self.kv_heads != self.n_heads
+
+    @property
+    def n_embed(self) -> int:
+        """Upstream embedding nodes (token, and positions when learned)."""
+        return 2 if self.pos_embed else 1
+
+    @property
+    def inputs_per_layer(self) -> int:
+        """Head inputs of one layer: H queries, then KV keys, then KV values."""
+        return self.n_heads + 2 * self.kv_heads
+
+    def head_input(self, layer: int, head: int, kind: str) -> str:
+        """Name of a head input; `head` counts key/value heads for k and v."""
+        if kind != "q" and self.grouped:
+            return f"L{layer}KV{head}.{kind}"
+        return f"L{layer}H{head}.{kind}"
 
     @property
     def n_upstream(self) -> int:
@@ -91,8 +131,8 @@ class EdgeGraph:
         if name == "logits":
             return self.n_upstream
         per_layer = self.n_heads + (0 if self.attn_only else 1)
-        n = 2 + layer * per_layer
-        if name.endswith(".in"):  # an MLP also reads its own layer's heads
+        n = self.n_embed + layer * per_layer
+        if name.endswith(".in") and not self.parallel:  # an MLP reads its layer's heads
             n += self.n_heads
         return n
 
@@ -136,8 +176,20 @@ class EdgeGraph:
             if valid[i, j]
         ]
 
-    def upstream_of_downstream(self, name: str) -> str | None:
-        """The upstream node whose inputs a downstream node is ("L0H1.q" -> "L0H1")."""
+    def owners(self, name: str) -> tuple[str, ...]:
+        """The upstream nodes whose input a downstream node is ("L0H1.q" -> ("L0H1",);
+        a grouped key/value input -> every query head that reads it; logits -> ())."""
         if name == "logits":
-            return None
-        return name.rsplit(".", 1)[0]
+            return ()
+        node = name.rpartition(".")[0]
+        if "KV" not in node:
+            return (node,)
+        layer, group = (int(x) for x in node[1:].split("KV"))
+        r = self.n_heads // self.kv_heads
+        return tuple(f"L{layer}H{h}" for h in range(group * r, (group + 1) * r))
+
+    def upstream_of_downstream(self, name: str) -> str | None:
+        """The one upstream node whose input a downstream node is ("L0H1.q" -> "L0H1");
+        None for the logits and for a grouped key/value input (see `owners`)."""
+        owners = self.owners(name)
+        return owners[0] if len(owners) == 1 else None

@@ -34,8 +34,8 @@ def ablated_outputs(
     if ablation not in ABLATIONS:
         raise ConfigError("ablation", f"got {ablation!r}", allowed(ABLATIONS))
     if ablation == "zero":
-        d_model = ef.fast.layers[0].w_q.shape[0]
-        z = ef.fast.layers[0].w_q.new_zeros(1, 1, d_model)  # model's device and dtype
+        f = ef.fast
+        z = torch.zeros(1, 1, f.d_model, device=f.device, dtype=f.dtype)
         return [z] * ef.graph.n_upstream
     source = corrupted if ablation == "resample" or reference is None else reference
     tok, pos = ef.embed_parts(source)
@@ -53,7 +53,7 @@ def cut_run_metric(
     batch: Any,
     *,
     tok: Tensor,
-    pos: Tensor,
+    pos: Tensor | None,
     cut: Tensor,
     ablated: list[Tensor],
     start_layer: int = 0,

@@ -92,8 +92,10 @@ def acdc(
     nodes = reversed(range(g.n_downstream))
     for j in progress_bar(nodes, desc="acdc", total=g.n_downstream, unit="node", progress=progress):
         n_up = g.n_before(j)
-        owner = g.upstream_of_downstream(g.downstream[j])
-        if owner is not None and not (valid[g.up_index(owner)] & ~cut[g.up_index(owner)]).any():
+        owners = [g.up_index(o) for o in g.owners(g.downstream[j])]
+        # Every reader of this input (one head, or a key/value head's query heads) is
+        # cut off from everything downstream: its incoming edges cannot matter.
+        if owners and not (valid[owners] & ~cut[owners]).any():
             cut[:n_up, j] = True
             damages[:n_up, j] = 0.0
             n_skipped += n_up

@@ -17,14 +17,15 @@ __all__ = ["drop_dangling", "top_edges"]
 def drop_dangling(
     graph: EdgeGraph, edges: dict[tuple[str, str], float]
 ) -> dict[tuple[str, str], float]:
-    """Remove edges whose downstream node feeds nothing that is kept (until none is left)."""
+    """Remove edges whose downstream node feeds nothing that is kept (until none is left).
+
+    A key/value input shared by several query heads (grouped-query attention) stays
+    while any of those heads has a kept outgoing edge."""
     kept = dict(edges)
     while True:
         sources = {u for u, _ in kept}
         dangling = [
-            (u, d)
-            for (u, d) in kept
-            if d != "logits" and graph.upstream_of_downstream(d) not in sources
+            (u, d) for (u, d) in kept if d != "logits" and not sources.intersection(graph.owners(d))
         ]
         if not dangling:
             return kept

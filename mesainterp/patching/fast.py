@@ -1,4 +1,4 @@
-"""A layer-by-layer forward over a native bridge's weights that skips unchanged work.
+"""A layer-by-layer forward over a bridge's own weights that skips unchanged work.
 
 A patched run differs from its base run only at and after the patched layer, and —
 under causal attention — only at and after the patched position. `FastForward`
@@ -7,103 +7,48 @@ and values) and recomputes a patched run from the patched layer on, for the quer
 positions >= p only, attending over the cached keys/values of positions < p. No hooks,
 no autograd.
 
-It reads the weights of a TransformerLens-native model (`TransformerBridge.boot_native`)
-and refuses anything it does not implement (rotary, grouped-query attention, gated or
-SoLU-LN MLPs, soft-capping, bidirectional attention, a bridge from HuggingFace, models
-with hooks installed): `unsupported_reason` says why, and the engine then falls back to
-the hook loop. The hook loop is also the oracle in the tests.
+It reads the model through `fast_arch.read_architecture`: weight views (nothing is
+copied) and the model's own norm, MLP, embedding and rotary modules, for
+TransformerLens-native bridges and HuggingFace-wrapped GPT-2, GPT-NeoX, Llama, Mistral,
+Qwen2 and Gemma. Anything else (soft-capping, sandwich norms, bidirectional attention,
+models with hooks installed, ...) is refused: `unsupported_reason` says why, and the
+engine then falls back to the hook loop. The hook loop is also the oracle in the tests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
-from torch import Tensor, nn
+from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.model_bridge import TransformerBridge
 
+from mesainterp.errors import MesaInterpError
+from mesainterp.patching.fast_arch import Architecture, Layer, Unsupported, read_architecture
 from mesainterp.patching.setters import apply_site
 from mesainterp.sites.site import Site
 
 __all__ = ["BaseState", "FastForward", "entry_point", "unsupported_reason"]
 
-_ACTS: dict[str, Callable[[Tensor], Tensor]] = {
-    "gelu": F.gelu,
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "relu": F.relu,
-    "silu": F.silu,
-}
 
-
-def _unwrap(module: Any) -> Any:
-    """The torch module a bridge component wraps (bridges nest `_original_component`)."""
-    while hasattr(module, "_original_component"):
-        module = module._original_component
-    return module
+def _read(model: TransformerBridge) -> tuple[Architecture | None, str | None]:
+    try:
+        arch = read_architecture(model)
+    except Unsupported as exc:
+        return None, str(exc)
+    for name, module in model.named_modules():
+        if isinstance(module, HookPoint) and (module._forward_hooks or module._backward_hooks):
+            return None, f"hooks are installed on {name}; the fast path would bypass them"
+    return arch, None
 
 
 def unsupported_reason(model: TransformerBridge) -> str | None:
     """Why the fast forward cannot run this model exactly, or None if it can."""
-    try:
-        from transformer_lens.model_bridge.sources.native.model import (
-            NativeAttention,
-            NativeMLP,
-            NativeModel,
-        )
-    except ImportError:  # pragma: no cover - other TransformerLens layouts
-        return "this TransformerLens has no native model source"
-    native = getattr(model, "original_model", None)
-    if not isinstance(native, NativeModel):
-        return f"not a TransformerLens-native model (wraps {type(native).__name__})"
-    cfg = model.cfg
-    if native.rotary is not None or native.pos is None:
-        return "rotary positional embeddings are not implemented in the fast path"
-    if float(getattr(cfg, "output_logits_soft_cap", -1.0) or -1.0) > 0:
-        return "output logit soft-capping is not implemented in the fast path"
-    for i, block in enumerate(native.layers):
-        attn = _unwrap(block.attn)
-        if not isinstance(attn, NativeAttention):
-            return f"layer {i}: unknown attention module {type(attn).__name__}"
-        if attn.kv_repeats != 1:
-            return "grouped-query attention is not implemented in the fast path"
-        if attn.attn_scores_soft_cap > 0:
-            return "attention soft-capping is not implemented in the fast path"
-        if not attn.causal:
-            return "bidirectional attention: the position shortcut needs causal attention"
-        if not cfg.attn_only:
-            mlp = _unwrap(block.mlp)
-            if not isinstance(mlp, NativeMLP) or mlp.ln is not None:
-                return f"layer {i}: MLP type {type(mlp).__name__} is not implemented"
-            if (cfg.act_fn or "gelu").lower() not in _ACTS:
-                return f"activation {cfg.act_fn!r} is not implemented in the fast path"
-    for name, module in model.named_modules():
-        if isinstance(module, HookPoint) and (module._forward_hooks or module._backward_hooks):
-            return f"hooks are installed on {name}; the fast path would bypass them"
-    return None
-
-
-@dataclass(frozen=True)
-class _Layer:
-    ln1: nn.Module
-    w_q: Tensor  # [d_model, H*dh] (transposed once for x @ w)
-    b_q: Tensor
-    w_k: Tensor
-    b_k: Tensor
-    w_v: Tensor
-    b_v: Tensor
-    w_o: Tensor  # [H*dh, d_model]
-    b_o: Tensor
-    scale: float
-    ln2: nn.Module | None
-    w_in: Tensor | None
-    b_in: Tensor | None
-    w_out: Tensor | None
-    b_out: Tensor | None
+    return _read(model)[1]
 
 
 @dataclass
@@ -111,8 +56,8 @@ class BaseState:
     """What a patched run reuses from its base run."""
 
     resid_pre: list[Tensor]  # per layer [b, S, d]
-    keys: list[Tensor]  # per layer [b, H, S, dh]
-    values: list[Tensor]  # per layer [b, H, S, dh]
+    keys: list[Tensor]  # per layer [b, KV, S, dh], rotary applied
+    values: list[Tensor]  # per layer [b, KV, S, dh]
     logits: Tensor  # [b, S, vocab]
     z: dict[int, Tensor]  # chosen layers: [b, S, H, dh]
     resid_mid: dict[int, Tensor]  # chosen layers: [b, S, d]
@@ -129,79 +74,91 @@ def entry_point(site: Site) -> str:
     return _ENTRY.get(site.kind, "pre")
 
 
-def _linear_parts(module: Any) -> tuple[Tensor, Tensor]:
-    linear = _unwrap(module)
-    assert isinstance(linear, nn.Linear)
-    bias = linear.bias if linear.bias is not None else linear.weight.new_zeros(linear.out_features)
-    return linear.weight.detach().t().contiguous(), bias.detach()
-
-
 class FastForward:
-    """Exact, hook-free forward of a native bridge, restartable at any layer and position."""
+    """Exact, hook-free forward of a bridge, restartable at any layer and position."""
 
     def __init__(self, model: TransformerBridge) -> None:
-        reason = unsupported_reason(model)
-        if reason is not None:
-            raise ValueError(f"fast forward unsupported: {reason}")
-        native: Any = model.original_model
-        cfg = model.cfg
-        self.n_layers = int(cfg.n_layers)
-        self.n_heads = int(cfg.n_heads)
-        self.d_head = int(cfg.d_head)
-        self.attn_only = bool(cfg.attn_only)
-        self.tok_embed = _unwrap(native.tok_embed)
-        self.pos_embed = _unwrap(native.pos)
-        self.ln_out = _unwrap(native.ln_out)
-        self.head = _unwrap(native.head)
-        self.act = _ACTS[(cfg.act_fn or "gelu").lower()]
-        self.layers: list[_Layer] = []
-        for block in native.layers:
-            attn = _unwrap(block.attn)
-            w_q, b_q = _linear_parts(attn.q)
-            w_k, b_k = _linear_parts(attn.k)
-            w_v, b_v = _linear_parts(attn.v)
-            w_o, b_o = _linear_parts(attn.o)
-            if self.attn_only:
-                ln2 = w_in = b_in = w_out = b_out = None
-            else:
-                mlp = _unwrap(block.mlp)
-                ln2 = _unwrap(block.ln2)
-                w_in, b_in = _linear_parts(mlp.fc_in)
-                w_out, b_out = _linear_parts(mlp.fc_out)
-            self.layers.append(
-                _Layer(
-                    ln1=_unwrap(block.ln1),
-                    w_q=w_q, b_q=b_q, w_k=w_k, b_k=b_k, w_v=w_v, b_v=b_v, w_o=w_o, b_o=b_o,
-                    scale=float(attn.scale),
-                    ln2=ln2, w_in=w_in, b_in=b_in, w_out=w_out, b_out=b_out,
-                )
-            )  # fmt: skip
-        n_ctx = int(cfg.n_ctx)
-        weight = self.tok_embed.weight
-        self.device, self.dtype = weight.device, weight.dtype
+        arch, reason = _read(model)
+        if arch is None:
+            raise MesaInterpError(f"fast forward unsupported: {reason}")
+        self.arch = arch
+        self.n_layers = arch.n_layers
+        self.n_heads = arch.n_heads
+        self.n_kv_heads = arch.n_kv_heads
+        self.d_head = arch.d_head
+        self.d_model = arch.d_model
+        self.attn_only = arch.attn_only
+        self.parallel = arch.parallel
+        self.layers: list[Layer] = arch.layers
+        self.device, self.dtype = arch.device, arch.dtype
+        n_ctx = arch.max_seq
         self.mask = torch.triu(
             torch.ones(n_ctx, n_ctx, dtype=torch.bool, device=self.device), diagonal=1
         )
 
     # -- pieces -------------------------------------------------------------------------
 
-    def embed(self, inputs: Tensor) -> Float[Tensor, "batch pos d_model"]:
-        """Residual entering block 0 (token or given embedding plus positional embedding)."""
+    def token_embed(self, inputs: Tensor) -> Float[Tensor, "batch pos d_model"]:
+        """The token embedding of token ids (or float inputs, taken as that embedding),
+        on the model's device and in its dtype; refuses inputs longer than the model's."""
         seq = inputs.shape[1]
-        inputs = (
-            inputs.to(self.device, self.dtype)
-            if inputs.is_floating_point()
-            else inputs.to(self.device)
-        )
-        x = inputs if inputs.is_floating_point() else self.tok_embed(inputs)
-        return x + self.pos_embed.weight[:seq]
+        if seq > self.arch.max_seq:
+            raise MesaInterpError(
+                f"inputs have {seq} positions; this model's fast forward takes at most "
+                f"{self.arch.max_seq}"
+            )
+        if inputs.is_floating_point():
+            return inputs.to(self.device, self.dtype)
+        return self.arch.tok_embed(inputs.to(self.device))
 
-    def _heads(self, x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    def positions(self, seq: int) -> Tensor | None:
+        """Learned positional embeddings of positions 0..seq-1 (None under rotary)."""
+        pos = self.arch.pos_embed
+        return None if pos is None else pos[:seq]
+
+    def embed(self, inputs: Tensor) -> Float[Tensor, "batch pos d_model"]:
+        """Residual entering block 0."""
+        x = self.token_embed(inputs)
+        pos = self.positions(x.shape[1])
+        return x if pos is None else x + pos
+
+    def project(self, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+        """[b, s, d_model] -> [b, s, heads, d_head] (the bridge's hook layout)."""
         batch, seq, _ = x.shape
-        return (x @ w + b).view(batch, seq, self.n_heads, self.d_head)
+        return F.linear(x, w, b).view(batch, seq, -1, self.d_head)
+
+    def attend(
+        self, layer: int, q: Tensor, k: Tensor, v: Tensor, start: int = 0,
+        pattern_fn: Callable[[Tensor], Tensor] | None = None,
+    ) -> Float[Tensor, "batch heads q d_head"]:  # fmt: skip
+        """Softmax attention of queries at positions start.. over keys 0..; q is
+        [b, H, s, dh] and k, v are [b, KV, n_keys, dh] (rotary already applied)."""
+        repeats = self.n_heads // self.n_kv_heads
+        if repeats > 1:  # grouped-query: head h reads key/value head h // repeats
+            k = k.repeat_interleave(repeats, dim=1)
+            v = v.repeat_interleave(repeats, dim=1)
+        n_keys = k.shape[2]
+        scores = (q @ k.transpose(-2, -1)) / self.layers[layer].attn.scale
+        block_mask = self.mask[start:n_keys, :n_keys]
+        scores = scores.masked_fill(block_mask, float("-inf"))
+        pattern = torch.softmax(scores, dim=-1).masked_fill(block_mask, 0.0)
+        if pattern_fn is not None:
+            pattern = pattern_fn(pattern)
+        return pattern @ v
+
+    def rotate(self, q: Tensor, k: Tensor, start: int = 0) -> tuple[Tensor, Tensor]:
+        """Rotary embedding of q, k [b, heads, s, dh] at positions start.. (if any)."""
+        rotary = self.arch.rotary
+        return (q, k) if rotary is None else rotary(q, k, start)
+
+    def mlp(self, layer: int, x: Tensor) -> Tensor:
+        """The MLP's output for its residual input x (norm included)."""
+        p = self.layers[layer]
+        assert p.ln2 is not None and p.mlp is not None
+        return p.mlp(p.ln2(x))
 
     def unembed(self, resid: Tensor) -> Tensor:
-        return self.head(self.ln_out(resid))
+        return self.arch.unembed(self.arch.ln_final(resid))
 
     # -- runs ---------------------------------------------------------------------------
 
@@ -225,6 +182,8 @@ class FastForward:
         full shape of the hook activation)."""
         start = site.first_pos
         entry = entry_point(site)
+        if entry == "mid" and self.parallel:
+            entry = "z"  # a parallel block's MLP input is the block's input: redo attention
         if entry == "z" and site.layer not in state.z:
             entry = "pre"
         if entry == "mid" and site.layer not in state.resid_mid:
@@ -271,32 +230,40 @@ class FastForward:
                 assert base is not None
                 resid = base.resid_mid[layer][:, start:]
             else:
+                if record is not None:
+                    record.resid_pre.append(resid)
                 resid = maybe("resid_pre", layer, resid)
                 if stage == "z":
                     assert base is not None
                     z = base.z[layer][:, start:]
                 else:
-                    z = self._attend(p, layer, resid, start, record, base, maybe)
+                    z = self._attend(layer, resid, start, record, base, maybe)
                 if record is not None and layer in keep[0]:
                     record.z[layer] = z
                 z = maybe("z", layer, z)
                 batch, seq = z.shape[:2]
-                attn_out = maybe("attn_out", layer, z.reshape(batch, seq, -1) @ p.w_o + p.b_o)
+                attn_out = maybe(
+                    "attn_out", layer, F.linear(z.reshape(batch, seq, -1), p.attn.w_o, p.attn.b_o)
+                )
+                if self.parallel and not self.attn_only:
+                    # Both halves read the block's input; a resid_mid patch (the MLP's
+                    # input hook) also carries its change into the stream, as the hook
+                    # oracle does.
+                    mid = maybe("resid_mid", layer, resid)
+                    mlp_out = maybe("mlp_out", layer, self.mlp(layer, mid))
+                    resid = maybe("resid_post", layer, mid + attn_out + mlp_out)
+                    continue
                 resid = resid + attn_out
             if not self.attn_only:
-                assert p.ln2 is not None and p.w_in is not None and p.b_in is not None
-                assert p.w_out is not None and p.b_out is not None
                 resid = maybe("resid_mid", layer, resid)
                 if record is not None and layer in keep[1]:
                     record.resid_mid[layer] = resid
-                hidden = self.act(p.ln2(resid) @ p.w_in + p.b_in)
-                resid = resid + maybe("mlp_out", layer, hidden @ p.w_out + p.b_out)
+                resid = resid + maybe("mlp_out", layer, self.mlp(layer, resid))
             resid = maybe("resid_post", layer, resid)
         return self.unembed(resid)
 
     def _attend(
         self,
-        p: _Layer,
         layer: int,
         resid: Tensor,
         start: int,
@@ -305,23 +272,18 @@ class FastForward:
         maybe: Callable[[str, int, Tensor], Tensor],
     ) -> Tensor:
         """Attention core for queries >= start; returns z [b, s, H, dh]."""
-        if record is not None:
-            record.resid_pre.append(resid)
-        x = p.ln1(resid)
-        q = maybe("q", layer, self._heads(x, p.w_q, p.b_q))
-        k = maybe("k", layer, self._heads(x, p.w_k, p.b_k))
-        v = maybe("v", layer, self._heads(x, p.w_v, p.b_v))
-        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [b, H, s, dh]
+        a = self.layers[layer].attn
+        x = self.layers[layer].ln1(resid)
+        q = maybe("q", layer, self.project(x, a.w_q, a.b_q))
+        k = maybe("k", layer, self.project(x, a.w_k, a.b_k))
+        v = maybe("v", layer, self.project(x, a.w_v, a.b_v))
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [b, heads, s, dh]
+        q, k = self.rotate(q, k, start)
         if record is not None:
             record.keys.append(k)
             record.values.append(v)
         if base is not None and start > 0:
             k = torch.cat([base.keys[layer][:, :, :start], k], dim=2)
             v = torch.cat([base.values[layer][:, :, :start], v], dim=2)
-        n_keys = k.shape[2]
-        scores = (q @ k.transpose(-2, -1)) / p.scale
-        block_mask = self.mask[start:n_keys, :n_keys]
-        scores = scores.masked_fill(block_mask, float("-inf"))
-        pattern = torch.softmax(scores, dim=-1).masked_fill(block_mask, 0.0)
-        pattern = maybe("pattern", layer, pattern)
-        return (pattern @ v).transpose(1, 2)  # [b, s, H, dh]
+        z = self.attend(layer, q, k, v, start, pattern_fn=lambda t: maybe("pattern", layer, t))
+        return z.transpose(1, 2)  # [b, s, H, dh]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.attribution import EdgeForward, EdgeGraph
 from mesainterp.discovery import ablated_outputs, cut_run_metric
@@ -108,13 +109,13 @@ def test_cutting_a_heads_outgoing_edges_equals_patching_its_z(head: tuple[int, i
 
 
 def test_unsupported_models_are_refused() -> None:
-    model = build_model(
-        ModelConfig(
-            n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=7, n_ctx=8,
-            positional_embedding_type="rotary",
-        )
+    model = TransformerBridge.boot_native(  # type: ignore[attr-defined]
+        {
+            "n_layers": 1, "d_model": 16, "n_heads": 2, "d_head": 8, "d_mlp": 32,
+            "d_vocab": 7, "n_ctx": 8, "attn_scores_soft_cap": 30.0, "seed": 0,
+        }
     )  # fmt: skip
-    with pytest.raises(MesaInterpError, match="rotary"):
+    with pytest.raises(MesaInterpError, match="attention soft-capping"):
         EdgeForward(model)
 
 
