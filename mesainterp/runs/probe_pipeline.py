@@ -13,7 +13,6 @@ What `mesainterp probe` runs, callable from a notebook or a script:
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -21,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.atomic import atomic_write
-from mesainterp.errors import ConfigError, MesaInterpError
-from mesainterp.model.build import model_shape, random_init_twin
-from mesainterp.model.checkpoint import Checkpoint, load_checkpoint
+from mesainterp.errors import ConfigError
+from mesainterp.model.build import model_shape
 from mesainterp.probes.causal import probe_subspaces, retarget
 from mesainterp.probes.controls import ProbeSpec, save_table
 from mesainterp.probes.dataset import ActivationDataset, probe_sites
@@ -35,6 +34,7 @@ from mesainterp.runs.plan import stable_hash
 from mesainterp.runs.probe_job import ProbeJob, assemble_probe_table, collect_for_job, probe_plan
 from mesainterp.runs.state import open_run
 from mesainterp.tasks.base import Task
+from mesainterp.zoo import LoadedModel, load_model, loaded_control_twin
 
 __all__ = ["CausalOptions", "ProbeRun", "load_probe_model", "run_probe_pipeline"]
 
@@ -75,21 +75,12 @@ class ProbeRun:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
-def load_probe_model(name: str) -> tuple[Checkpoint, Task, Any]:
-    """Checkpoint, its task and a random-init twin, from a directory or the zoo."""
-    from mesainterp.tasks.registry import task_from_config
-
-    if Path(name).is_dir():
-        ckpt = load_checkpoint(name)
-        if ckpt.task is None:
-            raise MesaInterpError(f"{name}: checkpoint records no task to generate examples from")
-        return ckpt, task_from_config(ckpt.task), random_init_twin(ckpt.config)
-    try:
-        zoo = importlib.import_module("mesainterp.zoo")
-    except ImportError:
-        raise MesaInterpError(f"{name}: not a checkpoint directory") from None
-    ckpt = zoo.load(name)
-    return ckpt, zoo.load_task(name), zoo.random_init(name)
+def load_probe_model(name: str) -> tuple[LoadedModel, Task, TransformerBridge]:
+    """The model (`zoo.load_model`: zoo name, checkpoint or HF directory), the task its
+    probe examples come from, and its random-init control twin."""
+    loaded = load_model(name)
+    task = loaded.require_task("generate probe examples from")
+    return loaded, task, loaded_control_twin(loaded)
 
 
 def _checked_positions(name: str, positions: Sequence[int], seq_len: int) -> tuple[int, ...]:

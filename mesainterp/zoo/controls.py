@@ -17,7 +17,7 @@ from typing import Literal, get_args
 
 from transformer_lens.model_bridge import TransformerBridge
 
-from mesainterp.errors import ConfigError, MesaInterpError, allowed
+from mesainterp.errors import ConfigError, allowed
 from mesainterp.model.build import random_init_twin
 from mesainterp.model.config import ModelConfig
 from mesainterp.zoo.loader import LoadedModel
@@ -54,11 +54,13 @@ def random_init_model(config: ModelConfig) -> TransformerBridge:
 
 
 def loaded_control_twin(loaded: LoadedModel, *, role: Role = "trained") -> TransformerBridge:
-    """The control twin of a loaded model; needs its native architecture (a zoo model
-    or a checkpoint). A HuggingFace model's twin is built from its HF config instead."""
-    if loaded.config is None:
-        raise MesaInterpError(
-            f"{loaded.name}: no native architecture to build a random-init control twin from"
-            " (allowed: a zoo model or a checkpoint)"
-        )
-    return control_twin(loaded.config, role=role)
+    """The control twin of a loaded model. A zoo model or checkpoint is rebuilt from its
+    native config with the seed rule above; a HuggingFace model from its HF config with
+    its architecture's own initialisation, at the same offsets from its recorded seed
+    (0 when it records none)."""
+    if loaded.config is not None:
+        return control_twin(loaded.config, role=role)
+    if role not in ROLES:
+        raise ConfigError("role", f"got {role!r}", allowed(ROLES))
+    own_seed = int(getattr(loaded.model.cfg, "seed", None) or 0)
+    return random_init_twin(loaded.model, seed=own_seed + (2 if role == "random-init" else 1))
