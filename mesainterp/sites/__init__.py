@@ -1,5 +1,6 @@
 """Sites: typed places in a model where activations are read or patched."""
 
+from mesainterp.sites.named import SWEEPS, SweepName, named_sites
 from mesainterp.sites.site import (
     GRAPH_KINDS,
     HEAD_KINDS,
@@ -35,14 +36,17 @@ __all__ = [
     "RECEIVER_KINDS",
     "SENDER_KINDS",
     "SITE_KINDS",
+    "SWEEPS",
     "ProbeSiteKind",
     "ReceiverKind",
     "Site",
     "SiteError",
     "SiteKind",
+    "SweepName",
     "attn_out_sites",
     "head_sites",
     "mlp_sites",
+    "named_sites",
     "resid_sites",
     "unique_hook_names",
     "validate_sites",

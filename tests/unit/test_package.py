@@ -70,3 +70,42 @@ def test_cli_json_output(tmp_path, tiny_model, tiny_config):
     data = json.loads(result.stdout)
     assert data["fingerprint"] == digest
     assert data["model"]["n_layers"] == tiny_config.n_layers
+
+
+def test_top_level_is_lazy_and_complete():
+    code = (
+        "import sys, mesainterp\n"
+        "assert 'torch' not in sys.modules, 'torch loaded at import'\n"
+        "for name in mesainterp.__all__: getattr(mesainterp, name)\n"
+        "for name in mesainterp.SUBMODULES: getattr(mesainterp, name)\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_unknown_top_level_name_is_an_attribute_error():
+    try:
+        mesainterp.no_such_name  # noqa: B018
+    except AttributeError as err:
+        assert "no_such_name" in str(err)
+    else:
+        raise AssertionError("no error for an unknown name")
+
+
+def test_no_package_attribute_hides_a_submodule():
+    """`import mesainterp.discovery.acdc` must give the module, not a function of that name."""
+    import importlib
+    import pkgutil
+
+    shadowed = []
+    for info in pkgutil.walk_packages(mesainterp.__path__, "mesainterp."):
+        if not info.ispkg or info.name.startswith("mesainterp.cli"):
+            continue
+        package = importlib.import_module(info.name)
+        for sub in pkgutil.iter_modules(package.__path__):
+            module = importlib.import_module(f"{info.name}.{sub.name}")
+            if getattr(package, sub.name) is not module:
+                shadowed.append(f"{info.name}.{sub.name}")
+    assert shadowed == []
