@@ -9,9 +9,16 @@ from typing import Any
 
 from mesainterp.errors import ConfigError, allowed
 from mesainterp.runs.executor import EXECUTORS, ExecutorName
+from mesainterp.runs.prompt_data import PromptData, prompt_data
 from mesainterp.schema import POSITIVE, option
 
-__all__ = ["RunOptions", "add_run_options", "check_run_options"]
+__all__ = [
+    "RunOptions",
+    "add_data_options",
+    "add_run_options",
+    "check_run_options",
+    "data_from_args",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,3 +85,40 @@ def check_run_options(args: argparse.Namespace) -> None:
         raise ConfigError("--chunk-size", f"expected an int >= 1, got {args.chunk_size}")
     if args.ray_address is not None and args.executor != "ray":
         raise ConfigError("--ray-address", "only applies with --executor ray")
+
+
+def add_data_options(parser: argparse.ArgumentParser, *, uses: str) -> None:
+    """--data FILE, --tokenizer DIR, --roles COLS: run on the researcher's own pairs."""
+    group = parser.add_argument_group("your own prompt pairs")
+    group.add_argument(
+        "--data",
+        metavar="FILE",
+        default=None,
+        help="a .csv or .jsonl of prompt pairs (columns clean, corrupted, clean_answer, "
+        f"corrupted_answer; other columns are labels) {uses}; text needs a tokenizer, "
+        "else the cells are token ids",
+    )
+    group.add_argument(
+        "--tokenizer",
+        metavar="DIR",
+        default=None,
+        help="tokenizer directory for --data (default: MODEL's own, if it holds one)",
+    )
+    group.add_argument(
+        "--roles",
+        metavar="COLS",
+        default="",
+        help="comma-separated columns of --data that hold a token position per row "
+        "(e.g. S2,IO,END); they name the positions in tables, figures and the report",
+    )
+
+
+def data_from_args(args: argparse.Namespace) -> PromptData | None:
+    """The `PromptData` the data options name (None without --data)."""
+    roles = tuple(r.strip() for r in args.roles.split(",") if r.strip())
+    if args.data is None:
+        for flag, value in (("--tokenizer", args.tokenizer), ("--roles", roles)):
+            if value:
+                raise ConfigError(flag, "only applies with --data")
+        return None
+    return prompt_data(args.data, model=args.model, tokenizer=args.tokenizer, roles=roles)

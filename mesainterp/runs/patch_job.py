@@ -20,6 +20,7 @@ from mesainterp.patching.engine import Method, SweepValues, run_sweep
 from mesainterp.patching.path import Receiver, run_path_sweep
 from mesainterp.runs.executor import WorkerSpec
 from mesainterp.runs.plan import RunPlan, WorkUnit, chunk_plan
+from mesainterp.runs.prompt_data import PromptData, task_for
 from mesainterp.runs.state import RunState
 from mesainterp.sites.named import SweepName, named_sites
 from mesainterp.sites.site import Site
@@ -40,6 +41,8 @@ class PatchJob:
     direction: Direction = "denoising"
     ablation: AblationKind = "resample"
     method: Method = "auto"
+    # A prompt-pair file (`PromptData.to_dict()`): its pairs replace the task's.
+    data: dict[str, Any] | None = None
 
     @property
     def spec(self) -> PatchSpec:
@@ -61,7 +64,8 @@ class PatchWorker:
         self.job = job
         self.loaded = loaded
         self.model = loaded.model
-        self.task = loaded.require_task("generate counterfactual pairs from")
+        data = None if job.data is None else PromptData.from_dict(job.data)
+        self.task = task_for(loaded, data, "generate counterfactual pairs from")
         self.pair = self.task.counterfactual_pairs(job.n, seed=job.seed, family=job.family)
         self.metric = self.task.default_metric(self.pair)
         self.sites: list[Site] = named_sites(

@@ -26,10 +26,12 @@ from mesainterp.atomic import atomic_write
 from mesainterp.errors import ConfigError
 from mesainterp.patching.api import summarise
 from mesainterp.patching.results import PatchResult
+from mesainterp.prompts.positions import label_positions
 from mesainterp.provenance import provenance
 from mesainterp.runs.executor import ExecutionStats, execute
 from mesainterp.runs.options import RunOptions
 from mesainterp.runs.patch_job import PatchJob, PatchWorker, assemble_sweep, patch_plan
+from mesainterp.runs.prompt_data import PromptData, PromptTask
 from mesainterp.runs.state import open_run
 from mesainterp.zoo.loader import load_model
 
@@ -63,16 +65,19 @@ def run_patch(
     options = options or RunOptions()
     if job.n < 2:
         raise ConfigError("n", f"need at least 2 pairs for intervals, got {job.n}")
+    data = None if job.data is None else PromptData.from_dict(job.data)
+    if data is not None:  # the file's problems are named before the model loads
+        PromptTask(data).check_count(job.n, "--n")
     loaded = load_model(job.model)
     job = PatchJob(**(job.to_dict() | {"model": loaded.source.ref}))
     worker = PatchWorker(job, loaded)
     task, pair = worker.task, worker.pair
-    state = open_run(
-        out,
-        identity={"command": "patch", "model_fingerprint": loaded.fingerprint,
-                  "job": job.to_dict(), "n_boot": n_boot},
-        resume=options.resume,
-    )  # fmt: skip
+    labels = task.position_labels if isinstance(task, PromptTask) else None
+    identity = {"command": "patch", "model_fingerprint": loaded.fingerprint,
+                "job": job.to_dict(), "n_boot": n_boot}  # fmt: skip
+    if data is not None:  # an edited file never reuses the old file's units
+        identity["data_sha256"] = data.sha256
+    state = open_run(out, identity=identity, resume=options.resume)
     plan = patch_plan(job, worker.sites, chunk_size)
     local = worker if options.executor == "inprocess" else None
     stats = execute(job.worker_spec(), plan, state, local_worker=local, **options.execute_kwargs())
@@ -101,9 +106,18 @@ def run_patch(
     )
     result.provenance["patching"] |= {"family": pair.family, "sweep": job.sweep}
     result.provenance["run"] = stats.to_dict()
+    if labels is not None:
+        result.provenance["patching"]["position_labels"] = list(labels)
+        table = result.table
+        table["position_label"] = label_positions(labels, list(table["position"]))
     saved = result.save(out)
     title = f"{job.sweep} ({job.direction}, {job.ablation}), n={job.n}"
-    atomic_write(saved / "heatmap.png", lambda temp: _heatmap(result.table, job.sweep, temp, title))
+    atomic_write(
+        saved / "heatmap.png",
+        lambda temp: _heatmap(result.table, job.sweep, temp, title, labels),
+    )
+    if labels is not None:
+        _write_manifest(saved, result.provenance, command, labels, title)
     state.mark_complete()
     return PatchRun(result=result, out=saved, stats=stats, family=pair.family)
 
@@ -126,16 +140,42 @@ def _rows_heatmap(grid: pd.DataFrame, xlabel: str, title: str) -> Any:
     return fig
 
 
-def _heatmap(table: pd.DataFrame, sweep: str, path: Path, title: str) -> None:
+def _write_manifest(
+    out: Path,
+    prov: dict[str, Any],
+    command: Sequence[str] | None,
+    labels: Sequence[str],
+    title: str,
+) -> None:
+    """run.json for a run on a prompt-pair file, so the report names its positions."""
+    from mesainterp.report import write_run
+
+    result = {"name": "patching", "kind": "patching", "path": "results.parquet",
+              "position_labels": list(labels)}  # fmt: skip
+    write_run(out, command=list(command or []), provenance=prov, results=[result], title=title)
+
+
+def _heatmap(
+    table: pd.DataFrame,
+    sweep: str,
+    path: Path,
+    title: str,
+    labels: Sequence[str] | None = None,
+) -> None:
     if sweep == "heads-by-pos":
         labelled = table.assign(row=[f"L{r.layer}H{r.head}" for r in table.itertuples()])
         grid = labelled.pivot_table(index="row", columns="position", values="value", sort=False)
+        if labels is not None:
+            grid.columns = label_positions(labels, [int(c) for c in grid.columns])
         fig = _rows_heatmap(grid, "position", title)
     else:
         from mesainterp.viz.patching import patching_heatmap_mpl
 
         rows = table[table["kind"] == "z"] if sweep == "path" else table
         fig = patching_heatmap_mpl(
-            rows, x="head" if sweep in ("heads", "path") else "position", title=title
+            rows,
+            x="head" if sweep in ("heads", "path") else "position",
+            title=title,
+            position_labels=labels,
         )
     fig.savefig(path, dpi=150, bbox_inches="tight")

@@ -1,0 +1,171 @@
+"""`mesainterp patch|probe|search MODEL --data FILE` on a HuggingFace directory.
+
+The model is a tiny random GPT-2 saved with `save_pretrained` beside a locally
+trained BPE tokenizer; the file is a CSV of IOI-style pairs. The library's
+`patch_pair` on the same pairs is the oracle for the command's table.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import torch
+import transformers
+
+from mesainterp.cli.main import main
+from mesainterp.model import load_hf_dir, model_shape
+from mesainterp.patching import load_result
+from mesainterp.patching.api import patch_pair
+from mesainterp.prompts import load_prompts
+from mesainterp.sites.named import named_sites
+from tests.unit.patching.conftest import _one_thread
+from tests.unit.prompts._ioi import ROLES, ioi_columns, ioi_tokenizer
+
+__all__ = ["_one_thread"]
+
+N_PAIRS = 6
+
+
+@pytest.fixture(scope="module")
+def hf_dir(tmp_path_factory) -> Path:
+    """A random GPT-2 and its tokenizer in one save_pretrained directory."""
+    root = tmp_path_factory.mktemp("hf-gpt2")
+    tokenizer = ioi_tokenizer()
+    config = transformers.GPT2Config(
+        vocab_size=len(tokenizer), n_positions=32, n_embd=32, n_layer=2, n_head=2
+    )
+    torch.manual_seed(0)
+    transformers.GPT2LMHeadModel(config).eval().save_pretrained(root, safe_serialization=True)
+    tokenizer.save_pretrained(root)
+    return root
+
+
+def _write_csv(path: Path, columns: dict[str, list[Any]]) -> Path:
+    names = list(columns)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        writer.writerows(zip(*(columns[n] for n in names), strict=True))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pairs_csv(tmp_path_factory) -> Path:
+    """IOI pairs with role columns and a numeric label column (`abba`)."""
+    columns = ioi_columns(N_PAIRS)
+    columns["abba"] = [int(t == "ABBA") for t in columns["template"]]
+    for role, pos in ROLES.items():
+        columns[role] = [pos] * N_PAIRS
+    return _write_csv(tmp_path_factory.mktemp("data") / "pairs.csv", columns)
+
+
+ROLE_ARG = ",".join(ROLES)
+
+
+def _cli(argv: list[str], capsys) -> tuple[int, Any]:
+    capsys.readouterr()
+    code = main(["--json", "--no-progress", *argv])
+    return code, capsys.readouterr()
+
+
+def _summary(out: str) -> dict[str, Any]:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_patch_on_a_data_file_equals_patch_pair(hf_dir, pairs_csv, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["patch", str(hf_dir), "--data", str(pairs_csv), "--roles", ROLE_ARG,
+            "--sites", "resid", "--out", str(out), "--n-boot", "50", "--chunk-size", "3"]  # fmt: skip
+    code, cap = _cli(argv, capsys)
+    assert code == 0, cap.err
+    first = _summary(cap.out)
+    assert first["n"] == N_PAIRS and first["family"] == "data"
+    assert first["units_computed"] == first["units_total"] > 1
+    table = load_result(out).table
+
+    # The oracle: the library on the same pairs, with the pairs' own metric.
+    pairs = load_prompts(
+        pairs_csv, roles=list(ROLES),
+        tokenizer=transformers.AutoTokenizer.from_pretrained(hf_dir, local_files_only=True),
+    )  # fmt: skip
+    model = load_hf_dir(hf_dir)
+    pair = pairs.to_pair(family="data")
+    sites = named_sites("resid", model_shape(model), seq_len=pair.clean.seq_len)
+    expected = patch_pair(model, pair, sites, metric=pairs.default_metric(pair), n_boot=50).table
+    columns = ["kind", "layer", "head", "position", "value", "ci_low", "ci_high"]
+    pd.testing.assert_frame_equal(table[columns], expected[columns], check_exact=True)
+    # Positions carry the file's roles and tokens.
+    assert list(table["position_label"]) == pairs.labels_for(list(table["position"]))
+    assert {"IO", "S2", "END"} <= set(table["position_label"])
+
+    # Resume after losing units gives the identical table.
+    units = sorted((out / "_run" / "units").glob("*.safetensors"))
+    for path in units[:2]:
+        path.unlink()
+    code, cap = _cli([*argv, "--resume"], capsys)
+    assert code == 0, cap.err
+    resumed = _summary(cap.out)
+    assert (resumed["units_computed"], resumed["units_reused"]) == (2, len(units) - 2)
+    pd.testing.assert_frame_equal(load_result(out).table, table, check_exact=True)
+
+    # One chunk (unchunked) gives the same table.
+    whole = tmp_path / "whole"
+    whole_argv = [str(whole) if a == str(out) else a for a in argv[:-1]]
+    code, cap = _cli([*whole_argv, "1000"], capsys)
+    assert code == 0, cap.err
+    assert _summary(cap.out)["units_total"] == 1
+    pd.testing.assert_frame_equal(load_result(whole).table, table, check_exact=True)
+
+    # The report names the positions by the file's roles.
+    code, cap = _cli(["report", str(out), "--static", "--formats", "png"], capsys)
+    assert code == 0, cap.err
+    page = (out / "report.html").read_text()
+    # A tick of the heatmap: a token only the position labels carry (numbers otherwise).
+    assert "drink</text>" in page and "S2</text>" in page
+
+
+def test_an_edited_file_is_not_resumed(hf_dir, pairs_csv, tmp_path, capsys):
+    out = tmp_path / "run"
+    data = tmp_path / "pairs.csv"
+    data.write_text(pairs_csv.read_text())
+    argv = ["patch", str(hf_dir), "--data", str(data), "--sites", "resid", "--out", str(out),
+            "--n-boot", "20", "--n", "4"]  # fmt: skip
+    assert _cli(argv, capsys)[0] == 0
+    rows = data.read_text().splitlines()
+    data.write_text("\n".join([rows[0], rows[2], rows[1], *rows[3:]]) + "\n")
+    code, cap = _cli([*argv, "--resume"], capsys)
+    assert code == 2 and "data_sha256" in cap.err
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda cols: cols.pop("corrupted_answer"), "corrupted_answer"),
+        (lambda cols: cols["clean"].__setitem__(2, "When Mary went"), "row 2"),
+    ],
+)
+def test_a_bad_file_is_named_before_the_model_loads(tmp_path, capsys, edit, expected):
+    columns = ioi_columns(4)
+    edit(columns)
+    data = _write_csv(tmp_path / "bad.csv", columns)
+    tokenizer_dir = tmp_path / "tok"
+    ioi_tokenizer().save_pretrained(tokenizer_dir)
+    # The model does not exist: the file's refusal must come first.
+    argv = ["patch", str(tmp_path / "no-model"), "--data", str(data), "--tokenizer",
+            str(tokenizer_dir), "--sites", "resid", "--out", str(tmp_path / "o")]  # fmt: skip
+    code, cap = _cli(argv, capsys)
+    assert code == 2 and "bad.csv" in cap.err and expected in cap.err, cap.err
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_file_and_stray_options_are_refused(hf_dir, tmp_path, capsys):
+    base = ["patch", str(hf_dir), "--sites", "resid", "--out", str(tmp_path / "o")]
+    code, cap = _cli([*base, "--data", str(tmp_path / "nope.csv")], capsys)
+    assert code == 2 and "nope.csv" in cap.err
+    code, cap = _cli([*base, "--roles", "S2"], capsys)
+    assert code == 2 and "--roles" in cap.err and "--data" in cap.err
