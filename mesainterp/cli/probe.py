@@ -17,11 +17,15 @@ parses the options and prints the summary.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from mesainterp.cli.output import CommandResult
 from mesainterp.errors import ConfigError
-from mesainterp.runs.options import add_run_options, check_run_options
+from mesainterp.runs.options import (
+    add_data_options,
+    add_run_options,
+    check_run_options,
+    data_from_args,
+)
 from mesainterp.runs.probe_job import ProbeJob
 from mesainterp.runs.probe_pipeline import CausalOptions, ProbeRun, run_probe_pipeline
 from mesainterp.schema import NON_NEGATIVE, POSITIVE, POSITIVE_NUMBER, Range, option
@@ -34,8 +38,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "probe", help="linear probes per layer × position, controls, causal tests"
     )
-    p.add_argument("model", help="a checkpoint directory or a zoo model name")
-    p.add_argument("--target", required=True, help="label to probe for (e.g. goal, depth, on_path)")
+    p.add_argument(
+        "model", help="a zoo model name, a checkpoint or run directory, or a HuggingFace directory"
+    )
+    p.add_argument(
+        "--target",
+        required=True,
+        help="label to probe for (e.g. goal, depth, on_path); with --data, a numeric label "
+        "column of the file",
+    )
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--kind", default="auto", choices=("auto", "logistic", "ridge", "multilabel"))
     p.add_argument(
@@ -43,7 +54,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--site-kind", default="resid_post", choices=PROBE_KINDS)
     p.add_argument("--positions", default="all", help="comma-separated positions, or 'all'")
-    p.add_argument("--n-examples", type=option(Range(lo=2)), default=2000)
+    p.add_argument(
+        "--n-examples",
+        type=option(Range(lo=2)),
+        default=None,
+        help="examples to probe on (default 2000; with --data, every row, in file order)",
+    )
     p.add_argument("--batch-size", type=option(POSITIVE), default=250)
     p.add_argument(
         "--C", type=option(POSITIVE_NUMBER), default=1.0, help="inverse L2 strength (logistic)"
@@ -58,6 +74,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--n-random", type=option(POSITIVE), default=5, help="random-direction draws")
     p.add_argument("--max-memory-mb", type=option(POSITIVE), default=1024)
+    add_data_options(p, uses="whose clean prompts are probed instead of the task's examples")
     add_run_options(p, chunk_help="probe sites per resumable unit", chunk_default=8)
     p.set_defaults(run=run)
 
@@ -79,6 +96,8 @@ def _positions(text: str | None) -> tuple[int, ...] | None:
 
 def run(args: argparse.Namespace) -> CommandResult:
     check_run_options(args)
+    prompts = data_from_args(args)
+    n_examples = args.n_examples or (2000 if prompts is None else prompts.n_rows)
     job = ProbeJob(
         model=args.model,
         target=args.target,
@@ -86,13 +105,14 @@ def run(args: argparse.Namespace) -> CommandResult:
         site_kind=args.site_kind,
         kind=args.kind,
         label_column=args.label_column,
-        n_examples=args.n_examples,
+        n_examples=n_examples,
         batch_size=args.batch_size,
         C=args.C,
         alpha=args.alpha,
         folds=args.folds,
         seed=args.seed,
         max_memory_mb=args.max_memory_mb,
+        data=None if prompts is None else prompts.to_dict(),
     )
     causal = None if args.no_causal else CausalOptions(
         pairs=args.causal_pairs, positions=_positions(args.causal_positions),
@@ -107,7 +127,7 @@ def run(args: argparse.Namespace) -> CommandResult:
         workers=args.workers,
         ray_address=args.ray_address,
         chunk_size=args.chunk_size,
-        command=["mesainterp", *sys.argv[1:]],
+        command=list(args.command_line),
     )
     data_out = {
         "probes": result.table.to_dict(orient="records"),

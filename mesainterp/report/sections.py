@@ -127,6 +127,7 @@ def _probes(run: Run, result: Result) -> list[Section]:
         [opts["target"]] if "target" in opts else sorted(str(t) for t in table["target"].unique())
     )
     pos, hook = opts.get("pos"), opts.get("hook")
+    labels = opts.get("position_labels")  # e.g. a prompt file's roles and tokens
     sections = []
     for target in targets:
         rows = table[table["target"] == target]
@@ -158,8 +159,8 @@ def _probes(run: Run, result: Result) -> list[Section]:
                 Section(
                     title=f"{title}: layer × position{suffix}",
                     name=slug(f"{result.name}-{target}-grid{suffix}"),
-                    plotly=probe_heatmap(table, target=target, hook=h),
-                    static=probe_heatmap_mpl(table, target=target, hook=h),
+                    plotly=probe_heatmap(table, target=target, hook=h, position_labels=labels),
+                    static=probe_heatmap_mpl(table, target=target, hook=h, position_labels=labels),
                 )
             )
     return sections

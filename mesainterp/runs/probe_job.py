@@ -21,6 +21,7 @@ from mesainterp.probes.controls import TABLE_COLUMNS, KindOrAuto, ProbeSpec, run
 from mesainterp.probes.dataset import collect_activations, probe_sites, task_batches
 from mesainterp.runs.executor import WorkerSpec
 from mesainterp.runs.plan import RunPlan, WorkUnit, chunk_plan
+from mesainterp.runs.prompt_data import PromptTask
 from mesainterp.runs.state import RunState
 from mesainterp.sites.site import ProbeSiteKind, Site
 from mesainterp.tasks.base import Task
@@ -49,6 +50,9 @@ class ProbeJob:
     folds: int = 5
     seed: int = 0
     max_memory_mb: int = 1024
+    # A prompt-pair file (`PromptData.to_dict()`): its rows and label columns replace
+    # the task's examples.
+    data: dict[str, Any] | None = None
 
     @property
     def spec(self) -> ProbeSpec:
@@ -73,7 +77,11 @@ class ProbeJob:
 
 def collect_for_job(job: ProbeJob, task: Task, model: Any, sites: Sequence[Site]) -> Any:
     """The job's activation dataset at `sites` from `model` (the same examples every time)."""
-    batches = task_batches(task, job.n_examples, batch_size=job.batch_size, seed=job.seed)
+    batches: Any
+    if isinstance(task, PromptTask):  # the file's rows in order; nothing is sampled
+        batches = list(task.batches(job.n_examples, batch_size=job.batch_size))
+    else:
+        batches = task_batches(task, job.n_examples, batch_size=job.batch_size, seed=job.seed)
     meta = {"task": task.config_dict(), "n_examples": job.n_examples, "seed": job.seed}
     limit = job.max_memory_mb * (1 << 20)
     return collect_activations(model, batches, sites, max_memory_bytes=limit, metadata=meta)
@@ -88,7 +96,7 @@ class ProbeWorker:
 
         job["positions"] = tuple(job["positions"])
         self.job = ProbeJob(**job)
-        self.checkpoint, self.task, self.twin = load_probe_model(self.job.model)
+        self.checkpoint, self.task, self.twin = load_probe_model(self.job.model, self.job.data)
         shape = model_shape(self.checkpoint.model)
         self.sites = probe_sites(shape, list(self.job.positions), kind=self.job.site_kind)
 

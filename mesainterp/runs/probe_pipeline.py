@@ -28,10 +28,13 @@ from mesainterp.model.build import model_shape
 from mesainterp.probes.causal import probe_subspaces, retarget
 from mesainterp.probes.controls import ProbeSpec, save_table
 from mesainterp.probes.dataset import ActivationDataset, probe_sites
+from mesainterp.prompts.positions import label_positions
 from mesainterp.provenance import provenance
+from mesainterp.report import write_run
 from mesainterp.runs.executor import ExecutionStats, execute
 from mesainterp.runs.plan import stable_hash
 from mesainterp.runs.probe_job import ProbeJob, assemble_probe_table, collect_for_job, probe_plan
+from mesainterp.runs.prompt_data import PromptData, PromptTask, task_for
 from mesainterp.runs.state import open_run
 from mesainterp.tasks.base import Task
 from mesainterp.zoo import LoadedModel, load_model, loaded_control_twin
@@ -75,12 +78,32 @@ class ProbeRun:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
-def load_probe_model(name: str) -> tuple[LoadedModel, Task, TransformerBridge]:
+def load_probe_model(
+    name: str, data: dict[str, Any] | None = None
+) -> tuple[LoadedModel, Task, TransformerBridge]:
     """The model (`zoo.load_model`: zoo name, checkpoint or HF directory), the task its
-    probe examples come from, and its random-init control twin."""
+    probe examples come from (the prompt file `data`, if given: `PromptData.to_dict()`),
+    and its random-init control twin."""
     loaded = load_model(name)
-    task = loaded.require_task("generate probe examples from")
+    source = None if data is None else PromptData.from_dict(data)
+    task = task_for(loaded, source, "generate probe examples from")
     return loaded, task, loaded_control_twin(loaded)
+
+
+def _check_target(task: Task, target: str, seed: int) -> None:
+    """Refuse a target the task (or the prompt file) has no label for, naming those it has."""
+    if isinstance(task, PromptTask):
+        names = task.label_names()
+        if target not in names:
+            raise ConfigError(
+                "--target",
+                f"{Path(task.data.path).name} has no numeric label column {target!r}",
+                ", ".join(names) or "none: add a numeric label column",
+            )
+        return
+    labels = task.sample(2, seed=seed).labels
+    if target not in labels:
+        raise ConfigError("target", f"the task has no label {target!r}", ", ".join(sorted(labels)))
 
 
 def _checked_positions(name: str, positions: Sequence[int], seq_len: int) -> tuple[int, ...]:
@@ -105,14 +128,13 @@ def run_probe_pipeline(
     """Run the probe sweep of `job` into `out`, then the causal tests (`causal`; None
     skips them), and write the tables and figures. `resume` reuses the units already
     in `out`. `command` is recorded in the provenance (the caller's command line)."""
-    checkpoint, task, _twin = load_probe_model(job.model)  # workers build their own twin
+    if job.data is not None:  # the file's problems are named before the model loads
+        _check_target(PromptTask(PromptData.from_dict(job.data)), job.target, job.seed)
+    checkpoint, task, _twin = load_probe_model(job.model, job.data)  # workers build their own
     model = checkpoint.model
     shape = model_shape(model)
-    labels = task.sample(2, seed=job.seed).labels
-    if job.target not in labels:
-        raise ConfigError(
-            "target", f"the task has no label {job.target!r}", ", ".join(sorted(labels))
-        )
+    _check_target(task, job.target, job.seed)
+    labels = task.position_labels if isinstance(task, PromptTask) else None
     positions = job.positions or tuple(range(task.seq_len))
     # Workers rebuild the sweep from the job: the model by absolute path or by name.
     job = replace(
@@ -122,21 +144,22 @@ def run_probe_pipeline(
     )
     sites = probe_sites(shape, list(job.positions), kind=job.site_kind)
     spec = job.spec
-    state = open_run(
-        out,
-        identity={
-            "command": "probe",
-            "model_fingerprint": checkpoint.fingerprint,
-            "job": job.to_dict(),
-            "causal": None if causal is None else causal.identity(),
-        },
-        resume=resume,
-    )
+    identity = {
+        "command": "probe",
+        "model_fingerprint": checkpoint.fingerprint,
+        "job": job.to_dict(),
+        "causal": None if causal is None else causal.identity(),
+    }
+    if isinstance(task, PromptTask):  # an edited file never reuses the old file's units
+        identity["data_sha256"] = task.data.sha256
+    state = open_run(out, identity=identity, resume=resume)
     plan = probe_plan(job, sites, chunk_size)
     stats = execute(
         job.worker_spec(), plan, state, executor=executor, workers=workers, address=ray_address
     )
     table, dataset_meta = assemble_probe_table(plan, state)
+    if labels is not None:
+        table["position_label"] = label_positions(labels, list(table["pos"]))
     prov = provenance(
         model_fingerprint=checkpoint.fingerprint,
         model_name=job.model,
@@ -170,7 +193,12 @@ def run_probe_pipeline(
     if causal_table is not None:
         saved_causal = save_table(causal_table, root, stem="causal", provenance=prov)
         files |= {f"causal_{k}": v for k, v in saved_causal.items()}
-    files |= _write_figures(table, causal_table, root)
+    files |= _write_figures(table, causal_table, root, labels)
+    if labels is not None:  # run.json, so the report names the file's positions
+        entry = {"name": "probes", "kind": "probes", "path": "probes.parquet",
+                 "position_labels": list(labels)}  # fmt: skip
+        write_run(root, command=list(command or []), provenance=table_prov, results=[entry],
+                  title=f"Probe for {job.target!r} on {checkpoint.name}")  # fmt: skip
     state.mark_complete()
     return ProbeRun(
         table=table,
@@ -182,7 +210,12 @@ def run_probe_pipeline(
     )
 
 
-def _write_figures(table: pd.DataFrame, causal: pd.DataFrame | None, root: Path) -> dict[str, Path]:
+def _write_figures(
+    table: pd.DataFrame,
+    causal: pd.DataFrame | None,
+    root: Path,
+    labels: Sequence[str] | None = None,
+) -> dict[str, Path]:
     """The summary figure, and the shared probe figures: the layer × position grid and
     the control curves at the most selective position."""
     from mesainterp.viz.probe_summary import probe_summary_mpl
@@ -191,7 +224,7 @@ def _write_figures(table: pd.DataFrame, causal: pd.DataFrame | None, root: Path)
     best_pos = int(table.loc[table["selectivity"].idxmax(), "pos"])
     figures = {
         "figure": ("probes.png", probe_summary_mpl(table, causal)),
-        "heatmap": ("probes_heatmap.png", probe_heatmap_mpl(table)),
+        "heatmap": ("probes_heatmap.png", probe_heatmap_mpl(table, position_labels=labels)),
         "curves": ("probes_curves.png", probe_curves_mpl(table, pos=best_pos)),
     }
     files = {}
@@ -219,6 +252,8 @@ def _causal(
     y = data.labels.get(spec.target)
     if y is None or y.ndim != 1 or y.dtype.is_floating_point or spec.label_column is not None:
         return None, "skipped: target is not a 1-D class label"
+    if isinstance(task, PromptTask):
+        return None, "skipped: a prompt file's clean and corrupted rows share their labels"
     families = getattr(task, "counterfactual_families", ())
     if not families:
         return None, "skipped: task has no counterfactual family"

@@ -28,7 +28,7 @@ from tests.unit.prompts._ioi import ROLES, ioi_columns, ioi_tokenizer
 
 __all__ = ["_one_thread"]
 
-N_PAIRS = 6
+N_PAIRS = 8
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +169,64 @@ def test_missing_file_and_stray_options_are_refused(hf_dir, tmp_path, capsys):
     assert code == 2 and "nope.csv" in cap.err
     code, cap = _cli([*base, "--roles", "S2"], capsys)
     assert code == 2 and "--roles" in cap.err and "--data" in cap.err
+
+
+def test_probe_on_a_label_column_equals_run_probes(hf_dir, pairs_csv, tmp_path, capsys):
+    from mesainterp.probes.controls import ProbeSpec, run_probes
+    from mesainterp.probes.dataset import collect_activations, probe_sites
+    from mesainterp.zoo import load_model, loaded_control_twin
+
+    out = tmp_path / "probe"
+    argv = ["probe", str(hf_dir), "--data", str(pairs_csv), "--roles", ROLE_ARG,
+            "--target", "abba", "--folds", "2", "--positions", "0,9,13", "--no-causal",
+            "--out", str(out), "--chunk-size", "2"]  # fmt: skip
+    code, cap = _cli(argv, capsys)
+    assert code == 0, cap.err
+    summary = _summary(cap.out)
+    assert summary["units_computed"] == summary["units_total"] > 1
+    table = pd.read_parquet(out / "probes.parquet")
+    assert set(table["n"]) == {N_PAIRS}
+    assert {"When", "S2", "END"} <= set(table["position_label"])
+
+    # The oracle: the probes on the file's clean prompts, collected in one pass.
+    loaded = load_model(hf_dir)
+    pairs = load_prompts(
+        pairs_csv, roles=list(ROLES),
+        tokenizer=transformers.AutoTokenizer.from_pretrained(hf_dir, local_files_only=True),
+    )  # fmt: skip
+    clean = pairs.to_pair().clean
+    sites = probe_sites(model_shape(loaded.model), [0, 9, 13], kind="resid_post")
+    data = collect_activations(loaded.model, [clean], sites, progress=False)
+    twin = collect_activations(loaded_control_twin(loaded), [clean], sites, progress=False)
+    spec = ProbeSpec(target="abba", folds=2, seed=0)
+    expected = run_probes(data, spec, random_init=twin, progress=False).table
+    for column in ("layer", "pos", "value", "random_init", "shuffled", "majority"):
+        assert table[column].tolist() == pytest.approx(expected[column].tolist(), abs=1e-12)
+
+    # Resume after losing a unit, and one chunk, give the same values.
+    units = sorted((out / "_run" / "units").glob("probes-*.safetensors"))
+    units[0].unlink()
+    code, cap = _cli([*argv, "--resume"], capsys)
+    assert code == 0, cap.err
+    assert _summary(cap.out)["units_computed"] == 1
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "probes.parquet"), table)
+    whole = tmp_path / "whole"
+    code, cap = _cli([str(whole) if a == str(out) else a for a in argv[:-1]] + ["99"], capsys)
+    assert code == 0, cap.err
+    columns = ["layer", "pos", "value", "random_init", "shuffled", "majority"]
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(whole / "probes.parquet")[columns], table[columns]
+    )
+
+    code, cap = _cli(["report", str(out), "--static", "--formats", "png"], capsys)
+    assert code == 0, cap.err
+    assert "S2</text>" in (out / "report.html").read_text()
+
+
+def test_probe_refuses_an_unknown_or_text_column(hf_dir, pairs_csv, tmp_path, capsys):
+    for target in ("nope", "template"):
+        argv = ["probe", str(tmp_path / "no-model"), "--data", str(pairs_csv), "--tokenizer",
+                str(hf_dir), "--target", target, "--out", str(tmp_path / "o")]  # fmt: skip
+        code, cap = _cli(argv, capsys)
+        assert code == 2 and f"no numeric label column {target!r}" in cap.err, cap.err
+        assert "'abba'" in cap.err or "abba" in cap.err
