@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from mesainterp.cli.output import CommandResult
-from mesainterp.runs.options import RunOptions, add_run_options
+from mesainterp.runs.options import RunOptions, add_data_options, add_run_options, data_from_args
 
 __all__ = ["add_parser", "run"]
 
@@ -23,6 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-report", action="store_true", help="skip the HTML report (write the data only)"
     )
+    add_data_options(parser, uses="to search on instead of the config's [data] or task")
     add_run_options(parser)
     parser.set_defaults(run=run)
 
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> CommandResult:
 
     done = run_search_run(
         args.config, args.out, options=RunOptions.from_args(args), command=args.command_line,
-        report=not args.no_report,
+        report=not args.no_report, data=data_from_args(args),
     )  # fmt: skip
     outcome, paths, stats = done.outcome, done.paths, done.stats
     circuit = outcome.circuit

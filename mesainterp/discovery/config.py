@@ -25,6 +25,14 @@
     curve_k = [1, 2, 5, 10, 20]
     n_boot = 1000
 
+    [data]                       # optional: your own prompt pairs instead of the task's
+    path = "pairs.csv"           # .csv / .jsonl (mesainterp.prompts.load_prompts); relative
+                                 # paths are read from the config file's folder
+    tokenizer = "tokenizer/"     # default: the model's HuggingFace folder, if it holds one;
+                                 # neither: the file holds token ids
+    roles = ["S2", "END"]        # columns holding a token position per row
+                                 # with [data], search.n_examples is at most the file's rows
+
 Every error names the dotted field and the allowed values.
 
 `score_chunk` splits the attribution scores, a mean over examples, into units of that
@@ -36,13 +44,20 @@ ACDC decides each edge after the last and does not split, so it refuses the fiel
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
 from mesainterp.errors import ConfigError, allowed
 
-__all__ = ["SEARCH_ABLATIONS", "SEARCH_METHODS", "SEARCH_METRICS", "SearchConfig", "load_config"]
+__all__ = [
+    "SEARCH_ABLATIONS",
+    "SEARCH_METHODS",
+    "SEARCH_METRICS",
+    "SearchConfig",
+    "load_config",
+    "with_data",
+]
 
 SEARCH_METHODS = ("eap", "eap-ig", "acdc", "node-attribution")
 SEARCH_ABLATIONS = ("resample", "mean", "zero")
@@ -56,6 +71,7 @@ _TABLES: dict[str, tuple[str, ...]] = {
         "score_chunk",
     ),
     "faithfulness": ("ablations", "curve_k", "n_boot"),
+    "data": ("path", "tokenizer", "roles"),
 }  # fmt: skip
 
 
@@ -64,6 +80,9 @@ _RENAMED: dict[tuple[str, str], str] = {
     ("task", "name"): "task_name",
     ("task", "params"): "task_params",
     ("faithfulness", "ablations"): "faithfulness_ablations",
+    ("data", "path"): "data_path",
+    ("data", "tokenizer"): "data_tokenizer",
+    ("data", "roles"): "data_roles",
 }
 
 
@@ -106,6 +125,9 @@ class SearchConfig:
     faithfulness_ablations: tuple[str, ...] = SEARCH_ABLATIONS
     curve_k: tuple[int, ...] = (1, 2, 5, 10, 20)
     n_boot: int = 1000
+    data_path: str | None = None
+    data_tokenizer: str | None = None
+    data_roles: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.zoo is None) == (self.checkpoint is None):
@@ -166,6 +188,11 @@ class SearchConfig:
         for i, k in enumerate(self.curve_k):
             _int(f"faithfulness.curve_k[{i}]", k, 0)
         _int("faithfulness.n_boot", self.n_boot, 1)
+        if self.data_path is None and (self.data_tokenizer is not None or self.data_roles):
+            raise ConfigError("data.path", "missing: data.tokenizer and data.roles need it")
+        if self.data_path is not None and (self.task_name is not None or self.task_params):
+            field = "task.name" if self.task_name is not None else "task.params"
+            raise ConfigError(field, "not used with [data]: the file's pairs are the task")
 
     @classmethod
     def from_dict(cls, data: Any) -> SearchConfig:
@@ -224,7 +251,7 @@ class SearchConfig:
             search["threshold"] = self.threshold
         if self.score_chunk is not None:
             search["score_chunk"] = self.score_chunk
-        return {
+        out = {
             "model": model,
             "task": task,
             "search": search,
@@ -234,6 +261,12 @@ class SearchConfig:
                 "n_boot": self.n_boot,
             },
         }
+        if self.data_path is not None:
+            data: dict[str, Any] = {"path": self.data_path, "roles": list(self.data_roles)}
+            if self.data_tokenizer is not None:
+                data["tokenizer"] = self.data_tokenizer
+            out["data"] = data
+        return out
 
 
 def _recorded_task(config: SearchConfig) -> dict[str, Any] | None:
@@ -278,4 +311,24 @@ def load_config(path: str | Path) -> SearchConfig:
         data = tomllib.loads(p.read_bytes().decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError("config", f"{p}: not valid TOML ({err})") from None
-    return SearchConfig.from_dict(data)
+    config = SearchConfig.from_dict(data)
+    # The data files are read from the config's folder, wherever the search runs.
+    folder = p.resolve().parent
+    return replace(
+        config,
+        data_path=None if config.data_path is None else str(folder / config.data_path),
+        data_tokenizer=(
+            None if config.data_tokenizer is None else str(folder / config.data_tokenizer)
+        ),
+    )
+
+
+def with_data(config: SearchConfig, data: dict[str, Any]) -> SearchConfig:
+    """`config` searching on the prompt file `data` (`PromptData.to_dict()`, as
+    `mesainterp search --data` gives it) instead of its own [data] or task."""
+    return replace(
+        config,
+        data_path=data["path"],
+        data_tokenizer=data.get("tokenizer"),
+        data_roles=tuple(data.get("roles", ())),
+    )

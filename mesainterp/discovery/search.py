@@ -38,6 +38,7 @@ from mesainterp.errors import ConfigError, MesaInterpError, allowed
 from mesainterp.model.build import model_shape
 from mesainterp.model.placement import to_model
 from mesainterp.patching.metrics import MetricFn, neg_kl_to_clean
+from mesainterp.prompts.task import PromptTask, prompt_data
 from mesainterp.provenance import provenance
 from mesainterp.sites.named import named_sites
 from mesainterp.sites.site import Site
@@ -83,6 +84,22 @@ def prepare(config: SearchConfig) -> SearchPlan:
     if config.zoo is not None and config.zoo not in list_models():
         raise ConfigError("model.zoo", f"unknown zoo model {config.zoo!r}", allowed(list_models()))
     field = "model.zoo" if config.zoo is not None else "model.checkpoint"
+    data_task = None
+    if config.data_path is not None:  # the file's problems are named before the model loads
+        data = prompt_data(
+            config.data_path, model=config.checkpoint, tokenizer=config.data_tokenizer,
+            roles=config.data_roles, fields=("data.path", "data.tokenizer"),
+        )  # fmt: skip
+        data_task = PromptTask(data)
+        if data_task.pairs.is_multi_token:
+            raise ConfigError(
+                "data.path",
+                f"{Path(data.path).name}: multi-token answers; circuit search scores one-token "
+                "answers (use patch or probe for these pairs)",
+            )
+        config = dataclasses.replace(
+            config, n_examples=min(config.n_examples, len(data_task.pairs))
+        )
     try:
         loaded = load_model(config.zoo if config.zoo is not None else str(config.checkpoint))
     except MesaInterpError as err:
@@ -90,6 +107,16 @@ def prepare(config: SearchConfig) -> SearchPlan:
     reason = edge_support_reason(loaded.model)
     if reason is not None:
         raise ConfigError("model", f"circuit search cannot run on this model: {reason}")
+    if data_task is not None:
+        data_task.check_model(int(loaded.model.cfg.d_vocab), int(loaded.model.cfg.n_ctx), "data")
+        return SearchPlan(
+            config=config,
+            model=loaded.model,
+            model_name=loaded.name,
+            fingerprint=loaded.fingerprint,
+            task=data_task,
+            pair=data_task.counterfactual_pairs(config.n_examples, family=config.family),
+        )
     recorded = (loaded.checkpoint.task if loaded.checkpoint is not None else None) or {}
     task_name = config.task_name or recorded.get("name")
     if task_name is None:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mesainterp.errors import ConfigError, allowed
+from mesainterp.prompts.task import PromptData, prompt_data
 from mesainterp.runs.executor import EXECUTORS, ExecutorName
-from mesainterp.runs.prompt_data import PromptData, prompt_data
 from mesainterp.schema import POSITIVE, option
 
 __all__ = [
@@ -121,4 +121,6 @@ def data_from_args(args: argparse.Namespace) -> PromptData | None:
             if value:
                 raise ConfigError(flag, "only applies with --data")
         return None
-    return prompt_data(args.data, model=args.model, tokenizer=args.tokenizer, roles=roles)
+    # search names its model in the config: its tokenizer default is resolved there.
+    model = getattr(args, "model", None)
+    return prompt_data(args.data, model=model, tokenizer=args.tokenizer, roles=roles)

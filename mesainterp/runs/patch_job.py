@@ -18,9 +18,9 @@ from mesainterp.model.build import model_shape
 from mesainterp.patching.ablation import AblationKind, Direction, PatchSpec
 from mesainterp.patching.engine import Method, SweepValues, run_sweep
 from mesainterp.patching.path import Receiver, run_path_sweep
+from mesainterp.prompts.task import PromptData, task_for
 from mesainterp.runs.executor import WorkerSpec
 from mesainterp.runs.plan import RunPlan, WorkUnit, chunk_plan
-from mesainterp.runs.prompt_data import PromptData, task_for
 from mesainterp.runs.state import RunState
 from mesainterp.sites.named import SweepName, named_sites
 from mesainterp.sites.site import Site

@@ -27,11 +27,11 @@ from mesainterp.errors import ConfigError
 from mesainterp.patching.api import summarise
 from mesainterp.patching.results import PatchResult
 from mesainterp.prompts.positions import label_positions
+from mesainterp.prompts.task import PromptData, PromptTask
 from mesainterp.provenance import provenance
 from mesainterp.runs.executor import ExecutionStats, execute
 from mesainterp.runs.options import RunOptions
 from mesainterp.runs.patch_job import PatchJob, PatchWorker, assemble_sweep, patch_plan
-from mesainterp.runs.prompt_data import PromptData, PromptTask
 from mesainterp.runs.state import open_run
 from mesainterp.zoo.loader import load_model
 

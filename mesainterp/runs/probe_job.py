@@ -19,9 +19,9 @@ import torch
 from mesainterp.errors import MesaInterpError
 from mesainterp.probes.controls import TABLE_COLUMNS, KindOrAuto, ProbeSpec, run_probes
 from mesainterp.probes.dataset import collect_activations, probe_sites, task_batches
+from mesainterp.prompts.task import PromptTask
 from mesainterp.runs.executor import WorkerSpec
 from mesainterp.runs.plan import RunPlan, WorkUnit, chunk_plan
-from mesainterp.runs.prompt_data import PromptTask
 from mesainterp.runs.state import RunState
 from mesainterp.sites.site import ProbeSiteKind, Site
 from mesainterp.tasks.base import Task

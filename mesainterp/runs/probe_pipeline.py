@@ -29,12 +29,12 @@ from mesainterp.probes.causal import probe_subspaces, retarget
 from mesainterp.probes.controls import ProbeSpec, save_table
 from mesainterp.probes.dataset import ActivationDataset, probe_sites
 from mesainterp.prompts.positions import label_positions
+from mesainterp.prompts.task import PromptData, PromptTask, task_for
 from mesainterp.provenance import provenance
 from mesainterp.report import write_run
 from mesainterp.runs.executor import ExecutionStats, execute
 from mesainterp.runs.plan import stable_hash
 from mesainterp.runs.probe_job import ProbeJob, assemble_probe_table, collect_for_job, probe_plan
-from mesainterp.runs.prompt_data import PromptData, PromptTask, task_for
 from mesainterp.runs.state import open_run
 from mesainterp.tasks.base import Task
 from mesainterp.zoo import LoadedModel, load_model, loaded_control_twin

@@ -49,13 +49,16 @@ __all__ = [
 
 @dataclass(frozen=True, kw_only=True)
 class SearchJob:
-    """The config file (absolute path) and the command recorded in the provenance."""
+    """The config file (absolute path), the command recorded in the provenance, and
+    the prompt file given on the command line (`PromptData.to_dict()`), if any, which
+    replaces the config's [data]."""
 
     config_path: str
     command: tuple[str, ...]
+    data: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"config_path": self.config_path, "command": list(self.command)}
+        return {"config_path": self.config_path, "command": list(self.command), "data": self.data}
 
     def worker_spec(self) -> WorkerSpec:
         # The attribution backward's float sums depend on the thread count: actors
@@ -70,12 +73,15 @@ class SearchJob:
 class SearchWorker:
     """Loads and validates the config, the model and the pairs once."""
 
-    def __init__(self, *, config_path: str, command: list[str]) -> None:
-        from mesainterp.discovery.config import load_config
+    def __init__(
+        self, *, config_path: str, command: list[str], data: dict[str, Any] | None = None
+    ) -> None:
+        from mesainterp.discovery.config import load_config, with_data
         from mesainterp.discovery.search import prepare
 
         self.command = list(command)
-        self.plan = prepare(load_config(config_path))
+        config = load_config(config_path)
+        self.plan = prepare(config if data is None else with_data(config, data))
 
     @classmethod
     def from_plan(cls, plan: Any, command: list[str]) -> SearchWorker:

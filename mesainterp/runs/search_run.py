@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mesainterp.discovery.config import load_config
+from mesainterp.discovery.config import load_config, with_data
 from mesainterp.discovery.search import SearchOutcome, SearchPlan, prepare, write_outputs
+from mesainterp.prompts.task import PromptData, PromptTask
 from mesainterp.report import write_report, write_run
 from mesainterp.runs.executor import ExecutionStats, execute
 from mesainterp.runs.options import RunOptions
@@ -76,17 +77,25 @@ def run_search_run(
     options: RunOptions | None = None,
     command: Sequence[str] | None = None,
     report: bool = True,
+    data: PromptData | None = None,
 ) -> SearchRun:
     """Run the search of the TOML config at `config_path` into `out` (resumable);
-    `command` is the argv recorded in the provenance."""
+    `command` is the argv recorded in the provenance; `data`, a prompt file that
+    replaces the config's [data] (`mesainterp search --data`)."""
     options = options or RunOptions()
+    override = None if data is None else data.to_dict()
     config = load_config(config_path)
-    plan = prepare(config)
+    plan = prepare(config if override is None else with_data(config, override))
+    config = plan.config  # with [data], n_examples is capped at the file's rows
     recorded = list(command or [])
     identity = {"command": "search", "model_fingerprint": plan.fingerprint,
                 "config": config.to_dict()}  # fmt: skip
+    if isinstance(plan.task, PromptTask):  # an edited file never reuses the old file's units
+        identity["data_sha256"] = plan.task.data.sha256
     state = open_run(out, identity=identity, resume=options.resume)
-    job = SearchJob(config_path=str(Path(config_path).resolve()), command=tuple(recorded))
+    job = SearchJob(
+        config_path=str(Path(config_path).resolve()), command=tuple(recorded), data=override
+    )
     local = SearchWorker.from_plan(plan, recorded) if options.executor == "inprocess" else None
     where = {"local_worker": local, **options.execute_kwargs()}
     # Stage 1 finds the circuit (one unit per chunk of examples scored, or one for

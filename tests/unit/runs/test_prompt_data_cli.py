@@ -230,3 +230,75 @@ def test_probe_refuses_an_unknown_or_text_column(hf_dir, pairs_csv, tmp_path, ca
         code, cap = _cli(argv, capsys)
         assert code == 2 and f"no numeric label column {target!r}" in cap.err, cap.err
         assert "'abba'" in cap.err or "abba" in cap.err
+
+
+def _search_config(path: Path, model: Path, data: str | None, chunk: int | None) -> Path:
+    lines = ["[model]", f'checkpoint = "{model}"', "[search]", 'method = "eap"', "top_n = 5"]
+    if chunk is not None:
+        lines.append(f"score_chunk = {chunk}")
+    lines += ["[faithfulness]", 'ablations = ["resample", "mean"]', "curve_k = [1, 2]",
+              "n_boot = 50"]  # fmt: skip
+    if data is not None:
+        lines += ["[data]", f'path = "{data}"', f"roles = {json.dumps(list(ROLES))}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_search_on_a_data_file(hf_dir, pairs_csv, tmp_path, capsys):
+    from mesainterp.discovery.config import load_config
+    from mesainterp.discovery.search import prepare, run_search
+
+    (tmp_path / "pairs.csv").write_text(pairs_csv.read_text())
+    # A path relative to the config's folder, in chunks of 3 examples.
+    config = _search_config(tmp_path / "search.toml", hf_dir, "pairs.csv", chunk=3)
+    out = tmp_path / "search"
+    argv = ["search", str(config), "--out", str(out), "--no-report"]
+    code, cap = _cli(argv, capsys)
+    assert code == 0, cap.err
+    first = _summary(cap.out)
+    assert first["units_computed"] == first["units_total"] == 3 + 2  # score chunks, ablations
+    circuit = json.loads((out / "circuit.json").read_text())
+
+    # The plan's pair and metric are the file's, all 8 rows (64 capped at the file's size).
+    plan = prepare(load_config(config))
+    pairs = load_prompts(
+        pairs_csv, roles=list(ROLES),
+        tokenizer=transformers.AutoTokenizer.from_pretrained(hf_dir, local_files_only=True),
+    )  # fmt: skip
+    expected_pair = pairs.to_pair()
+    assert plan.config.n_examples == N_PAIRS
+    assert torch.equal(plan.pair.clean.inputs, expected_pair.clean.inputs)
+    assert torch.equal(plan.pair.corrupted.inputs, expected_pair.corrupted.inputs)
+    with torch.no_grad():
+        logits = plan.model(plan.pair.clean.inputs)
+    assert torch.equal(
+        plan.task.default_metric(plan.pair)(logits, plan.pair.clean),
+        pairs.default_metric(expected_pair)(logits, expected_pair.clean),
+    )
+    # The one-process library search gives the same circuit.
+    whole = run_search(plan)
+    assert json.loads(whole.circuit.to_json())["edges"] == circuit["edges"]
+
+    # Resume after losing a score chunk: identical circuit file.
+    units = sorted((out / "_run" / "units").glob("scores-*.safetensors"))
+    units[0].unlink()
+    code, cap = _cli([*argv, "--resume"], capsys)
+    assert code == 0, cap.err
+    assert _summary(cap.out)["units_computed"] == 1
+    assert json.loads((out / "circuit.json").read_text()) == circuit
+
+    # Unchunked, with the file given on the command line instead of [data].
+    bare = _search_config(tmp_path / "bare.toml", hf_dir, None, chunk=None)
+    whole_out = tmp_path / "whole"
+    code, cap = _cli(["search", str(bare), "--out", str(whole_out), "--no-report",
+                      "--data", str(pairs_csv), "--roles", ROLE_ARG], capsys)  # fmt: skip
+    assert code == 0, cap.err
+    other = json.loads((whole_out / "circuit.json").read_text())
+    assert other["edges"] == circuit["edges"]
+    assert other["faithfulness"] == circuit["faithfulness"]
+
+
+def test_search_refuses_a_missing_data_file(hf_dir, tmp_path, capsys):
+    config = _search_config(tmp_path / "s.toml", hf_dir, "missing.csv", chunk=None)
+    code, cap = _cli(["search", str(config), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "data.path" in cap.err and "missing.csv" in cap.err, cap.err

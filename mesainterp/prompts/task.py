@@ -1,4 +1,5 @@
-"""A prompt-pair file as the task of a run: what `--data FILE` gives patch, probe, search.
+"""A prompt-pair file as the task of a run: what `--data FILE` gives patch, probe, search
+(and `[data]` in a search config).
 
 `PromptData` names the file, where its tokenizer lives and which columns are roles;
 it is plain strings, so a worker (a Ray actor included) rebuilds the same pairs from
@@ -84,18 +85,20 @@ def prompt_data(
     model: str | None = None,
     tokenizer: str | os.PathLike[str] | None = None,
     roles: Sequence[str] = (),
+    fields: tuple[str, str] = ("--data", "--tokenizer"),
 ) -> PromptData:
     """Resolve `--data PATH` (with `--tokenizer`, `--roles`) for the model argument
-    `model`: absolute paths, and the tokenizer chosen as the module docstring says."""
+    `model`: absolute paths, and the tokenizer chosen as the module docstring says.
+    `fields` name the file and tokenizer options in errors."""
     file = Path(path)
     if not file.is_file():
-        raise ConfigError("--data", f"{file}: no such file", "a .csv or .jsonl prompt-pair file")
+        raise ConfigError(fields[0], f"{file}: no such file", "a .csv or .jsonl prompt-pair file")
     chosen: Path | None = None
     if tokenizer is not None:
         chosen = Path(tokenizer)
         if not (chosen.is_dir() and _has_tokenizer(chosen)):
             raise ConfigError(
-                "--tokenizer",
+                fields[1],
                 f"{chosen}: not a tokenizer directory",
                 f"a directory holding {' or '.join(_TOKENIZER_FILES)}",
             )
@@ -203,12 +206,11 @@ class PromptTask:
 
 
 def task_for(loaded: Any, data: PromptData | None, purpose: str) -> Any:
+    # loaded: a `zoo.LoadedModel` (a later layer, so not imported here)
     """The task a run uses: the file's pairs with `data`, else the model's own task."""
     if data is None:
         return loaded.require_task(purpose)
-    from mesainterp.model.shape import model_shape
-
     task = PromptTask(data)
-    shape = model_shape(loaded.model)
-    task.check_model(shape.d_vocab, shape.n_ctx)
+    cfg = loaded.model.cfg  # `model` is the layer after this one: read the bridge's config
+    task.check_model(int(cfg.d_vocab), int(cfg.n_ctx))
     return task
