@@ -77,26 +77,14 @@ class SearchOutcome:
 
 def prepare(config: SearchConfig) -> SearchPlan:
     """Load the model and task and draw the pairs; refuses anything that cannot run."""
-    from mesainterp.tasks.registry import build_task, task_from_config
     from mesainterp.zoo.loader import load_model
     from mesainterp.zoo.registry import list_models
 
     if config.zoo is not None and config.zoo not in list_models():
         raise ConfigError("model.zoo", f"unknown zoo model {config.zoo!r}", allowed(list_models()))
     field = "model.zoo" if config.zoo is not None else "model.checkpoint"
-    data_task = None
-    if config.data_path is not None:  # the file's problems are named before the model loads
-        data = prompt_data(
-            config.data_path, model=config.checkpoint, tokenizer=config.data_tokenizer,
-            roles=config.data_roles, fields=("data.path", "data.tokenizer"),
-        )  # fmt: skip
-        data_task = PromptTask(data)
-        if data_task.pairs.is_multi_token:
-            raise ConfigError(
-                "data.path",
-                f"{Path(data.path).name}: multi-token answers; circuit search scores one-token "
-                "answers (use patch or probe for these pairs)",
-            )
+    data_task = None if config.data_path is None else _data_task(config)
+    if data_task is not None:  # the file's problems are named before the model loads
         config = dataclasses.replace(
             config, n_examples=min(config.n_examples, len(data_task.pairs))
         )
@@ -107,16 +95,43 @@ def prepare(config: SearchConfig) -> SearchPlan:
     reason = edge_support_reason(loaded.model)
     if reason is not None:
         raise ConfigError("model", f"circuit search cannot run on this model: {reason}")
+    task: Task
     if data_task is not None:
         data_task.check_model(int(loaded.model.cfg.d_vocab), int(loaded.model.cfg.n_ctx), "data")
-        return SearchPlan(
-            config=config,
-            model=loaded.model,
-            model_name=loaded.name,
-            fingerprint=loaded.fingerprint,
-            task=data_task,
-            pair=data_task.counterfactual_pairs(config.n_examples, family=config.family),
+        task = data_task
+    else:
+        task = _model_task(config, loaded)
+    pair = task.counterfactual_pairs(config.n_examples, seed=config.seed, family=config.family)
+    return SearchPlan(
+        config=config,
+        model=loaded.model,
+        model_name=loaded.name,
+        fingerprint=loaded.fingerprint,
+        task=task,
+        pair=pair,
+    )
+
+
+def _data_task(config: SearchConfig) -> PromptTask:
+    """The [data] file's pairs as the task (one-token answers only)."""
+    data = prompt_data(
+        str(config.data_path), model=config.checkpoint, tokenizer=config.data_tokenizer,
+        roles=config.data_roles, fields=("data.path", "data.tokenizer"),
+    )  # fmt: skip
+    task = PromptTask(data)
+    if task.pairs.is_multi_token:
+        raise ConfigError(
+            "data.path",
+            f"{Path(data.path).name}: multi-token answers; circuit search scores one-token "
+            "answers (use patch or probe for these pairs)",
         )
+    return task
+
+
+def _model_task(config: SearchConfig, loaded: Any) -> Task:
+    """The task the config names, or the one the checkpoint records."""
+    from mesainterp.tasks.registry import build_task, task_from_config
+
     recorded = (loaded.checkpoint.task if loaded.checkpoint is not None else None) or {}
     task_name = config.task_name or recorded.get("name")
     if task_name is None:
@@ -142,15 +157,7 @@ def prepare(config: SearchConfig) -> SearchPlan:
         )
     if task.seq_len > model_shape(loaded.model).n_ctx:
         raise ConfigError("task.params", f"sequences of {task.seq_len} exceed the model's n_ctx")
-    pair = task.counterfactual_pairs(config.n_examples, seed=config.seed, family=config.family)
-    return SearchPlan(
-        config=config,
-        model=loaded.model,
-        model_name=loaded.name,
-        fingerprint=loaded.fingerprint,
-        task=task,
-        pair=pair,
-    )
+    return task
 
 
 def _metric(plan: SearchPlan, pair: CounterfactualPair | None = None) -> MetricFn:
