@@ -302,3 +302,40 @@ def test_search_refuses_a_missing_data_file(hf_dir, tmp_path, capsys):
     config = _search_config(tmp_path / "s.toml", hf_dir, "missing.csv", chunk=None)
     code, cap = _cli(["search", str(config), "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "data.path" in cap.err and "missing.csv" in cap.err, cap.err
+
+
+def test_token_ids_need_no_tokenizer(hf_dir, pairs_csv, tmp_path, capsys):
+    """A model folder without tokenizer files and a JSONL of token ids: the same table
+    as the text file tokenized by the model's tokenizer."""
+    from mesainterp.prompts import PromptPairs, save_prompts
+
+    bare = tmp_path / "bare-model"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (bare / name).write_bytes((hf_dir / name).read_bytes())
+    pairs = load_prompts(
+        pairs_csv, roles=list(ROLES),
+        tokenizer=transformers.AutoTokenizer.from_pretrained(hf_dir, local_files_only=True),
+    )  # fmt: skip
+    rows = pairs.rows
+    ids = PromptPairs.from_token_ids(
+        [r.clean for r in rows], [r.corrupted for r in rows],
+        [r.clean_answer for r in rows], [r.corrupted_answer for r in rows],
+        roles=dict(pairs.roles),
+    )  # fmt: skip
+    data = save_prompts(ids, tmp_path / "ids.jsonl")
+    tables = []
+    for model, file in ((bare, data), (hf_dir, pairs_csv)):
+        out = tmp_path / f"out-{len(tables)}"
+        argv = ["patch", str(model), "--data", str(file), "--roles", ROLE_ARG,
+                "--sites", "mlp", "--out", str(out), "--n-boot", "20"]  # fmt: skip
+        code, cap = _cli(argv, capsys)
+        assert code == 0, cap.err
+        tables.append(load_result(out).table)
+    columns = ["kind", "layer", "position", "value", "ci_low", "ci_high"]
+    pd.testing.assert_frame_equal(tables[0][columns], tables[1][columns], check_exact=True)
+    # Text without a tokenizer is refused naming the file and row.
+    argv = ["patch", str(bare), "--data", str(pairs_csv), "--sites", "mlp",
+            "--out", str(tmp_path / "o")]  # fmt: skip
+    code, cap = _cli(argv, capsys)
+    assert code == 2 and "pairs.csv" in cap.err and "row 0" in cap.err, cap.err
