@@ -33,7 +33,6 @@ from mesainterp.viz.scatter import align_sites, attribution_scatter, attribution
 __all__ = ["IMAGE_TYPES", "Section", "sections_from_run", "slug"]
 
 IMAGE_TYPES = {".svg": "image/svg+xml", ".png": "image/png"}
-MAX_HEAD_POSITIONS = 6  # heads-by-position tables: one heatmap per position, at most this many
 
 
 def slug(text: str) -> str:
@@ -87,17 +86,11 @@ def _patching(run: Run, result: Result) -> list[Section]:
             "head" in rows and rows["head"].notna().any() and (rows["head"].dropna() >= 0).any()
         )
         x = opts.get("x", "head" if has_heads else "position")
-        if x == "head" and "position" in rows and rows["position"].nunique(dropna=True) > 1:
-            wanted = (
-                [opts["position"]]
-                if "position" in opts
-                else sorted(rows["position"].dropna().unique())
-            )
-            chunks = [
-                (f" at position {int(p)}", rows[rows["position"] == p])
-                for p in wanted[-MAX_HEAD_POSITIONS:]
-            ]
+        if x == "head" and "position" in opts and "position" in rows:
+            chosen = rows[rows["position"] == opts["position"]]
+            chunks = [(f" at position {int(opts['position'])}", chosen)]
         else:
+            # A heads-by-position table draws one panel per position itself: none dropped.
             chunks = [("", rows)]
         for suffix, chunk in chunks:
             title = f"{opts.get('title', f'Patching: {kind}')}{suffix}"
@@ -110,10 +103,20 @@ def _patching(run: Run, result: Result) -> list[Section]:
                         "Effect of patching each site; hover for the confidence interval and n.",
                     ),
                     plotly=patching_heatmap(
-                        chunk, x=x, kind=kind, title=title, position_labels=labels
+                        chunk,
+                        x=x,
+                        kind=kind,
+                        title=title,
+                        position_labels=labels,
+                        position_roles=opts.get("position_roles"),
                     ),
                     static=patching_heatmap_mpl(
-                        chunk, x=x, kind=kind, title=title, position_labels=labels
+                        chunk,
+                        x=x,
+                        kind=kind,
+                        title=title,
+                        position_labels=labels,
+                        position_roles=opts.get("position_roles"),
                     ),
                 )
             )
@@ -152,7 +155,7 @@ def _probes(run: Run, result: Result) -> list[Section]:
         if several:
             points = rows["hook"].astype(str).str.rsplit(".", n=1).str[-1]
             hooks = [str(h) for h in sorted(points.unique())]
-        for h in hooks[:MAX_HEAD_POSITIONS]:
+        for h in hooks:
             suffix = f" ({h})" if several else ""
             sections.append(
                 Section(
