@@ -20,15 +20,13 @@ from matplotlib.figure import Figure
 from mesainterp.errors import ConfigError
 from mesainterp.report.rundir import Result, Run, RunDirError, read_table
 from mesainterp.viz.attention import CircuitsVisHTML, attention_heads
-from mesainterp.viz.circuit import circuit_graph, circuit_graph_mpl
-from mesainterp.viz.patching import patching_heatmap, patching_heatmap_mpl
+from mesainterp.viz.circuit import circuit_graph
+from mesainterp.viz.patching import patching_heatmap
 from mesainterp.viz.probes import (
     probe_curves,
-    probe_curves_mpl,
     probe_heatmap,
-    probe_heatmap_mpl,
 )
-from mesainterp.viz.scatter import align_sites, attribution_scatter, attribution_scatter_mpl
+from mesainterp.viz.scatter import align_sites, attribution_scatter
 
 __all__ = ["IMAGE_TYPES", "Section", "sections_from_run", "slug"]
 
@@ -110,13 +108,14 @@ def _patching(run: Run, result: Result) -> list[Section]:
                         position_labels=labels,
                         position_roles=opts.get("position_roles"),
                     ),
-                    static=patching_heatmap_mpl(
+                    static=patching_heatmap(
                         chunk,
                         x=x,
                         kind=kind,
                         title=title,
                         position_labels=labels,
                         position_roles=opts.get("position_roles"),
+                        backend="matplotlib",
                     ),
                 )
             )
@@ -144,7 +143,7 @@ def _probes(run: Run, result: Result) -> list[Section]:
                 name=slug(f"{result.name}-{target}"),
                 caption=caption,
                 plotly=probe_curves(table, target=target, pos=pos, hook=hook),
-                static=probe_curves_mpl(table, target=target, pos=pos, hook=hook),
+                static=probe_curves(table, target=target, pos=pos, hook=hook, backend="matplotlib"),
             )
         )
         if pos is not None or rows["pos"].nunique() < 2:
@@ -162,7 +161,7 @@ def _probes(run: Run, result: Result) -> list[Section]:
                     title=f"{title}: layer × position{suffix}",
                     name=slug(f"{result.name}-{target}-grid{suffix}"),
                     plotly=probe_heatmap(table, target=target, hook=h),
-                    static=probe_heatmap_mpl(table, target=target, hook=h),
+                    static=probe_heatmap(table, target=target, hook=h, backend="matplotlib"),
                 )
             )
     return sections
@@ -185,7 +184,9 @@ def _attribution(run: Run, result: Result) -> list[Section]:
             plotly=attribution_scatter(
                 merged["exact"], merged["attribution"], labels=list(merged["site"]), title=title
             ),
-            static=attribution_scatter_mpl(merged["exact"], merged["attribution"], title=title),
+            static=attribution_scatter(
+                merged["exact"], merged["attribution"], title=title, backend="matplotlib"
+            ),
         )
     ]
 
@@ -230,7 +231,9 @@ def _circuit(run: Run, result: Result) -> list[Section]:
                 "caption", "Nodes by layer; edge width ∝ |score|, blue positive, orange negative."
             ),
             plotly=circuit_graph(nodes, edges, scores, faithfulness=faithfulness, title=title),
-            static=circuit_graph_mpl(nodes, edges, scores, faithfulness=faithfulness, title=title),
+            static=circuit_graph(
+                nodes, edges, scores, faithfulness=faithfulness, title=title, backend="matplotlib"
+            ),
             table=table.sort_values("score", key=abs, ascending=False).reset_index(drop=True),
         )
     ]

@@ -132,10 +132,13 @@ def _heatmap(table: pd.DataFrame, sweep: str, path: Path, title: str) -> None:
         grid = labelled.pivot_table(index="row", columns="position", values="value", sort=False)
         fig = _rows_heatmap(grid, "position", title)
     else:
-        from mesainterp.viz.patching import patching_heatmap_mpl
+        from mesainterp.viz.patching import patching_heatmap
 
         rows = table[table["kind"] == "z"] if sweep == "path" else table
-        fig = patching_heatmap_mpl(
-            rows, x="head" if sweep in ("heads", "path") else "position", title=title
+        fig = patching_heatmap(
+            rows,
+            x="head" if sweep in ("heads", "path") else "position",
+            title=title,
+            backend="matplotlib",
         )
     fig.savefig(path, dpi=150, bbox_inches="tight")

@@ -186,13 +186,13 @@ def _write_figures(table: pd.DataFrame, causal: pd.DataFrame | None, root: Path)
     """The summary figure, and the shared probe figures: the layer × position grid and
     the control curves at the most selective position."""
     from mesainterp.viz.probe_summary import probe_summary_mpl
-    from mesainterp.viz.probes import probe_curves_mpl, probe_heatmap_mpl
+    from mesainterp.viz.probes import probe_curves, probe_heatmap
 
     best_pos = int(table.loc[table["selectivity"].idxmax(), "pos"])
     figures = {
         "figure": ("probes.png", probe_summary_mpl(table, causal)),
-        "heatmap": ("probes_heatmap.png", probe_heatmap_mpl(table)),
-        "curves": ("probes_curves.png", probe_curves_mpl(table, pos=best_pos)),
+        "heatmap": ("probes_heatmap.png", probe_heatmap(table, backend="matplotlib")),
+        "curves": ("probes_curves.png", probe_curves(table, pos=best_pos, backend="matplotlib")),
     }
     files = {}
     for key, (name, fig) in figures.items():
