@@ -19,7 +19,9 @@ from mesainterp.evidence.stats import holm
 from mesainterp.model import ModelConfig, build_model
 from mesainterp.tasks import get_task
 
-SMALL = EvidenceConfig(n_examples=60, n_pairs=4, n_random=1, n_boot=200, folds=3, state_ranks=2)
+# n_boot: the smallest bootstrap p, 1 / (n_boot + 1), times 11 references (algorithmic
+# match) and Holm over the tests, must be able to reach 0.05.
+SMALL = EvidenceConfig(n_examples=60, n_pairs=4, n_random=1, n_boot=1000, folds=3, state_ranks=2)
 
 
 def test_path_task_battery_reports_every_test() -> None:
@@ -107,3 +109,29 @@ def test_battery_refuses_unknown_tests_and_tasks() -> None:
     model = planted_gd_model(task)
     with pytest.raises(MesaInterpError, match="unknown test"):
         run_battery(model, task, control=[model] * 5, tests=["telepathy"], progress=False)
+
+
+def test_algorithmic_match_compares_every_reference_and_finds_the_planted_step() -> None:
+    from mesainterp.evidence.algorithmic import GD_STEPS, algorithmic_match
+    from mesainterp.evidence.profile import collect_inputs
+
+    task = get_task("icl-regression", d_x=3, n_context=6, d_model=12)
+    config = planted_gd_config(task)
+    cfg = EvidenceConfig(n_examples=200, n_boot=400)
+    inputs = collect_inputs(
+        planted_gd_model(task), twin_controls(config), task, n_examples=40, seed=0
+    )
+    result = algorithmic_match(inputs, cfg)
+    refs = result.details["references"]
+    assert set(refs) == {f"gd-{k}" for k in GD_STEPS} | {"ridge", "gd++", "least squares"}
+    assert result.passed and result.details["closest"] in ("gd-1", "gd++")
+    # GD++ at gamma = 0 is one GD step: the two cannot be told apart, and the test says so.
+    assert {"gd-1", "gd++"} - {result.details["closest"]} <= set(
+        result.details["indistinguishable_from_best"]
+    )
+    assert refs["gd-1"]["sensitivity_cos"] == pytest.approx(1.0, abs=1e-6)
+    assert refs["least squares"]["r2"] < 0.9  # a reference the planted step is not
+    # A model lacking the property: the random-init twin fits no reference.
+    model, *twins = twin_controls(config, n=6, first_seed=7)
+    on_twin = algorithmic_match(collect_inputs(model, twins, task, n_examples=40, seed=0), cfg)
+    assert not on_twin.passed
