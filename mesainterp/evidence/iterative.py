@@ -9,8 +9,9 @@ neither.
 
 At each declared position (goal token, ":", decision position; see `profile`)
 and every layer a ridge probe decodes each rank. A rank's *progress* at layer l
-is (accuracy(l) - majority) / (best accuracy over layers - majority): how much
-of its full rise it has reached. Iterative computation predicts a layer-ordered
+is (accuracy(l) - majority) / (best accuracy over layers - majority), clipped to
+[0, 1] (the denominator at least `MIN_RISE`): how much of its full rise it has
+reached. Iterative computation predicts a layer-ordered
 rise: the (k-1)-th node reaches its rise at a layer where the k-th has not yet,
 so the *lead* max_l [progress_{k-1}(l) - progress_k(l)] is large for every
 consecutive pair. The statistic is the weakest pair's lead. A model that
@@ -62,7 +63,9 @@ def ordered_lead(acc: Tensor, floor: Tensor) -> tuple[Tensor, Tensor]:
     """From accuracies [ranks, layers, draws] and majority rates [ranks]:
     (weakest consecutive lead [draws], full rise per rank [ranks, draws])."""
     rise = acc.max(1).values - floor[:, None]  # [ranks, draws]
-    progress = (acc - floor[:, None, None]) / rise[:, None].clamp_min(1e-9)
+    # Progress in [0, 1]; a rank that barely rises is divided by MIN_RISE, not by ~0,
+    # so noise around the majority rate cannot make a lead.
+    progress = ((acc - floor[:, None, None]) / rise[:, None].clamp_min(MIN_RISE)).clamp(0, 1)
     lead = (progress[:-1] - progress[1:]).max(1).values  # [ranks - 1, draws]
     return lead.min(0).values, rise
 

@@ -99,3 +99,11 @@ def test_declared_positions_use_the_maze_target_and_refuse_a_silent_fallback() -
 
     with pytest.raises(MesaInterpError, match="target_pos"):
         declared_positions(NoGoalPos())  # type: ignore[arg-type]
+
+
+def test_ordered_lead_is_bounded_when_a_rank_does_not_rise() -> None:
+    # A twin whose accuracies hover at the majority rate: no lead, no blow-up.
+    floor = torch.tensor([0.2, 0.2])
+    flat = torch.tensor([[0.2, 0.2001, 0.19], [0.21, 0.18, 0.2]])[..., None]
+    lead, _ = ordered_lead(flat, floor)
+    assert -1.0 <= float(lead[0]) <= 1.0 and abs(float(lead[0])) < 0.2
