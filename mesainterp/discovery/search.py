@@ -220,7 +220,8 @@ def _node_circuit(
     edges = {
         (u, d): chosen[u]
         for u, d in ef.graph.edges()
-        if u in chosen and (d == "logits" or ef.graph.upstream_of_downstream(d) in chosen)
+        # A grouped key/value input belongs to every query head that reads it.
+        if u in chosen and (d == "logits" or any(o in chosen for o in ef.graph.owners(d)))
     }
     return drop_dangling(ef.graph, edges)
 

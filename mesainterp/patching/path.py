@@ -35,7 +35,7 @@ from mesainterp.patching.results import PatchResult
 from mesainterp.patching.setters import apply_site
 from mesainterp.provenance import provenance
 from mesainterp.sites.site import RECEIVER_KINDS, SENDER_KINDS, ReceiverKind, Site
-from mesainterp.sites.sweeps import validate_sites
+from mesainterp.sites.sweeps import heads_of, validate_sites
 
 __all__ = ["RECEIVER_KINDS", "Receiver", "path_patch", "run_path_sweep"]
 
@@ -89,9 +89,10 @@ def _check(senders: list[Site], receivers: list[Site], shape: ModelShape) -> Non
             raise MesaInterpError(
                 f"receiver {r.label()}: layer out of range (allowed: 0..{shape.n_layers - 1})"
             )
-        if r.head is not None and r.head >= shape.n_heads:
+        n_heads = heads_of(shape, r.kind)  # k/v receivers exist per key/value head
+        if r.head is not None and r.head >= n_heads:
             raise MesaInterpError(
-                f"receiver {r.label()}: head out of range (allowed: 0..{shape.n_heads - 1})"
+                f"receiver {r.label()}: head out of range (allowed: 0..{n_heads - 1})"
             )
         if r.kind == "mlp_in" and shape.attn_only:
             raise MesaInterpError(f"receiver {r.label()}: the model is attention-only")
