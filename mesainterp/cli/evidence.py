@@ -43,7 +43,7 @@ from mesainterp.evidence.profile import profile_for
 from mesainterp.evidence.scorecard import TESTS, Scorecard, run_battery, twin_controls
 from mesainterp.model.checkpoint import read_checkpoint_document
 from mesainterp.model.config import ModelConfig
-from mesainterp.provenance import provenance
+from mesainterp.provenance_stamp import provenance
 from mesainterp.schema import NON_NEGATIVE, Range, option
 from mesainterp.tasks.base import Task
 

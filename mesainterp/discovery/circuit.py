@@ -89,7 +89,7 @@ class Circuit:
     method:     "eap", "eap-ig", "acdc" or "node-attribution".
     params:     the method's parameters (threshold, top_n, ig_steps, ...).
     ablation:   how edges outside the circuit are ablated ("resample", "mean", "zero").
-    provenance: `mesainterp.provenance.provenance(...)` of the run that found it.
+    provenance: `mesainterp.provenance(...)` of the run that found it.
     faithfulness: the headline faithfulness (resample), if measured.
     """
 

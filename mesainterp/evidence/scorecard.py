@@ -249,7 +249,7 @@ def run_battery(
         ]
     )
     if provenance is None:
-        from mesainterp.provenance import provenance as stamp
+        from mesainterp.provenance_stamp import provenance as stamp
 
         provenance = stamp(
             model=model,

@@ -13,7 +13,7 @@ from mesainterp.patching.engine import Method, SweepValues, run_sweep
 from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.patching.results import PatchResult, build_table
 from mesainterp.patching.stats import bootstrap_normalised, normalised_effect
-from mesainterp.provenance import provenance
+from mesainterp.provenance_stamp import provenance
 from mesainterp.sites.site import Site
 
 __all__ = ["patch", "patch_pair", "summarise"]

@@ -33,7 +33,7 @@ from mesainterp.patching.hooks import hook_context
 from mesainterp.patching.metrics import MetricFn
 from mesainterp.patching.results import PatchResult
 from mesainterp.patching.setters import apply_site
-from mesainterp.provenance import provenance
+from mesainterp.provenance_stamp import provenance
 from mesainterp.sites.site import RECEIVER_KINDS, SENDER_KINDS, ReceiverKind, Site
 from mesainterp.sites.sweeps import heads_of, validate_sites
 

@@ -26,7 +26,7 @@ from mesainterp.atomic import atomic_write
 from mesainterp.errors import ConfigError
 from mesainterp.patching.api import summarise
 from mesainterp.patching.results import PatchResult
-from mesainterp.provenance import provenance
+from mesainterp.provenance_stamp import provenance
 from mesainterp.runs.executor import ExecutionStats, execute
 from mesainterp.runs.options import RunOptions
 from mesainterp.runs.patch_job import PatchJob, PatchWorker, assemble_sweep, patch_plan

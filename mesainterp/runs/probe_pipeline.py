@@ -28,7 +28,7 @@ from mesainterp.model.build import model_shape
 from mesainterp.probes.causal import probe_subspaces, retarget
 from mesainterp.probes.controls import ProbeSpec, save_table
 from mesainterp.probes.dataset import ActivationDataset, probe_sites
-from mesainterp.provenance import provenance
+from mesainterp.provenance_stamp import provenance
 from mesainterp.runs.executor import ExecutionStats, execute
 from mesainterp.runs.plan import stable_hash
 from mesainterp.runs.probe_job import ProbeJob, assemble_probe_table, collect_for_job, probe_plan

@@ -32,7 +32,7 @@ from mesainterp.model.checkpoint import (
     read_checkpoint_document,
 )
 from mesainterp.model.config import ModelConfig
-from mesainterp.model.fingerprint import fingerprint
+from mesainterp.model.fingerprinting import fingerprint
 from mesainterp.tasks.base import Task
 from mesainterp.training.state import CHECKPOINT_DIR
 from mesainterp.zoo import registry
