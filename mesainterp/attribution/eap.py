@@ -28,6 +28,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from mesainterp.attribution.edge_forward import EdgeForward
 from mesainterp.attribution.graph import EdgeGraph
 from mesainterp.errors import ConfigError, MesaInterpError, allowed
+from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.patching.metrics import MetricFn
 
 __all__ = ["EDGE_METHODS", "EdgeMethod", "EdgeScores", "edge_attribution"]
@@ -94,7 +95,7 @@ def edge_attribution(
     *,
     clean: Tensor,
     corrupted: Tensor,
-    metric: MetricFn,
+    metric: AnyMetric,
     batch: Any = None,
     method: EdgeMethod = "eap",
     ig_steps: int = 5,
@@ -105,6 +106,7 @@ def edge_attribution(
     clean, corrupted: inputs of identical shape (tokens or embeddings).
     metric:           `(logits, batch) -> [batch]`, higher = more clean-like.
     """
+    metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
     if method not in EDGE_METHODS:
         raise ConfigError("method", f"got {method!r}", allowed(EDGE_METHODS))
     if not isinstance(ig_steps, int) or isinstance(ig_steps, bool) or ig_steps < 1:

@@ -27,7 +27,7 @@ from mesainterp.model.build import model_shape
 from mesainterp.model.placement import to_model
 from mesainterp.patching.engine import capture
 from mesainterp.patching.hooks import hook_context
-from mesainterp.patching.metrics import MetricFn
+from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.sites.site import Site
 from mesainterp.sites.sweeps import unique_hook_names, validate_sites
 
@@ -67,10 +67,11 @@ def node_attribution(
     *,
     clean: Tensor,
     corrupted: Tensor,
-    metric: MetricFn,
+    metric: AnyMetric,
     batch: Any = None,
 ) -> NodeScores:
     """Attribution score of every site (see the module docstring)."""
+    metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
     if clean.shape != corrupted.shape:
         raise MesaInterpError(
             f"clean and corrupted inputs differ in shape: {tuple(clean.shape)} vs "

@@ -29,7 +29,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from mesainterp.attribution.edge_forward import EdgeForward
 from mesainterp.discovery.ablated import ablated_outputs, cut_run_metric
 from mesainterp.errors import ConfigError, MesaInterpError
-from mesainterp.patching.metrics import MetricFn
+from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.progress import progress_bar
 
 __all__ = ["AcdcResult", "acdc"]
@@ -53,7 +53,7 @@ def acdc(
     *,
     clean: Tensor,
     corrupted: Tensor,
-    metric: MetricFn,
+    metric: AnyMetric,
     threshold: float,
     batch: Any = None,
     ablation: str = "resample",
@@ -69,6 +69,7 @@ def acdc(
     skip_inert: False runs the trials of edges whose cut changes no input too (their oracle).
     progress: a bar over the downstream inputs (None: on unless MESAINTERP_NO_PROGRESS).
     """
+    metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold < 0:
         raise ConfigError("threshold", f"expected a number >= 0, got {threshold!r}")
     if clean.shape != corrupted.shape:

@@ -28,7 +28,7 @@ from mesainterp.discovery.ablated import ablated_outputs, cut_run_metric
 from mesainterp.discovery.circuit import Circuit
 from mesainterp.errors import ConfigError, allowed
 from mesainterp.patching.ablation import ABLATIONS
-from mesainterp.patching.metrics import MetricFn
+from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.patching.stats import bootstrap_normalised, normalised_effect
 from mesainterp.progress import progress_bar
 
@@ -64,7 +64,7 @@ def faithfulness(
     *,
     clean: Tensor,
     corrupted: Tensor,
-    metric: MetricFn,
+    metric: AnyMetric,
     batch: Any = None,
     ablations: Sequence[str] = ("resample", "mean", "zero"),
     curve_k: Sequence[int] = (),
@@ -82,6 +82,7 @@ def faithfulness(
     reference: inputs for mean ablation (default: clean and corrupted together).
     progress:  a bar over the size curve (None: on unless MESAINTERP_NO_PROGRESS).
     """
+    metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
     for i, a in enumerate(ablations):
         if a not in ABLATIONS:
             raise ConfigError(f"ablations[{i}]", f"got {a!r}", allowed(ABLATIONS))

@@ -30,7 +30,7 @@ from mesainterp.patching.ablation import AblationKind, Direction, PatchSpec, rep
 from mesainterp.patching.api import summarise
 from mesainterp.patching.engine import SweepValues, capture
 from mesainterp.patching.hooks import hook_context
-from mesainterp.patching.metrics import MetricFn
+from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.patching.results import PatchResult
 from mesainterp.patching.setters import apply_site
 from mesainterp.provenance_stamp import provenance
@@ -113,12 +113,13 @@ def run_path_sweep(
     *,
     clean: Tensor,
     corrupted: Tensor,
-    metric: MetricFn,
+    metric: AnyMetric,
     batch: Any = None,
     spec: PatchSpec | None = None,
     reference: Tensor | None = None,
 ) -> SweepValues:
     """Raw per-example metric values of path patching each sender into `receivers`."""
+    metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
     spec = spec or PatchSpec()
     shape = model_shape(model)
     clean, corrupted = to_model(model, clean), to_model(model, corrupted)
@@ -243,7 +244,7 @@ def path_patch(
     *,
     clean: Tensor,
     corrupted: Tensor,
-    metric: MetricFn,
+    metric: AnyMetric,
     batch: Any = None,
     direction: Direction = "denoising",
     ablation: AblationKind = "resample",
@@ -259,6 +260,8 @@ def path_patch(
     receivers: Sites of kind "q", "k", "v" (one head's input), "mlp_in" or "logits",
                spanning every position (`Receiver(...)` builds one with the kind checked).
     """
+    metric_name = getattr(metric, "__qualname__", type(metric).__name__)
+    metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
     spec = PatchSpec(direction=direction, ablation=ablation)
     values = run_path_sweep(
         model,
@@ -275,6 +278,6 @@ def path_patch(
     prov["patching"] = {
         "kind": "path",
         "receivers": [r.to_dict() for r in receivers],
-        "metric": getattr(metric, "__qualname__", type(metric).__name__),
+        "metric": metric_name,
     }
     return summarise(values, n_boot=n_boot, confidence=confidence, seed=seed, prov=prov)
