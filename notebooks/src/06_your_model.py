@@ -56,6 +56,7 @@ from transformers import PreTrainedTokenizerFast
 
 import mesainterp
 
+transformers.utils.logging.disable_progress_bar()
 torch.manual_seed(0)
 WORK = Path(tempfile.mkdtemp(prefix="mesainterp-own-model-"))
 print("mesainterp", mesainterp.__version__, "| scratch directory:", WORK)
@@ -270,8 +271,9 @@ except mesainterp.MesaInterpError as err:
 # logits.
 #
 # Save before wrapping: `wrap_hf_model` rewires the HuggingFace module in place, and
-# `save_pretrained` on the wrapped module is refused by `transformers` (it sees the
-# bridge's aliases of each weight as shared tensors), as the check below shows.
+# `save_pretrained` on the wrapped module then fails inside `transformers` (on the
+# Llama shape it reads the bridge's aliases of each weight as shared tensors; on the
+# GPT-2 shape, below, a tensor view error), as the check below shows.
 
 # %%
 try:
@@ -283,7 +285,7 @@ print(sorted(p.name for p in hf_dir.iterdir()))
 
 reloaded = mesainterp.load_hf_dir(hf_dir)
 loaded = mesainterp.load_model(hf_dir)
-print(loaded)
+print("load_model:", loaded.name, "| source:", loaded.source, "| task:", loaded.task)
 with torch.no_grad():
     original_logits = bridges["llama"](clean)
     torch.testing.assert_close(reloaded(clean), original_logits)
@@ -438,13 +440,21 @@ pd.DataFrame(faith).round(3)
 # %%
 acdc_rows = []
 for name, model in bridges.items():
+    # The threshold is in metric units: a fixed share of this model's clean-corrupted gap.
+    threshold = 0.05 * abs(gaps.loc[name, "clean"] - gaps.loc[name, "corrupted"])
     found = mesainterp.acdc(
-        model, clean=clean, corrupted=corrupted, metric=metric, batch=pair.clean, threshold=0.01
+        model,
+        clean=clean,
+        corrupted=corrupted,
+        metric=metric,
+        batch=pair.clean,
+        threshold=threshold,
     )
     top = set(circuits[name].edges)
     acdc_rows.append(
         {
             "model": name,
+            "threshold": threshold,
             "edges kept": len(found.kept),
             "forward runs": found.n_runs,
             "edges cut without a run": found.n_skipped,
@@ -475,9 +485,11 @@ mesainterp.viz.circuit_graph(
 # architecture with fresh random weights (`random_init_twin`).
 #
 # A probe is only evidence when it beats the random-init control: a random network
-# already makes many input features linearly decodable (here `io_first` is a token-order
-# fact, readable from the embeddings alone). Both models here *are* random, so the
-# model and its twin should score alike; on a trained model the gap is the finding.
+# already makes many input features linearly decodable. Both models here *are* random
+# and there are only 64 prompts, so expect the model, its twin, the shuffled-label
+# probe and the majority class to score alike, near chance; on a trained model the gap
+# between the model and its twin is the finding. Other labels to try: `template`, or an
+# integer column added to `labels` (the index of the IO name gives a multi-class probe).
 
 # %%
 probe_positions = [pairs.roles["S2"][0], pairs.prompt_len - 1]
