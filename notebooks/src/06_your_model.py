@@ -197,6 +197,8 @@ print("reloaded from", csv_path.name, "- labels:", sorted(loaded_pairs.labels))
 pair = pairs.to_pair()
 metric = pairs.default_metric()
 clean, corrupted = pair.clean.inputs, pair.corrupted.inputs
+# What attribution, discovery and faithfulness all take: both runs, the metric, the batch.
+runs = {"clean": clean, "corrupted": corrupted, "metric": metric, "batch": pair.clean}
 positions = list(pairs.position_labels)
 
 # %% [markdown]
@@ -373,19 +375,9 @@ edge_scores = {}
 for name, model in bridges.items():
     shape = mesainterp.model_shape(model)
     heads = mesainterp.named_sites("heads", shape)
-    node_scores[name] = mesainterp.node_attribution(
-        model, heads, clean=clean, corrupted=corrupted, metric=metric, batch=pair.clean
-    )
+    node_scores[name] = mesainterp.node_attribution(model, heads, **runs)
     edge_scores[name] = {
-        method: mesainterp.edge_attribution(
-            model,
-            clean=clean,
-            corrupted=corrupted,
-            metric=metric,
-            batch=pair.clean,
-            method=method,
-            ig_steps=3,
-        )
+        method: mesainterp.edge_attribution(model, **runs, method=method, ig_steps=3)
         for method in ("eap", "eap-ig")
     }
     print(f"{name}: {len(edge_scores[name]['eap'].as_dict())} edges scored")
@@ -427,10 +419,7 @@ for name, model in bridges.items():
     for row in mesainterp.faithfulness(
         model,
         circuits[name],
-        clean=clean,
-        corrupted=corrupted,
-        metric=metric,
-        batch=pair.clean,
+        **runs,
         ablations=("resample", "mean"),
         n_boot=100,
     ):
@@ -442,14 +431,7 @@ acdc_rows = []
 for name, model in bridges.items():
     # The threshold is in metric units: a fixed share of this model's clean-corrupted gap.
     threshold = 0.05 * abs(gaps.loc[name, "clean"] - gaps.loc[name, "corrupted"])
-    found = mesainterp.acdc(
-        model,
-        clean=clean,
-        corrupted=corrupted,
-        metric=metric,
-        batch=pair.clean,
-        threshold=threshold,
-    )
+    found = mesainterp.acdc(model, **runs, threshold=threshold)
     top = set(circuits[name].edges)
     acdc_rows.append(
         {
