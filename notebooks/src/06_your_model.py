@@ -347,11 +347,12 @@ for name, model in bridges.items():
     }
 for name in bridges:
     display(
-        mesainterp.viz.patching_heatmap_mpl(
+        mesainterp.viz.patching_heatmap(
             patching[name]["resid"].table,
             x="position",
             position_labels=positions,
             title=f"{name}: residual stream by position (denoising)",
+            backend="matplotlib",
         )
     )
 
@@ -491,8 +492,11 @@ probe_tables["llama"][["layer", "pos", "value", "se", "random_init", "shuffled",
 
 # %%
 display(
-    mesainterp.viz.probe_curves_mpl(
-        probe_tables["llama"], pos=probe_positions[-1], title="llama: io_first at END"
+    mesainterp.viz.probe_curves(
+        probe_tables["llama"],
+        pos=probe_positions[-1],
+        title="llama: io_first at END",
+        backend="matplotlib",
     )
 )
 
