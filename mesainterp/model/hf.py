@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,10 @@ def wrap_hf_model(
 
     module:     a `transformers.PreTrainedModel` of an architecture TransformerLens
                 supports (GPT-2, GPT-NeoX, Llama, Mistral, Qwen2, Gemma, ...).
-    tokenizer:  optional; default a placeholder over the model's vocabulary.
+    tokenizer:  optional; default a placeholder over the model's vocabulary. A tokenizer
+                built in memory (`PreTrainedTokenizerFast(tokenizer_object=...)`) works too.
+
+    Save the module (`save_pretrained`) before wrapping it: the bridge rewires it in place.
     model_name: recorded on the bridge's config (default `hf/<ArchitectureName>`).
     """
     if not isinstance(module, transformers.PreTrainedModel):
@@ -125,18 +129,24 @@ def wrap_hf_model(
         )
     # A name with a slash is never one of TransformerLens's deprecated aliases.
     name = model_name or f"hf/{type(module).__name__}"
-    try:
-        bridge = TransformerBridge.boot_transformers(  # type: ignore[attr-defined]
-            name,
-            hf_model=module,
-            tokenizer=tokenizer,
-            device=model_device(module),
-            dtype=model_dtype(module),
-        )
-    except (ValueError, NotImplementedError, AttributeError, KeyError, TypeError) as err:
-        raise MesaInterpError(
-            f"wrap_hf_model: TransformerLens cannot wrap {kind}: {_first_line(err)}"
-        ) from err
+    with tempfile.TemporaryDirectory() as scratch:
+        # TransformerLens re-reads a tokenizer from its `name_or_path` to switch BOS on;
+        # one built in memory has none, so it is given a local copy to re-read.
+        if "name_or_path" not in getattr(tokenizer, "init_kwargs", {"name_or_path": ""}):
+            tokenizer.save_pretrained(scratch)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(scratch, local_files_only=True)
+        try:
+            bridge = TransformerBridge.boot_transformers(  # type: ignore[attr-defined]
+                name,
+                hf_model=module,
+                tokenizer=tokenizer,
+                device=model_device(module),
+                dtype=model_dtype(module),
+            )
+        except (ValueError, NotImplementedError, AttributeError, KeyError, TypeError) as err:
+            raise MesaInterpError(
+                f"wrap_hf_model: TransformerLens cannot wrap {kind}: {_first_line(err)}"
+            ) from err
     bridge.eval()
     return bridge
 
