@@ -105,6 +105,21 @@ def edge_attribution(
 
     clean, corrupted: inputs of identical shape (tokens or embeddings).
     metric:           `(logits, batch) -> [batch]`, higher = more clean-like.
+
+    >>> model = mesainterp.build_model(mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
+    >>> pairs = mesainterp.PromptPairs.from_token_ids(
+    ...     [[5, 1, 2], [6, 1, 2], [7, 3, 2], [8, 3, 2]],  # clean prompts
+    ...     [[6, 1, 2], [5, 1, 2], [8, 3, 2], [7, 3, 2]],  # corrupted: first token swapped
+    ...     [5, 6, 7, 8], [6, 5, 8, 7])                     # clean and corrupted answers
+    >>> pair = pairs.to_pair()
+    >>> inputs = dict(clean=pair.clean.inputs, corrupted=pair.corrupted.inputs,
+    ...     metric=pairs.default_metric(), batch=pair.clean)
+    >>> scores = mesainterp.edge_attribution(model, **inputs)
+    >>> scores.method, scores.scores.shape, scores.per_example.shape  # upstream, downstream, batch
+    ('eap', torch.Size([5, 8]), torch.Size([5, 8, 4]))
+    >>> [(edge, round(score, 2)) for edge, score in scores.ranked()[:3]]
+    [(('M0', 'logits'), 0.33), (('L0H0', 'M0.in'), 0.31), (('embed', 'L0H0.k'), 0.15)]
     """
     metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
     if method not in EDGE_METHODS:

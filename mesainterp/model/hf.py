@@ -104,6 +104,14 @@ def wrap_hf_model(
 
     Save the module (`save_pretrained`) before wrapping it: the bridge rewires it in place.
     model_name: recorded on the bridge's config (default `hf/<ArchitectureName>`).
+
+    >>> import transformers
+    >>> config = transformers.GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=11, n_positions=8)
+    >>> model = mesainterp.wrap_hf_model(transformers.GPT2LMHeadModel(config))
+    >>> model.cfg.model_name, mesainterp.model_shape(model).source
+    ('hf/GPT2LMHeadModel', 'hf')
+    >>> model(torch.tensor([[1, 2, 3]])).shape
+    torch.Size([1, 3, 11])
     """
     if not isinstance(module, transformers.PreTrainedModel):
         raise MesaInterpError(
@@ -169,6 +177,16 @@ def load_hf_dir(
     pickles (pytorch_model.bin, *.pt, ...) is refused by name; where both are present
     only the safetensors are read. A tokenizer saved alongside is used, else a
     placeholder. Remote code is never run.
+
+    >>> import tempfile, pathlib, transformers
+    >>> path = pathlib.Path(tempfile.mkdtemp())
+    >>> transformers.GPT2LMHeadModel(transformers.GPT2Config(
+    ...     n_layer=1, n_embd=16, n_head=2, vocab_size=11, n_positions=8)).save_pretrained(path)
+    >>> sorted(p.name for p in path.iterdir())
+    ['config.json', 'generation_config.json', 'model.safetensors']
+    >>> model = mesainterp.load_hf_dir(path)
+    >>> mesainterp.model_shape(model).architecture, model(torch.tensor([[1, 2]])).shape
+    ('GPT2LMHeadModel', torch.Size([1, 2, 11]))
     """
     where = Path(path)
     if not where.is_dir():

@@ -259,6 +259,20 @@ def path_patch(
     senders:   Sites of kind "z" (a head's output) or "mlp_out".
     receivers: Sites of kind "q", "k", "v" (one head's input), "mlp_in" or "logits",
                spanning every position (`Receiver(...)` builds one with the kind checked).
+
+    >>> model = mesainterp.build_model(mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
+    >>> pairs = mesainterp.PromptPairs.from_token_ids(
+    ...     [[5, 1, 2], [6, 1, 2], [7, 3, 2], [8, 3, 2]],  # clean prompts
+    ...     [[6, 1, 2], [5, 1, 2], [8, 3, 2], [7, 3, 2]],  # corrupted: first token swapped
+    ...     [5, 6, 7, 8], [6, 5, 8, 7])                     # clean and corrupted answers
+    >>> pair = pairs.to_pair()
+    >>> senders = mesainterp.named_sites("path", mesainterp.model_shape(model))
+    >>> result = mesainterp.path_patch(model, senders, [Receiver(kind="logits")],
+    ...     clean=pair.clean.inputs, corrupted=pair.corrupted.inputs,
+    ...     metric=pairs.default_metric(), batch=pair.clean)
+    >>> result.table[["kind", "head", "value"]].round(1).values.tolist()
+    [['z', 0, -0.5], ['z', 1, 0.2], ['mlp_out', <NA>, 1.3]]
     """
     metric_name = getattr(metric, "__qualname__", type(metric).__name__)
     metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
