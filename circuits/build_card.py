@@ -26,7 +26,7 @@ import pandas as pd
 from mesainterp.attribution.agreement import attribution_agreement
 from mesainterp.discovery.circuit import Circuit
 from mesainterp.discovery.config import load_config
-from mesainterp.discovery.faithfulness import FaithfulnessRow, rows_to_frame
+from mesainterp.discovery.faithfulness_measure import FaithfulnessRow, rows_to_frame
 from mesainterp.discovery.search import SearchOutcome, SearchPlan, _metric, prepare, run_search
 
 __all__: list[str] = []

@@ -2,7 +2,8 @@
 
 The workflow a notebook needs, in the order it is used:
 
-    load or wrap a model   load_model, wrap_hf_model, load_hf_dir, build_model, ModelConfig
+    load or wrap a model   load_model, wrap_hf_model, load_hf_dir, build_model, ModelConfig,
+                           save_checkpoint, load_checkpoint
     build a dataset        PromptPairs, load_prompts, get_task
     name places in it      Site, named_sites, probe_sites
     patch                  patch, patch_pair, path_patch
@@ -10,7 +11,7 @@ The workflow a notebook needs, in the order it is used:
     find a circuit         acdc, top_edges, Circuit, faithfulness
     probe                  collect_activations, run_probes, ProbeSpec
     controls               random_init_twin
-    report                 write_report (provenance stamps: mesainterp.provenance)
+    report                 write_report, provenance
 
 Everything else lives in its subpackage (`mesainterp.zoo`, `mesainterp.viz`, ...),
 which loads on first attribute access. Importing the package has no side effects
@@ -32,14 +33,17 @@ if TYPE_CHECKING:  # what the lazy names resolve to, for type checkers and IDEs
         ModelConfig,
         build_model,
         fingerprint,
+        load_checkpoint,
         load_hf_dir,
         model_shape,
         random_init_twin,
+        save_checkpoint,
         wrap_hf_model,
     )
     from mesainterp.patching import patch, patch_pair, path_patch
     from mesainterp.probes import ProbeSpec, collect_activations, probe_sites, run_probes
     from mesainterp.prompts import PromptPairs, load_prompts
+    from mesainterp.provenance_stamp import provenance
     from mesainterp.report import write_report
     from mesainterp.sites import Site, named_sites
     from mesainterp.tasks import get_task
@@ -74,6 +78,9 @@ _LAZY_NAMES: dict[str, str] = {
     "run_probes": "mesainterp.probes",
     "ProbeSpec": "mesainterp.probes",
     "write_report": "mesainterp.report",
+    "provenance": "mesainterp.provenance_stamp",
+    "save_checkpoint": "mesainterp.model",
+    "load_checkpoint": "mesainterp.model",
 }
 
 # Subpackages and modules reachable as attributes (`mesainterp.zoo.load(...)`).
@@ -87,7 +94,6 @@ SUBMODULES: tuple[str, ...] = (
     "patching",
     "probes",
     "prompts",
-    "provenance",
     "report",
     "runs",
     "sites",
@@ -115,6 +121,7 @@ __all__ = [
     "faithfulness",
     "fingerprint",
     "get_task",
+    "load_checkpoint",
     "load_hf_dir",
     "load_model",
     "load_prompts",
@@ -125,8 +132,10 @@ __all__ = [
     "patch_pair",
     "path_patch",
     "probe_sites",
+    "provenance",
     "random_init_twin",
     "run_probes",
+    "save_checkpoint",
     "top_edges",
     "wrap_hf_model",
     "write_report",

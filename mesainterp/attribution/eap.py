@@ -28,6 +28,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from mesainterp.attribution.edge_forward import EdgeForward
 from mesainterp.attribution.graph import EdgeGraph
 from mesainterp.errors import ConfigError, MesaInterpError, allowed
+from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.patching.metrics import MetricFn
 
 __all__ = ["EDGE_METHODS", "EdgeMethod", "EdgeScores", "edge_attribution"]
@@ -94,7 +95,7 @@ def edge_attribution(
     *,
     clean: Tensor,
     corrupted: Tensor,
-    metric: MetricFn,
+    metric: AnyMetric,
     batch: Any = None,
     method: EdgeMethod = "eap",
     ig_steps: int = 5,
@@ -104,7 +105,23 @@ def edge_attribution(
 
     clean, corrupted: inputs of identical shape (tokens or embeddings).
     metric:           `(logits, batch) -> [batch]`, higher = more clean-like.
+
+    >>> model = mesainterp.build_model(mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
+    >>> pairs = mesainterp.PromptPairs.from_token_ids(
+    ...     [[5, 1, 2], [6, 1, 2], [7, 3, 2], [8, 3, 2]],  # clean prompts
+    ...     [[6, 1, 2], [5, 1, 2], [8, 3, 2], [7, 3, 2]],  # corrupted: first token swapped
+    ...     [5, 6, 7, 8], [6, 5, 8, 7])                     # clean and corrupted answers
+    >>> pair = pairs.to_pair()
+    >>> inputs = dict(clean=pair.clean.inputs, corrupted=pair.corrupted.inputs,
+    ...     metric=pairs.default_metric(), batch=pair.clean)
+    >>> scores = mesainterp.edge_attribution(model, **inputs)
+    >>> scores.method, scores.scores.shape, scores.per_example.shape  # upstream, downstream, batch
+    ('eap', torch.Size([5, 8]), torch.Size([5, 8, 4]))
+    >>> [(edge, round(score, 2)) for edge, score in scores.ranked()[:3]]
+    [(('M0', 'logits'), 0.33), (('L0H0', 'M0.in'), 0.31), (('embed', 'L0H0.k'), 0.15)]
     """
+    metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
     if method not in EDGE_METHODS:
         raise ConfigError("method", f"got {method!r}", allowed(EDGE_METHODS))
     if not isinstance(ig_steps, int) or isinstance(ig_steps, bool) or ig_steps < 1:

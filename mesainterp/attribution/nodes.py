@@ -27,7 +27,7 @@ from mesainterp.model.build import model_shape
 from mesainterp.model.placement import to_model
 from mesainterp.patching.engine import capture
 from mesainterp.patching.hooks import hook_context
-from mesainterp.patching.metrics import MetricFn
+from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.sites.site import Site
 from mesainterp.sites.sweeps import unique_hook_names, validate_sites
 
@@ -67,10 +67,28 @@ def node_attribution(
     *,
     clean: Tensor,
     corrupted: Tensor,
-    metric: MetricFn,
+    metric: AnyMetric,
     batch: Any = None,
 ) -> NodeScores:
-    """Attribution score of every site (see the module docstring)."""
+    """Attribution score of every site (see the module docstring).
+
+    >>> model = mesainterp.build_model(mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
+    >>> pairs = mesainterp.PromptPairs.from_token_ids(
+    ...     [[5, 1, 2], [6, 1, 2], [7, 3, 2], [8, 3, 2]],  # clean prompts
+    ...     [[6, 1, 2], [5, 1, 2], [8, 3, 2], [7, 3, 2]],  # corrupted: first token swapped
+    ...     [5, 6, 7, 8], [6, 5, 8, 7])                     # clean and corrupted answers
+    >>> pair = pairs.to_pair()
+    >>> inputs = dict(clean=pair.clean.inputs, corrupted=pair.corrupted.inputs,
+    ...     metric=pairs.default_metric(), batch=pair.clean)
+    >>> heads = mesainterp.named_sites("heads", mesainterp.model_shape(model))
+    >>> scores = mesainterp.node_attribution(model, heads, **inputs)
+    >>> scores.per_example.shape  # sites, examples
+    torch.Size([2, 4])
+    >>> {site: round(value, 2) for site, value in scores.as_dict().items()}
+    {'L0H0 z': 0.18, 'L0H1 z': 0.07}
+    """
+    metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
     if clean.shape != corrupted.shape:
         raise MesaInterpError(
             f"clean and corrupted inputs differ in shape: {tuple(clean.shape)} vs "

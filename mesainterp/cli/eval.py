@@ -6,7 +6,7 @@ import argparse
 
 from mesainterp.cli.output import CommandResult
 from mesainterp.schema import NON_NEGATIVE, POSITIVE, option
-from mesainterp.training.evaluate import evaluate, held_out_seed
+from mesainterp.training.evaluation import evaluate, held_out_seed
 from mesainterp.zoo.loader import load_model
 
 __all__ = ["add_parser", "run"]

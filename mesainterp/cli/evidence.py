@@ -9,7 +9,9 @@ backward chaining, one tree level per layer).
 Writes to DIR:
     scorecard.json   every test's number, interval, control, threshold and verdict,
                      the settings, and the provenance block (schema-versioned)
-    scorecard.csv    the same, one row per test
+    scorecard.csv    the same, one row per test (with the corrected p, the best
+                     search-free baseline and the random-init distribution)
+    positions_TEST.csv  per probe test: the model's score at every position and layer
     run.json         the manifest `mesainterp report DIR` reads (a "scorecard" result)
 
 Every argument, the model and the task are checked before any model runs; on
@@ -38,11 +40,10 @@ from mesainterp.evidence.planted import (
 from mesainterp.evidence.planted_graph import planted_reach_config, planted_reach_model
 from mesainterp.evidence.planted_maze import planted_flood_config, planted_flood_model
 from mesainterp.evidence.profile import profile_for
-from mesainterp.evidence.scorecard import TESTS, Scorecard, run_battery
-from mesainterp.model.build import random_init_twin
+from mesainterp.evidence.scorecard import TESTS, Scorecard, run_battery, twin_controls
 from mesainterp.model.checkpoint import read_checkpoint_document
 from mesainterp.model.config import ModelConfig
-from mesainterp.provenance import provenance
+from mesainterp.provenance_stamp import provenance
 from mesainterp.schema import NON_NEGATIVE, Range, option
 from mesainterp.tasks.base import Task
 
@@ -161,14 +162,10 @@ def _models(
     """(model, its control twin, label, fingerprint if known)."""
     if args.planted:
         build, shape, label = PLANTED[task.name]
-        return build(task), random_init_twin(shape(task), seed=1), f"{label} ({task.name})", None
+        return build(task), twin_controls(shape(task), first_seed=1), f"{label} ({task.name})", None
     if args.random_init:
-        return (
-            random_init_twin(config),
-            random_init_twin(config, seed=config.seed + 2),
-            f"{args.model} (random-init twin)",
-            None,
-        )
+        model, *twins = twin_controls(config, n=6)
+        return model, twins, f"{args.model} (random-init twin)", None
     if zoo_name is not None:
         from mesainterp import zoo
 
@@ -177,7 +174,7 @@ def _models(
         from mesainterp.model.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(args.model)
-    return ckpt.model, random_init_twin(config), args.model, ckpt.fingerprint
+    return ckpt.model, twin_controls(config), args.model, ckpt.fingerprint
 
 
 def _write(card: Scorecard, out: Path, command: list[str], stamp: dict[str, Any]) -> dict[str, Any]:
@@ -185,6 +182,10 @@ def _write(card: Scorecard, out: Path, command: list[str], stamp: dict[str, Any]
 
     path = card.save(out)
     pd.DataFrame(card.table()).to_csv(out / "scorecard.csv", index=False)
+    for t in card.tests:
+        rows = t.details.get("positions")
+        if isinstance(rows, list) and rows:
+            pd.DataFrame(rows).to_csv(out / f"positions_{t.test}.csv", index=False)
     write_run(
         out,
         command=command,
@@ -210,13 +211,20 @@ def _text(card: Scorecard, out: Path) -> str:
     lines = [
         f"{card.model_name} on {card.task.get('name')}: passed {card.n_pass} of"
         f" {len(card.applicable)} applicable tests (score {card.score:.3f})",
-        f"{'test':24s} {'value':>6s} {'95% CI':>17s} {'control':>7s} {'thresh':>6s}  verdict",
+        f"{'test':24s} {'value':>6s} {'95% CI':>17s} {'control':>7s} {'margin':>6s}"
+        f" {'low':>6s} {'thresh':>6s}  verdict",
     ]
     for t in card.tests:
         ci = "" if t.ci_low is None else f"[{_fmt(t.ci_low)}, {_fmt(t.ci_high)}]"
         lines.append(
-            f"{t.test:24s} {_fmt(t.value)} {ci:>17s} {_fmt(t.control)} {t.threshold:6.2f}"
-            f"  {t.verdict}: {t.reason}"
+            f"{t.test:24s} {_fmt(t.value)} {ci:>17s} {_fmt(t.control)} {_fmt(t.margin)}"
+            f" {_fmt(t.margin_low)} {t.threshold:6.2f}  {t.verdict}: {t.reason}"
         )
+        row = {r["test"]: r for r in card.table()}[t.test]
+        extra = [f"best baseline {row['best_baseline']}"] if row["best_baseline"] else []
+        extra += [f"random-init {row['random_init']}"] if row["random_init"] else []
+        if extra:
+            lines.append(f"{'':24s} " + "; ".join(extra))
+    lines.append(f"correction: {card.to_dict()['correction']}")
     lines.append(f"wrote {out / 'scorecard.json'}, {out / 'scorecard.csv'}, {out / 'run.json'}")
     return "\n".join(lines)

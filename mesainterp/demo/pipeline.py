@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mesainterp.errors import ConfigError
-from mesainterp.provenance import provenance
+from mesainterp.provenance_stamp import provenance
 
 __all__ = ["STEPS", "DemoPlan", "demo_steps", "run_demo"]
 

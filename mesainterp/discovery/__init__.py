@@ -1,7 +1,7 @@
 """Circuit discovery: ACDC-style pruning, top-n circuits, the Circuit value, faithfulness."""
 
 from mesainterp.discovery.ablated import ablated_outputs, cut_run_metric
-from mesainterp.discovery.acdc import AcdcResult, acdc
+from mesainterp.discovery.acdc_pruning import AcdcResult, acdc
 from mesainterp.discovery.circuit import (
     CIRCUIT_FORMAT,
     CIRCUIT_SCHEMA_VERSION,
@@ -9,7 +9,7 @@ from mesainterp.discovery.circuit import (
     CircuitFormatError,
 )
 from mesainterp.discovery.config import SearchConfig, load_config
-from mesainterp.discovery.faithfulness import FaithfulnessRow, faithfulness, rows_to_frame
+from mesainterp.discovery.faithfulness_measure import FaithfulnessRow, faithfulness, rows_to_frame
 from mesainterp.discovery.greedy import drop_dangling, top_edges
 from mesainterp.discovery.planted import PLANTED_EDGES, planted_model, planted_pair
 

@@ -89,8 +89,20 @@ class Circuit:
     method:     "eap", "eap-ig", "acdc" or "node-attribution".
     params:     the method's parameters (threshold, top_n, ig_steps, ...).
     ablation:   how edges outside the circuit are ablated ("resample", "mean", "zero").
-    provenance: `mesainterp.provenance.provenance(...)` of the run that found it.
+    provenance: `mesainterp.provenance(...)` of the run that found it.
     faithfulness: the headline faithfulness (resample), if measured.
+
+    >>> circuit = mesainterp.Circuit.from_edges(
+    ...     {("embed", "L0H0.q"): 0.5, ("L0H0", "M0.in"): 0.25, ("M0", "logits"): 0.75},
+    ...     method="eap", params={"top_n": 3})
+    >>> circuit
+    Circuit(method='eap', ablation='resample', 4 nodes, 3 edges)
+    >>> circuit.nodes  # the graph's order unless `node_order` is given
+    ('logits', 'L0H0', 'M0', 'embed')
+    >>> [(up.node_name, down.kind) for up, down in circuit.edge_sites][:2]
+    [('embed', 'q'), ('L0H0', 'mlp_in')]
+    >>> mesainterp.Circuit.from_json(circuit.to_json()).edges == circuit.edges
+    True
     """
 
     nodes: tuple[str, ...]

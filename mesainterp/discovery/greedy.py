@@ -40,7 +40,23 @@ def top_edges(
     threshold: float | None = None,
     prune_dangling: bool = True,
 ) -> dict[tuple[str, str], float]:
-    """The `top_n` edges by |score| (or every edge with |score| >= threshold)."""
+    """The `top_n` edges by |score| (or every edge with |score| >= threshold).
+
+    >>> model = mesainterp.build_model(mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
+    >>> pairs = mesainterp.PromptPairs.from_token_ids(
+    ...     [[5, 1, 2], [6, 1, 2], [7, 3, 2], [8, 3, 2]],  # clean prompts
+    ...     [[6, 1, 2], [5, 1, 2], [8, 3, 2], [7, 3, 2]],  # corrupted: first token swapped
+    ...     [5, 6, 7, 8], [6, 5, 8, 7])                     # clean and corrupted answers
+    >>> pair = pairs.to_pair()
+    >>> inputs = dict(clean=pair.clean.inputs, corrupted=pair.corrupted.inputs,
+    ...     metric=pairs.default_metric(), batch=pair.clean)
+    >>> scores = mesainterp.edge_attribution(model, **inputs)
+    >>> {edge: round(score, 2) for edge, score in mesainterp.top_edges(scores, top_n=3).items()}
+    {('M0', 'logits'): 0.33, ('L0H0', 'M0.in'): 0.31, ('embed', 'L0H0.k'): 0.15}
+    >>> len(mesainterp.top_edges(scores, threshold=0.05)), len(scores.ranked())
+    (6, 21)
+    """
     if (top_n is None) == (threshold is None):
         raise ConfigError("top_n", "give exactly one of top_n and threshold")
     ranked = scores.ranked()

@@ -29,17 +29,17 @@ from mesainterp.atomic import atomic_write
 from mesainterp.attribution.eap import EdgeScores, edge_attribution
 from mesainterp.attribution.edge_forward import EdgeForward, edge_support_reason
 from mesainterp.attribution.nodes import NodeScores, node_attribution
-from mesainterp.discovery.acdc import acdc
+from mesainterp.discovery.acdc_pruning import acdc
 from mesainterp.discovery.circuit import Circuit
 from mesainterp.discovery.config import SearchConfig
-from mesainterp.discovery.faithfulness import FaithfulnessRow, faithfulness, rows_to_frame
+from mesainterp.discovery.faithfulness_measure import FaithfulnessRow, faithfulness, rows_to_frame
 from mesainterp.discovery.greedy import drop_dangling, top_edges
 from mesainterp.errors import ConfigError, MesaInterpError, allowed
 from mesainterp.model.build import model_shape
 from mesainterp.model.placement import to_model
 from mesainterp.patching.metrics import MetricFn, neg_kl_to_clean
 from mesainterp.prompts.task import PromptTask, prompt_data
-from mesainterp.provenance import provenance
+from mesainterp.provenance_stamp import provenance
 from mesainterp.sites.named import named_sites
 from mesainterp.sites.site import Site
 from mesainterp.tasks.base import CounterfactualPair, Task, slice_pair
@@ -254,7 +254,8 @@ def _node_circuit(
     edges = {
         (u, d): chosen[u]
         for u, d in ef.graph.edges()
-        if u in chosen and (d == "logits" or ef.graph.upstream_of_downstream(d) in chosen)
+        # A grouped key/value input belongs to every query head that reads it.
+        if u in chosen and (d == "logits" or any(o in chosen for o in ef.graph.owners(d)))
     }
     return drop_dangling(ef.graph, edges)
 

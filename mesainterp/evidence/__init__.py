@@ -23,15 +23,18 @@ from mesainterp.evidence.planted_maze import planted_flood_config, planted_flood
 from mesainterp.evidence.profile import EvidenceInputs, TaskProfile, collect_inputs, profile_for
 from mesainterp.evidence.result import EvidenceResult, Verdict
 from mesainterp.evidence.scorecard import (
+    BATTERY_VERSION,
     SCORECARD_FORMAT,
     SCORECARD_SCHEMA_VERSION,
     TESTS,
     Scorecard,
     rank,
     run_battery,
+    twin_controls,
 )
 
 __all__ = [
+    "BATTERY_VERSION",
     "SCORECARD_FORMAT",
     "SCORECARD_SCHEMA_VERSION",
     "TESTS",
@@ -59,4 +62,5 @@ __all__ = [
     "profile_for",
     "rank",
     "run_battery",
+    "twin_controls",
 ]

@@ -1,21 +1,21 @@
-"""One label probed at one position in every layer, with its controls and a bootstrap CI.
+"""One label probed at every position and layer, with its controls, as per-example outcomes.
 
-The shared step of the goal, look-ahead and iterative tests. Probes are
-closed-form ridge fits on standardised features (for class labels: one-hot
-targets, predicted class = argmax, sklearn's `RidgeClassifier`), batched over all
-layers and fold by fold, so every example's held-out prediction at every layer
-comes out of one pass: the best layer's bootstrap interval needs no refit. The
-logistic probes of `mesainterp.probes` are the thorough version; these are the
-ones cheap enough to run on many models (the tests check both agree on clear cases).
+The shared step of the goal and iterative tests. Probes are closed-form ridge
+fits on standardised features (for class labels: one-hot targets, predicted
+class = argmax, sklearn's `RidgeClassifier`), batched over all sites and fold by
+fold, so every example's held-out prediction at every site comes out of one
+pass. The logistic probes of `mesainterp.probes` are the thorough version; these
+are cheap enough to run on many models, positions and twins.
 
-Controls, on the same folds: the random-init twin's activations, shuffled labels
-(one seeded permutation) and the constant predictor (training-fold majority class
-or mean).
+`probe_reading` gives, at one declared position, the per-example outcomes of the
+model (every layer) and of every control on the same folds: each random-init
+twin, shuffled labels (one seeded permutation), the training-fold majority
+class (or mean), and every search-free baseline that does not reveal the target.
+`position_table` gives the model's held-out score at every position and layer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,62 +23,24 @@ from jaxtyping import Float, Shaped
 from torch import Tensor
 
 from mesainterp.errors import MesaInterpError
+from mesainterp.evidence.baselines import search_free_baselines
 from mesainterp.evidence.config import EvidenceConfig
+from mesainterp.evidence.margin import Outcomes, Reading
 from mesainterp.evidence.profile import EvidenceInputs
-from mesainterp.evidence.stats import bootstrap_mean, bootstrap_r2
 from mesainterp.probes.cv import kfold_indices
 from mesainterp.probes.linear import fit_ridge, standardize
 
-__all__ = ["LayerProbe", "cv_predictions", "label_for", "probe_by_layer", "scores_of"]
+__all__ = [
+    "RIDGE_ALPHA",
+    "cv_predictions",
+    "label_for",
+    "position_role",
+    "position_table",
+    "probe_reading",
+    "scores_of",
+]
 
 RIDGE_ALPHA = 1.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class LayerProbe:
-    """Per-layer held-out scores of one probe (layer order) and the best layer's CI.
-
-    predictions: [layers, n] held-out predictions of the model's probe; y: [n] labels.
-    """
-
-    target: str
-    metric: str
-    pos: int
-    values: list[float]
-    random_init: list[float]
-    shuffled: list[float]
-    majority: float
-    best_layer: int
-    value: float
-    ci: tuple[float, float]
-    n: int
-    predictions: Tensor
-    y: Tensor
-
-    @property
-    def best_control(self) -> tuple[float, str]:
-        """The strongest control over all layers, and its name."""
-        candidates = {
-            "random-init twin": max(self.random_init),
-            "shuffled labels": max(self.shuffled),
-            "majority class" if self.metric == "accuracy" else "mean": self.majority,
-        }
-        name = max(candidates, key=lambda k: candidates[k])
-        return candidates[name], name
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "metric": self.metric,
-            "pos": self.pos,
-            "probe": "ridge (one-hot targets for classes), standardised features",
-            "by_layer": self.values,
-            "random_init_by_layer": self.random_init,
-            "shuffled_by_layer": self.shuffled,
-            "majority": self.majority,
-            "best_layer": self.best_layer,
-            "n": self.n,
-        }
 
 
 def label_for(
@@ -141,60 +103,110 @@ def scores_of(
     return 1 - (pred - y[None]).pow(2).sum(1) / ss_tot
 
 
-def _constant(y: Tensor, *, is_class: bool, folds: int, seed: int) -> float:
-    """Held-out score of the training-fold majority class (or mean)."""
+def _outcomes(pred: Tensor, y: Tensor, *, is_class: bool) -> Outcomes:
+    if is_class:
+        return Outcomes(metric="accuracy", values=(pred == y[None]).double())
+    return Outcomes(metric="r2", values=(pred - y[None]).pow(2), y=y)
+
+
+def _constant(y: Tensor, *, is_class: bool, folds: int, seed: int) -> Tensor:
+    """Held-out predictions [1, n] of the training-fold majority class (or mean)."""
     pred = torch.zeros_like(y)
     for train, test in kfold_indices(
         y.numel(), k=folds, seed=seed, stratify=y if is_class else None
     ):
         pred[test] = torch.mode(y[train]).values if is_class else y[train].mean()
-    return float(scores_of(pred[None], y, is_class=is_class)[0])
+    return pred[None]
 
 
-def probe_by_layer(
+def probe_reading(
     inputs: EvidenceInputs,
     target: str,
     *,
     label_column: int | None,
     pos: int,
     cfg: EvidenceConfig,
-) -> LayerProbe:
-    """Probe `target` (column `label_column`) at `pos` in every layer, with controls."""
-    data, twin = inputs.at(pos), inputs.at(pos, twin=True)
-    keep, y, is_class = label_for(data.labels, target, label_column)
-    if int(keep.sum()) < 2 * cfg.folds:
+    keep: Tensor | None = None,
+) -> Reading:
+    """Model and controls for `target` (column `label_column`) at `pos` (see the docstring).
+
+    keep: an extra row mask [n] (rows whose label is absent are always dropped).
+    """
+    usable, _, is_class = label_for(inputs.data.labels, target, label_column)
+    if keep is not None:
+        usable = usable & keep
+    _, y, is_class = label_for(
+        {target: _column(inputs, target, label_column)[usable]}, target, None
+    )
+    if int(usable.sum()) < 2 * cfg.folds:
         raise MesaInterpError(f"target: too few examples carry {target!r}")
     folds, seed = cfg.folds, cfg.seed
-    pred = cv_predictions(data.features[:, keep], y, is_class=is_class, folds=folds, seed=seed)
-    twin_pred = cv_predictions(twin.features[:, keep], y, is_class=is_class, folds=folds, seed=seed)
+
+    def predict(features: Tensor, labels: Tensor) -> Tensor:
+        return cv_predictions(features, labels, is_class=is_class, folds=folds, seed=seed)
+
+    def run(features: Tensor, labels: Tensor) -> Outcomes:
+        return _outcomes(predict(features, labels), labels, is_class=is_class)
+
+    controls: dict[str, Outcomes] = {}
+    for i in range(len(inputs.twin_data)):
+        controls[f"random-init seed {i}"] = run(inputs.at(pos, twin=i).features[:, usable], y)
+    model_x = inputs.at(pos).features[:, usable]
     perm = torch.randperm(y.numel(), generator=torch.Generator().manual_seed(cfg.seed + 1))
-    y_shuffled = y[perm]
-    shuffled = scores_of(
-        cv_predictions(
-            data.features[:, keep], y_shuffled, is_class=is_class, folds=folds, seed=seed
-        ),
-        y_shuffled,
-        is_class=is_class,
-    )
-    values = scores_of(pred, y, is_class=is_class)
-    best = int(values.argmax())
-    if is_class:
-        ci = bootstrap_mean((pred[best] == y).double(), n_boot=cfg.n_boot, seed=cfg.seed)
-    else:
-        ci = bootstrap_r2(y, pred[best], n_boot=cfg.n_boot, seed=cfg.seed)
+    # Score the shuffled probe against the true labels: it keeps the label marginals
+    # and breaks the link to the activations.
+    shuffled_pred = predict(model_x, y[perm])
+    controls["shuffled labels"] = _outcomes(shuffled_pred, y, is_class=is_class)
+    constant = _constant(y, is_class=is_class, folds=folds, seed=seed)
+    controls["majority class" if is_class else "mean"] = _outcomes(constant, y, is_class=is_class)
     name = target if label_column is None else f"{target}[{label_column}]"
-    return LayerProbe(
-        target=name,
-        metric="accuracy" if is_class else "r2",
-        pos=pos,
-        values=values.tolist(),
-        random_init=scores_of(twin_pred, y, is_class=is_class).tolist(),
-        shuffled=shuffled.tolist(),
-        majority=_constant(y, is_class=is_class, folds=folds, seed=seed),
-        best_layer=best,
-        value=float(values[best]),
-        ci=ci,
-        n=int(y.numel()),
-        predictions=pred,
-        y=y,
-    )
+    for base in search_free_baselines(inputs):
+        if target in base.reveals or name in base.reveals:
+            continue
+        controls[f"baseline: {base.name}"] = run(base.features[usable][None].float(), y)
+    return Reading(pos=pos, model=run(model_x, y), controls=controls)
+
+
+def _column(inputs: EvidenceInputs, target: str, label_column: int | None) -> Tensor:
+    y = inputs.data.labels[target]
+    return y if label_column is None else y[:, label_column]
+
+
+def position_role(inputs: EvidenceInputs, pos: int) -> str:
+    """What a position holds: "goal token", ":", "answer k" (reads path[k]), or "prompt"."""
+    if pos == inputs.goal_pos:
+        return "goal token"
+    if pos == inputs.query_pos:
+        return ":"
+    if pos > inputs.query_pos:
+        return f"answer {pos - inputs.query_pos - 1}"
+    return "prompt"
+
+
+def position_table(
+    inputs: EvidenceInputs,
+    target: str,
+    *,
+    label_column: int | None,
+    cfg: EvidenceConfig,
+) -> list[dict[str, Any]]:
+    """The model's held-out score of `target` at every collected position and layer."""
+    usable, y, is_class = label_for(inputs.data.labels, target, label_column)
+    positions = inputs.positions
+    feats = inputs.features_at(positions)[:, :, usable]  # [P, L, n, d]
+    p, n_layers = feats.shape[0], feats.shape[1]
+    pred = cv_predictions(
+        feats.reshape(p * n_layers, *feats.shape[2:]), y,
+        is_class=is_class, folds=cfg.folds, seed=cfg.seed,
+    )  # fmt: skip
+    scores = scores_of(pred, y, is_class=is_class).reshape(p, n_layers)
+    return [
+        {
+            "pos": pos,
+            "role": position_role(inputs, pos),
+            "by_layer": scores[i].tolist(),
+            "best_layer": int(scores[i].argmax()),
+            "best": float(scores[i].max()),
+        }
+        for i, pos in enumerate(positions)
+    ]

@@ -22,7 +22,7 @@ import torch
 from mesainterp.attribution.eap import edge_attribution
 from mesainterp.attribution.edge_forward import EdgeForward, edge_support_reason
 from mesainterp.discovery.circuit import Circuit
-from mesainterp.discovery.faithfulness import faithfulness
+from mesainterp.discovery.faithfulness_measure import faithfulness
 from mesainterp.evidence.config import EvidenceConfig
 from mesainterp.evidence.profile import EvidenceInputs
 from mesainterp.evidence.result import EvidenceResult, judged, not_applicable

@@ -2,19 +2,32 @@
 
 Every test of the battery reports the same fields so the scorecard can lay them
 side by side and a reader can check each verdict by hand: `value` and its 95%
-interval, the control it is compared with (named), the threshold the comparison
-uses, and the verdict with the reason for it.
+interval, the best control it is compared with (named), the margin over it and
+that margin's corrected lower bound, the p-value of "margin <= threshold"
+(corrected within the test for the layers and positions searched, and
+`p_adjusted` across the tests of a battery by Holm), and the verdict: pass only
+if `p_adjusted <= ALPHA` (see `mesainterp.evidence.stats`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 from mesainterp.errors import ConfigError, allowed
+from mesainterp.evidence.margin import Judgement
+from mesainterp.evidence.stats import ALPHA, normal_p_from_interval
 
-__all__ = ["VERDICTS", "EvidenceResult", "Verdict", "judged", "not_applicable"]
+__all__ = [
+    "VERDICTS",
+    "EvidenceResult",
+    "Verdict",
+    "from_judgement",
+    "judged",
+    "not_applicable",
+    "with_adjusted_p",
+]
 
 Verdict = Literal["pass", "fail", "not-applicable"]
 VERDICTS: tuple[str, ...] = get_args(Verdict)
@@ -41,7 +54,10 @@ class EvidenceResult:
     margin:         what the threshold is compared with: value - control, or value.
     threshold:      the pass threshold on `margin`.
     verdict:        "pass", "fail" or "not-applicable"; `reason` says why.
-    details:        per-layer curves, per-control numbers, sizes (JSON-able).
+    details:        per-position tables, per-control numbers, sizes (JSON-able).
+    margin_low:     the margin's lower bound (corrected for the cells searched).
+    p_value:        one-sided p of "margin <= threshold", corrected within the test.
+    p_adjusted:     the same after Holm across the battery's tests (the verdict's p).
     """
 
     test: str
@@ -57,11 +73,17 @@ class EvidenceResult:
     verdict: Verdict
     reason: str
     details: dict[str, Any] = field(default_factory=dict)
+    margin_low: float | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ConfigError("verdict", f"got {self.verdict!r}", allowed(VERDICTS))
-        for name in ("value", "ci_low", "ci_high", "control", "margin"):
+        for name in (
+            "value", "ci_low", "ci_high", "control", "margin", "margin_low", "p_value",
+            "p_adjusted",
+        ):  # fmt: skip
             object.__setattr__(self, name, _num(getattr(self, name)))
 
     @property
@@ -86,6 +108,9 @@ class EvidenceResult:
             "threshold": self.threshold,
             "verdict": self.verdict,
             "reason": self.reason,
+            "margin_low": self.margin_low,
+            "p_value": self.p_value,
+            "p_adjusted": self.p_adjusted,
             "details": self.details,
         }
 
@@ -98,7 +123,24 @@ class EvidenceResult:
         missing = [f for f in fields if f not in data]
         if missing:
             raise ConfigError(f"tests[].{missing[0]}", "missing field")
-        return cls(**{f: data[f] for f in fields}, details=dict(data.get("details") or {}))
+        return cls(
+            **{f: data[f] for f in fields},
+            details=dict(data.get("details") or {}),
+            margin_low=data.get("margin_low"),
+            p_value=data.get("p_value"),
+            p_adjusted=data.get("p_adjusted"),
+        )
+
+
+def _reason(rule: str, margin: float, low: float | None, p: float, threshold: float) -> str:
+    ok = p <= ALPHA
+    if not math.isfinite(margin):
+        return f"{rule} is undefined (NaN)"
+    bound = "" if low is None else f", lower bound {low:.3f}"
+    return (
+        f"{rule} = {margin:.3f}{bound} vs threshold {threshold:g}: p = {p:.3g}"
+        f" {'<=' if ok else '>'} {ALPHA:g}"
+    )
 
 
 def judged(
@@ -113,18 +155,24 @@ def judged(
     threshold: float,
     details: dict[str, Any],
     compare_to_control: bool = True,
+    cells: int = 1,
 ) -> EvidenceResult:
-    """A result whose verdict is `margin >= threshold` (margin = value - control, or value)."""
+    """A result judged on its 95% interval (tests without a paired bootstrap).
+
+    margin = value - control (or value); p is the one-sided normal reading of the
+    interval (`normal_p_from_interval`) times `cells`, the number of layers or
+    settings the reported one was picked from (Bonferroni); the verdict `p <= ALPHA`.
+    """
     if compare_to_control and control is not None:
         margin = value - control
+        shift = control
         rule = f"value - {control_name}"
     else:
-        margin = value
-        rule = "value"
-    ok = math.isfinite(margin) and margin >= threshold
-    reason = f"{rule} = {margin:.3f} {'>=' if ok else '<'} threshold {threshold:g}"
+        margin, shift, rule = value, 0.0, "value"
+    low = ci[0] - shift
+    p = min(1.0, cells * normal_p_from_interval(margin, low, ci[1] - shift, threshold))
     if not math.isfinite(margin):
-        reason = f"{rule} is undefined (NaN)"
+        p = 1.0
     return EvidenceResult(
         test=test,
         criterion=criterion,
@@ -136,10 +184,55 @@ def judged(
         control_name=control_name,
         margin=margin,
         threshold=threshold,
-        verdict="pass" if ok else "fail",
-        reason=reason,
-        details=details,
+        verdict="pass" if p <= ALPHA else "fail",
+        reason=_reason(rule, margin, low, p, threshold),
+        details=details | {"p": "normal reading of the 95% interval"},
+        margin_low=low,
+        p_value=p,
+        p_adjusted=p,
     )
+
+
+def from_judgement(
+    *,
+    test: str,
+    criterion: str,
+    metric: str,
+    judgement: Judgement,
+    threshold: float,
+    details: dict[str, Any],
+    skill: bool,
+) -> EvidenceResult:
+    """A probe test's result from its corrected margin (`margin.judge`)."""
+    j = judgement
+    rule = f"{'skill' if skill else 'margin'} over {j.control_name}"
+    return EvidenceResult(
+        test=test,
+        criterion=criterion,
+        metric=metric,
+        value=j.value,
+        ci_low=j.value_ci[0],
+        ci_high=j.value_ci[1],
+        control=j.control,
+        control_name=j.control_name,
+        margin=j.margin,
+        threshold=threshold,
+        verdict="pass" if j.p_value <= ALPHA else "fail",
+        reason=_reason(rule, j.margin, j.margin_low, j.p_value, threshold),
+        details=j.details() | details,
+        margin_low=j.margin_low,
+        p_value=j.p_value,
+        p_adjusted=j.p_value,
+    )
+
+
+def with_adjusted_p(result: EvidenceResult, p_adjusted: float) -> EvidenceResult:
+    """The result re-judged on its Holm-adjusted p (a battery-level correction)."""
+    if not result.applicable or result.p_value is None:
+        return result
+    ok = p_adjusted <= ALPHA
+    reason = result.reason + f"; Holm-adjusted p = {p_adjusted:.3g} {'<=' if ok else '>'} {ALPHA:g}"
+    return replace(result, p_adjusted=p_adjusted, verdict="pass" if ok else "fail", reason=reason)
 
 
 def not_applicable(test: str, criterion: str, threshold: float, reason: str) -> EvidenceResult:

@@ -2,8 +2,11 @@
 
 `run_battery` runs every test that applies to the model's task (the others are
 reported as not applicable, with the reason) and returns a `Scorecard`; its JSON
-carries a schema version, the settings and thresholds, every test's number,
-interval, control and verdict, and the provenance block.
+carries a schema version, the battery version, the settings and thresholds,
+every test's number, interval, best control (random-init twins of several
+seeds, shuffled labels, search-free baselines), corrected p and verdict, the
+per-position tables, and the provenance block. The verdicts are Holm-corrected
+across the tests that ran (`stats.CORRECTION`).
 
 Ranking models on the same task (`rank`): a model's score is the number of
 tests it passes plus a tie-breaker in (-0.1, 0.1): a tenth of the mean, over
@@ -30,21 +33,27 @@ from mesainterp.evidence.iterative import iterative_computation
 from mesainterp.evidence.localised import localised_mechanism
 from mesainterp.evidence.lookahead import look_ahead
 from mesainterp.evidence.profile import EvidenceInputs, collect_inputs
-from mesainterp.evidence.result import EvidenceResult
+from mesainterp.evidence.result import EvidenceResult, with_adjusted_p
+from mesainterp.evidence.stats import CORRECTION, holm
 from mesainterp.progress import progress_bar
 from mesainterp.tasks.base import Task
 
 __all__ = [
+    "BATTERY_VERSION",
     "SCORECARD_FORMAT",
     "SCORECARD_SCHEMA_VERSION",
     "TESTS",
     "Scorecard",
     "rank",
     "run_battery",
+    "twin_controls",
 ]
 
 SCORECARD_FORMAT = "mesainterp.scorecard"
-SCORECARD_SCHEMA_VERSION = 1
+SCORECARD_SCHEMA_VERSION = 2
+# The battery's own version: 2 = declared positions, search-free baselines,
+# random-init distributions, corrected verdicts (version 1 read ":" only).
+BATTERY_VERSION = 2
 SCORECARD_FILE = "scorecard.json"
 
 TestFn = Callable[[EvidenceInputs, EvidenceConfig], EvidenceResult]
@@ -97,6 +106,8 @@ class Scorecard:
         return {
             "format": SCORECARD_FORMAT,
             "schema_version": SCORECARD_SCHEMA_VERSION,
+            "battery_version": BATTERY_VERSION,
+            "correction": CORRECTION,
             "model_name": self.model_name,
             "task": self.task,
             "config": self.config.to_dict(),
@@ -156,6 +167,10 @@ class Scorecard:
                 "control_name": t.control_name,
                 "margin": t.margin,
                 "threshold": t.threshold,
+                "margin_low": t.margin_low,
+                "p_adjusted": t.p_adjusted,
+                "best_baseline": _best_baseline(t),
+                "random_init": _random_init(t),
                 "verdict": t.verdict,
                 "reason": t.reason,
             }
@@ -163,11 +178,41 @@ class Scorecard:
         ]
 
 
+def _best_baseline(t: EvidenceResult) -> str | None:
+    best = t.details.get("best_baseline")
+    return None if not best else f"{best['name']}: {best['value']:.3f}"
+
+
+def _random_init(t: EvidenceResult) -> str | None:
+    dist = t.details.get("random_init_distribution")
+    if not dist:
+        return None
+    return f"{min(dist):.3f}..{max(dist):.3f} ({len(dist)} seeds)"
+
+
+def _holm_battery(results: list[EvidenceResult]) -> list[EvidenceResult]:
+    """Every applicable result re-judged on its Holm-adjusted p across the battery."""
+    idx = [i for i, r in enumerate(results) if r.applicable and r.p_value is not None]
+    adjusted = holm([float(results[i].p_value) for i in idx])  # type: ignore[arg-type]
+    out = list(results)
+    for i, p in zip(idx, adjusted, strict=True):
+        out[i] = with_adjusted_p(results[i], p)
+    return out
+
+
+def twin_controls(config: Any, *, n: int = 5, first_seed: int | None = None) -> list[Any]:
+    """`n` random-init twins of a `ModelConfig`, seeds first_seed.. (default config.seed + 1)."""
+    from mesainterp.model.build import random_init_twin
+
+    start = config.seed + 1 if first_seed is None else first_seed
+    return [random_init_twin(config, seed=start + i) for i in range(n)]
+
+
 def run_battery(
     model: Any,
     task: Task,
     *,
-    control: Any,
+    control: Any | Sequence[Any],
     config: EvidenceConfig | None = None,
     model_name: str = "model",
     provenance: dict[str, Any] | None = None,
@@ -176,8 +221,9 @@ def run_battery(
 ) -> Scorecard:
     """Run the battery (or the named `tests`) on `model` for `task`.
 
-    control:    the model's random-init twin (same architecture, random weights),
-                e.g. `mesainterp.model.random_init_twin(config)`.
+    control:    the model's random-init twins (same architecture, random weights),
+                at least `config.n_twins` of them, one per seed, e.g.
+                `[random_init_twin(config, seed=s) for s in range(1, 6)]`.
     provenance: the block to store; default `mesainterp.provenance.provenance` of
                 this model (fingerprinted), task, settings and seed.
     """
@@ -186,15 +232,24 @@ def run_battery(
     unknown = [n for n in names if n not in TESTS]
     if unknown:
         raise MesaInterpError(f"tests: unknown test {unknown[0]!r} (allowed: {', '.join(TESTS)})")
+    twins = list(control) if isinstance(control, list | tuple) else [control]
+    if len(twins) < cfg.n_twins:
+        raise MesaInterpError(
+            f"control: {len(twins)} random-init twin(s) given; the random-init control is a"
+            f" distribution over >= {cfg.n_twins} seeds (config.n_twins)"
+        )
     torch.manual_seed(cfg.seed)
     inputs = collect_inputs(
-        model, control, task, n_examples=cfg.n_examples, seed=cfg.seed, progress=progress
+        model, twins, task, n_examples=cfg.n_examples, seed=cfg.seed, progress=progress
     )
-    results = [
-        TESTS[name](inputs, cfg) for name in progress_bar(names, desc="evidence", progress=progress)
-    ]
+    results = _holm_battery(
+        [
+            TESTS[name](inputs, cfg)
+            for name in progress_bar(names, desc="evidence", progress=progress)
+        ]
+    )
     if provenance is None:
-        from mesainterp.provenance import provenance as stamp
+        from mesainterp.provenance_stamp import provenance as stamp
 
         provenance = stamp(
             model=model,

@@ -3,7 +3,7 @@
 from mesainterp.model.build import ModelShape, build_model, model_shape, random_init_twin
 from mesainterp.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from mesainterp.model.config import ModelConfig
-from mesainterp.model.fingerprint import fingerprint
+from mesainterp.model.fingerprinting import fingerprint
 from mesainterp.model.hf import load_hf_dir, wrap_hf_model
 from mesainterp.model.shape import model_source
 

@@ -26,7 +26,15 @@ def build_model(
     dtype: torch.dtype | None = None,
 ) -> TransformerBridge:
     """A `TransformerBridge` around a freshly initialised native model (seeded by
-    `config.seed`), in eval mode."""
+    `config.seed`), in eval mode.
+
+    >>> model = mesainterp.build_model(mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
+    >>> type(model).__name__, model.training
+    ('TransformerBridge', False)
+    >>> model(torch.tensor([[1, 2, 3]])).shape  # logits: batch, pos, d_vocab
+    torch.Size([1, 3, 11])
+    """
     # boot_native is attached to the class at import time, so type checkers cannot see it.
     bridge = TransformerBridge.boot_native(  # type: ignore[attr-defined]
         config.to_bridge_dict(), device=device, dtype=dtype, model_name="mesainterp-native"
@@ -48,6 +56,14 @@ def random_init_twin(
     The seed defaults to the model's own seed plus one (a bridge without one counts
     as seed 0), so the twin is never accidentally the starting point of the trained
     model's run.
+
+    >>> model = mesainterp.build_model(mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
+    >>> twin = mesainterp.random_init_twin(model)
+    >>> twin.cfg.seed, mesainterp.model_shape(twin) == mesainterp.model_shape(model)
+    (1, True)
+    >>> mesainterp.fingerprint(twin) == mesainterp.fingerprint(model)
+    False
     """
     if isinstance(model, ModelConfig):
         twin_seed = model.seed + 1 if seed is None else seed

@@ -25,7 +25,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from mesainterp.errors import CheckpointError, ConfigError
 from mesainterp.model.build import build_model
 from mesainterp.model.config import ModelConfig
-from mesainterp.model.fingerprint import fingerprint, fingerprint_state
+from mesainterp.model.fingerprinting import fingerprint, fingerprint_state
 
 __all__ = [
     "CHECKPOINT_FORMAT",

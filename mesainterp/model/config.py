@@ -22,7 +22,17 @@ PositionalEmbedding = Literal["standard", "rotary"]
 
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
-    """Shape of a small decoder-only transformer, validated at construction."""
+    """Shape of a small decoder-only transformer, validated at construction.
+
+    >>> config = mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0)
+    >>> config.act_fn, config.normalization_type, config.attn_only
+    ('gelu', 'LN', False)
+    >>> mesainterp.ModelConfig(n_layers=1, d_model=16, n_heads=2, d_head=8, d_vocab=11, n_ctx=8)
+    Traceback (most recent call last):
+    ...
+    mesainterp.errors.ConfigError: d_mlp: required unless attn_only is true (allowed: a positive int)
+    """
 
     n_layers: int
     d_model: int

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +99,19 @@ def wrap_hf_model(
 
     module:     a `transformers.PreTrainedModel` of an architecture TransformerLens
                 supports (GPT-2, GPT-NeoX, Llama, Mistral, Qwen2, Gemma, ...).
-    tokenizer:  optional; default a placeholder over the model's vocabulary.
+    tokenizer:  optional; default a placeholder over the model's vocabulary. A tokenizer
+                built in memory (`PreTrainedTokenizerFast(tokenizer_object=...)`) works too.
+
+    Save the module (`save_pretrained`) before wrapping it: the bridge rewires it in place.
     model_name: recorded on the bridge's config (default `hf/<ArchitectureName>`).
+
+    >>> import transformers
+    >>> config = transformers.GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=11, n_positions=8)
+    >>> model = mesainterp.wrap_hf_model(transformers.GPT2LMHeadModel(config))
+    >>> model.cfg.model_name, mesainterp.model_shape(model).source
+    ('hf/GPT2LMHeadModel', 'hf')
+    >>> model(torch.tensor([[1, 2, 3]])).shape
+    torch.Size([1, 3, 11])
     """
     if not isinstance(module, transformers.PreTrainedModel):
         raise MesaInterpError(
@@ -125,18 +137,24 @@ def wrap_hf_model(
         )
     # A name with a slash is never one of TransformerLens's deprecated aliases.
     name = model_name or f"hf/{type(module).__name__}"
-    try:
-        bridge = TransformerBridge.boot_transformers(  # type: ignore[attr-defined]
-            name,
-            hf_model=module,
-            tokenizer=tokenizer,
-            device=model_device(module),
-            dtype=model_dtype(module),
-        )
-    except (ValueError, NotImplementedError, AttributeError, KeyError, TypeError) as err:
-        raise MesaInterpError(
-            f"wrap_hf_model: TransformerLens cannot wrap {kind}: {_first_line(err)}"
-        ) from err
+    with tempfile.TemporaryDirectory() as scratch:
+        # TransformerLens re-reads a tokenizer from its `name_or_path` to switch BOS on;
+        # one built in memory has none, so it is given a local copy to re-read.
+        if "name_or_path" not in getattr(tokenizer, "init_kwargs", {"name_or_path": ""}):
+            tokenizer.save_pretrained(scratch)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(scratch, local_files_only=True)
+        try:
+            bridge = TransformerBridge.boot_transformers(  # type: ignore[attr-defined]
+                name,
+                hf_model=module,
+                tokenizer=tokenizer,
+                device=model_device(module),
+                dtype=model_dtype(module),
+            )
+        except (ValueError, NotImplementedError, AttributeError, KeyError, TypeError) as err:
+            raise MesaInterpError(
+                f"wrap_hf_model: TransformerLens cannot wrap {kind}: {_first_line(err)}"
+            ) from err
     bridge.eval()
     return bridge
 
@@ -159,6 +177,16 @@ def load_hf_dir(
     pickles (pytorch_model.bin, *.pt, ...) is refused by name; where both are present
     only the safetensors are read. A tokenizer saved alongside is used, else a
     placeholder. Remote code is never run.
+
+    >>> import tempfile, pathlib, transformers
+    >>> path = pathlib.Path(tempfile.mkdtemp())
+    >>> transformers.GPT2LMHeadModel(transformers.GPT2Config(
+    ...     n_layer=1, n_embd=16, n_head=2, vocab_size=11, n_positions=8)).save_pretrained(path)
+    >>> sorted(p.name for p in path.iterdir())
+    ['config.json', 'generation_config.json', 'model.safetensors']
+    >>> model = mesainterp.load_hf_dir(path)
+    >>> mesainterp.model_shape(model).architecture, model(torch.tensor([[1, 2]])).shape
+    ('GPT2LMHeadModel', torch.Size([1, 2, 11]))
     """
     where = Path(path)
     if not where.is_dir():

@@ -85,7 +85,16 @@ def _positive(value: Any) -> float | None:
 
 
 def model_shape(model: TransformerBridge) -> ModelShape:
-    """Read the shape of any `TransformerBridge` (native or booted from HuggingFace)."""
+    """Read the shape of any `TransformerBridge` (native or booted from HuggingFace).
+
+    >>> model = mesainterp.build_model(mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
+    >>> shape = mesainterp.model_shape(model)
+    >>> shape.n_layers, shape.n_heads, shape.d_model, shape.d_mlp, shape.d_vocab_out
+    (1, 2, 16, 32, 11)
+    >>> shape.source, shape.architecture
+    ('native', 'TransformerLensNative')
+    """
     if not isinstance(model, TransformerBridge):
         raise MesaInterpError(
             f"expected a transformer_lens TransformerBridge, got {type(model).__name__}"

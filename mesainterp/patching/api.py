@@ -8,12 +8,12 @@ from typing import Any
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
-from mesainterp.patching.ablation import PatchSpec
+from mesainterp.patching.ablation import AblationKind, Direction, PatchSpec
 from mesainterp.patching.engine import Method, SweepValues, run_sweep
 from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.patching.results import PatchResult, build_table
 from mesainterp.patching.stats import bootstrap_normalised, normalised_effect
-from mesainterp.provenance import provenance
+from mesainterp.provenance_stamp import provenance
 from mesainterp.sites.site import Site
 
 __all__ = ["patch", "patch_pair", "summarise"]
@@ -70,8 +70,8 @@ def patch(
     corrupted: Tensor,
     metric: AnyMetric,
     batch: Any = None,
-    direction: str = "denoising",
-    ablation: str = "resample",
+    direction: Direction = "denoising",
+    ablation: AblationKind = "resample",
     reference: Tensor | None = None,
     method: Method = "auto",
     n_boot: int = 1000,
@@ -85,8 +85,23 @@ def patch(
 
     `metric(logits, batch)` or `metric(logits)` gives one value per example, higher =
     more clean-like.
+
+    >>> model = mesainterp.build_model(mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
+    >>> pairs = mesainterp.PromptPairs.from_token_ids(
+    ...     [[5, 1, 2], [6, 1, 2], [7, 3, 2], [8, 3, 2]],  # clean prompts
+    ...     [[6, 1, 2], [5, 1, 2], [8, 3, 2], [7, 3, 2]],  # corrupted: first token swapped
+    ...     [5, 6, 7, 8], [6, 5, 8, 7])                     # clean and corrupted answers
+    >>> pair = pairs.to_pair()
+    >>> sites = mesainterp.named_sites("resid", mesainterp.model_shape(model), seq_len=3)
+    >>> result = mesainterp.patch(model, sites, clean=pair.clean.inputs,
+    ...     corrupted=pair.corrupted.inputs, metric=pairs.default_metric(), batch=pair.clean)
+    >>> list(result.table.columns)
+    ['kind', 'layer', 'head', 'position', 'value', 'ci_low', 'ci_high', 'n', 'raw_mean']
+    >>> result.table[["position", "value"]].round(2).values.tolist()  # only the swapped token matters
+    [[0, 1.0], [1, 0.0], [2, 0.0]]
     """
-    spec = PatchSpec(direction=direction, ablation=ablation)  # type: ignore[arg-type]
+    spec = PatchSpec(direction=direction, ablation=ablation)
     values = run_sweep(
         model,
         sites,
@@ -117,7 +132,20 @@ def patch_pair(
     **kwargs: Any,
 ) -> PatchResult:
     """`patch` on a task's `CounterfactualPair` (or `PromptPairs.to_pair()`); a two-argument
-    metric is called with the clean batch."""
+    metric is called with the clean batch.
+
+    >>> model = mesainterp.build_model(mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
+    >>> pairs = mesainterp.PromptPairs.from_token_ids(
+    ...     [[5, 1, 2], [6, 1, 2], [7, 3, 2], [8, 3, 2]],  # clean prompts
+    ...     [[6, 1, 2], [5, 1, 2], [8, 3, 2], [7, 3, 2]],  # corrupted: first token swapped
+    ...     [5, 6, 7, 8], [6, 5, 8, 7])                     # clean and corrupted answers
+    >>> pair = pairs.to_pair()
+    >>> heads = mesainterp.named_sites("heads", mesainterp.model_shape(model))
+    >>> result = mesainterp.patch_pair(model, pair, heads, metric=pairs.default_metric())
+    >>> result.table[["kind", "layer", "head", "value"]].round(2).values.tolist()
+    [['z', 0, 0, 0.73], ['z', 0, 1, 0.27]]
+    """
     return patch(
         model,
         sites,

@@ -26,13 +26,24 @@ import torch
 from torch import Tensor, nn
 from transformer_lens.model_bridge import TransformerBridge
 
-__all__ = ["Architecture", "AttnWeights", "Layer", "Rotary", "Unsupported", "read_architecture"]
+from mesainterp.errors import MesaInterpError
+
+__all__ = [
+    "Architecture",
+    "AttnWeights",
+    "Layer",
+    "Rotary",
+    "Unsupported",
+    "n_kv_heads",
+    "read_architecture",
+    "unwrap",
+]
 
 # HuggingFace model types whose decoder layer the decomposed forward reproduces.
 HF_COVERED = ("gpt2", "gpt_neox", "llama", "mistral", "qwen2", "gemma")
 
 
-class Unsupported(Exception):
+class Unsupported(MesaInterpError):
     """The fast forward cannot run this model exactly; the message says why."""
 
 

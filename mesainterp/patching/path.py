@@ -30,12 +30,12 @@ from mesainterp.patching.ablation import AblationKind, Direction, PatchSpec, rep
 from mesainterp.patching.api import summarise
 from mesainterp.patching.engine import SweepValues, capture
 from mesainterp.patching.hooks import hook_context
-from mesainterp.patching.metrics import MetricFn
+from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.patching.results import PatchResult
 from mesainterp.patching.setters import apply_site
-from mesainterp.provenance import provenance
+from mesainterp.provenance_stamp import provenance
 from mesainterp.sites.site import RECEIVER_KINDS, SENDER_KINDS, ReceiverKind, Site
-from mesainterp.sites.sweeps import validate_sites
+from mesainterp.sites.sweeps import heads_of, validate_sites
 
 __all__ = ["RECEIVER_KINDS", "Receiver", "path_patch", "run_path_sweep"]
 
@@ -89,9 +89,10 @@ def _check(senders: list[Site], receivers: list[Site], shape: ModelShape) -> Non
             raise MesaInterpError(
                 f"receiver {r.label()}: layer out of range (allowed: 0..{shape.n_layers - 1})"
             )
-        if r.head is not None and r.head >= shape.n_heads:
+        n_heads = heads_of(shape, r.kind)  # k/v receivers exist per key/value head
+        if r.head is not None and r.head >= n_heads:
             raise MesaInterpError(
-                f"receiver {r.label()}: head out of range (allowed: 0..{shape.n_heads - 1})"
+                f"receiver {r.label()}: head out of range (allowed: 0..{n_heads - 1})"
             )
         if r.kind == "mlp_in" and shape.attn_only:
             raise MesaInterpError(f"receiver {r.label()}: the model is attention-only")
@@ -112,12 +113,13 @@ def run_path_sweep(
     *,
     clean: Tensor,
     corrupted: Tensor,
-    metric: MetricFn,
+    metric: AnyMetric,
     batch: Any = None,
     spec: PatchSpec | None = None,
     reference: Tensor | None = None,
 ) -> SweepValues:
     """Raw per-example metric values of path patching each sender into `receivers`."""
+    metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
     spec = spec or PatchSpec()
     shape = model_shape(model)
     clean, corrupted = to_model(model, clean), to_model(model, corrupted)
@@ -242,7 +244,7 @@ def path_patch(
     *,
     clean: Tensor,
     corrupted: Tensor,
-    metric: MetricFn,
+    metric: AnyMetric,
     batch: Any = None,
     direction: Direction = "denoising",
     ablation: AblationKind = "resample",
@@ -257,7 +259,23 @@ def path_patch(
     senders:   Sites of kind "z" (a head's output) or "mlp_out".
     receivers: Sites of kind "q", "k", "v" (one head's input), "mlp_in" or "logits",
                spanning every position (`Receiver(...)` builds one with the kind checked).
+
+    >>> model = mesainterp.build_model(mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
+    >>> pairs = mesainterp.PromptPairs.from_token_ids(
+    ...     [[5, 1, 2], [6, 1, 2], [7, 3, 2], [8, 3, 2]],  # clean prompts
+    ...     [[6, 1, 2], [5, 1, 2], [8, 3, 2], [7, 3, 2]],  # corrupted: first token swapped
+    ...     [5, 6, 7, 8], [6, 5, 8, 7])                     # clean and corrupted answers
+    >>> pair = pairs.to_pair()
+    >>> senders = mesainterp.named_sites("path", mesainterp.model_shape(model))
+    >>> result = mesainterp.path_patch(model, senders, [Receiver(kind="logits")],
+    ...     clean=pair.clean.inputs, corrupted=pair.corrupted.inputs,
+    ...     metric=pairs.default_metric(), batch=pair.clean)
+    >>> result.table[["kind", "head", "value"]].round(1).values.tolist()
+    [['z', 0, -0.5], ['z', 1, 0.2], ['mlp_out', <NA>, 1.3]]
     """
+    metric_name = getattr(metric, "__qualname__", type(metric).__name__)
+    metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
     spec = PatchSpec(direction=direction, ablation=ablation)
     values = run_path_sweep(
         model,
@@ -274,6 +292,6 @@ def path_patch(
     prov["patching"] = {
         "kind": "path",
         "receivers": [r.to_dict() for r in receivers],
-        "metric": getattr(metric, "__qualname__", type(metric).__name__),
+        "metric": metric_name,
     }
     return summarise(values, n_boot=n_boot, confidence=confidence, seed=seed, prov=prov)

@@ -36,8 +36,9 @@ __all__ = [
 
 T = TypeVar("T")
 
-# Floats of logits (stack × batch × pos × vocab) one stacked forward may produce.
-LOGIT_BUDGET = 2**24
+# Floats of logits (stack × batch × pos × vocab) one stacked forward may produce: 32 MB.
+# At GPT-2's vocabulary the unembedding dominates a forward and stacking buys little.
+LOGIT_BUDGET = 2**23
 # Tokens one stacked forward may process, and sites it may stack. Measured on a wrapped
 # Llama (d_model 128, 8 x 12 tokens a site, 1 CPU thread): 2 sites a forward take 0.68
 # of the one-site time, 4 take 0.45, 8 take 0.41, 24 take 0.44. Memory grows with the

@@ -64,6 +64,13 @@ class ProbeSpec:
     label_column:  take one column of a 2-D label (e.g. column 1 of "path").
     C:             inverse L2 strength of logistic probes (sklearn's C).
     alpha:         L2 strength of ridge probes (sklearn's alpha).
+
+    >>> mesainterp.ProbeSpec(target="depth", kind="ridge", folds=2)
+    ProbeSpec(target='depth', kind='ridge', label_column=None, C=1.0, alpha=1.0, folds=2, seed=0, shuffle_seed=1)
+    >>> mesainterp.ProbeSpec(target="depth", kind="svm")
+    Traceback (most recent call last):
+    ...
+    mesainterp.errors.ConfigError: kind: got 'svm' (allowed: ...)
     """
 
     target: str
@@ -159,6 +166,19 @@ def run_probes(
     `random_init` holds the same sites over the same examples from a random-init
     twin of the model (same labels); without it that column is NaN. `progress`:
     bars over the probe and its controls (None: on unless MESAINTERP_NO_PROGRESS).
+
+    >>> task = mesainterp.get_task("tree-path", n_nodes=6, max_depth=3)
+    >>> model = mesainterp.build_model(mesainterp.ModelConfig(n_layers=1, d_model=16, n_heads=2,
+    ...     d_head=8, d_mlp=32, d_vocab=task.d_vocab, n_ctx=task.seq_len, seed=0))
+    >>> batches = [task.sample(16, seed=seed) for seed in (0, 1)]
+    >>> sites = mesainterp.probe_sites(mesainterp.model_shape(model), [task.seq_len - 1])
+    >>> data = mesainterp.collect_activations(model, batches, sites, progress=False)
+    >>> spec = mesainterp.ProbeSpec(target="depth", kind="ridge", folds=2)
+    >>> result = mesainterp.run_probes(data, spec, progress=False)
+    >>> result.table[["layer", "pos", "target", "kind", "n", "folds"]].to_dict("records")
+    [{'layer': 0, 'pos': ..., 'target': 'depth', 'kind': 'ridge', 'n': 32, 'folds': 2}]
+    >>> [c for c in result.table.columns if c in ("value", "shuffled", "random_init", "majority")]
+    ['value', 'random_init', 'shuffled', 'majority']
     """
     y, kind, keep = prepare_target(data, spec)
     feats = data.features[:, keep]

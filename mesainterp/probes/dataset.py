@@ -302,6 +302,17 @@ def collect_activations(
     batch (an error if `out_dir` is None). With `out_dir` given the dataset is
     always saved there too. `progress`: a bar over batches (None: on unless
     MESAINTERP_NO_PROGRESS is set).
+
+    >>> task = mesainterp.get_task("tree-path", n_nodes=6, max_depth=3)
+    >>> model = mesainterp.build_model(mesainterp.ModelConfig(n_layers=1, d_model=16, n_heads=2,
+    ...     d_head=8, d_mlp=32, d_vocab=task.d_vocab, n_ctx=task.seq_len, seed=0))
+    >>> batches = [task.sample(16, seed=seed) for seed in (0, 1)]
+    >>> sites = mesainterp.probe_sites(mesainterp.model_shape(model), [task.seq_len - 1])
+    >>> data = mesainterp.collect_activations(model, batches, sites, progress=False)
+    >>> data.n, data.features.shape  # sites, examples, d_model
+    (32, torch.Size([1, 32, 16]))
+    >>> [s.label() for s in data.sites], data.labels["depth"].shape
+    (['L0 resid_post @...'], torch.Size([32]))
     """
     check_probe_sites(sites)
     hooks = sorted({s.hook_name for s in sites})

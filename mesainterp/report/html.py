@@ -198,7 +198,27 @@ def write_report(
     interactive: bool = True,
     formats: Sequence[str] = STATIC_FORMATS,
 ) -> tuple[Path, list[Path]]:
-    """Build RUN_DIR/report.html and RUN_DIR/figures/; returns (report path, figure paths)."""
+    """Build RUN_DIR/report.html and RUN_DIR/figures/; returns (report path, figure paths).
+
+    A saved patching result is a run directory:
+
+    >>> model = mesainterp.build_model(mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
+    >>> pairs = mesainterp.PromptPairs.from_token_ids(
+    ...     [[5, 1, 2], [6, 1, 2], [7, 3, 2], [8, 3, 2]],  # clean prompts
+    ...     [[6, 1, 2], [5, 1, 2], [8, 3, 2], [7, 3, 2]],  # corrupted: first token swapped
+    ...     [5, 6, 7, 8], [6, 5, 8, 7])                     # clean and corrupted answers
+    >>> pair = pairs.to_pair()
+    >>> import tempfile
+    >>> sites = mesainterp.named_sites("heads", mesainterp.model_shape(model))
+    >>> result = mesainterp.patch_pair(model, pair, sites, metric=pairs.default_metric())
+    >>> run_dir = result.save(tempfile.mkdtemp())
+    >>> page, figures = mesainterp.write_report(run_dir, interactive=False, formats=())
+    >>> page.name, figures
+    ('report.html', [])
+    >>> "L0" in page.read_text()
+    True
+    """
     run = load_run(run_dir)
     sections = sections_from_run(run)
     page = build_report(

@@ -20,20 +20,17 @@ from matplotlib.figure import Figure
 from mesainterp.errors import ConfigError
 from mesainterp.report.rundir import Result, Run, RunDirError, read_table
 from mesainterp.viz.attention import CircuitsVisHTML, attention_heads
-from mesainterp.viz.circuit import circuit_graph, circuit_graph_mpl
-from mesainterp.viz.patching import patching_heatmap, patching_heatmap_mpl
+from mesainterp.viz.circuit import circuit_graph
+from mesainterp.viz.patching import patching_heatmap
 from mesainterp.viz.probes import (
     probe_curves,
-    probe_curves_mpl,
     probe_heatmap,
-    probe_heatmap_mpl,
 )
-from mesainterp.viz.scatter import align_sites, attribution_scatter, attribution_scatter_mpl
+from mesainterp.viz.scatter import align_sites, attribution_scatter
 
 __all__ = ["IMAGE_TYPES", "Section", "sections_from_run", "slug"]
 
 IMAGE_TYPES = {".svg": "image/svg+xml", ".png": "image/png"}
-MAX_HEAD_POSITIONS = 6  # heads-by-position tables: one heatmap per position, at most this many
 
 
 def slug(text: str) -> str:
@@ -87,17 +84,11 @@ def _patching(run: Run, result: Result) -> list[Section]:
             "head" in rows and rows["head"].notna().any() and (rows["head"].dropna() >= 0).any()
         )
         x = opts.get("x", "head" if has_heads else "position")
-        if x == "head" and "position" in rows and rows["position"].nunique(dropna=True) > 1:
-            wanted = (
-                [opts["position"]]
-                if "position" in opts
-                else sorted(rows["position"].dropna().unique())
-            )
-            chunks = [
-                (f" at position {int(p)}", rows[rows["position"] == p])
-                for p in wanted[-MAX_HEAD_POSITIONS:]
-            ]
+        if x == "head" and "position" in opts and "position" in rows:
+            chosen = rows[rows["position"] == opts["position"]]
+            chunks = [(f" at position {int(opts['position'])}", chosen)]
         else:
+            # A heads-by-position table draws one panel per position itself: none dropped.
             chunks = [("", rows)]
         for suffix, chunk in chunks:
             title = f"{opts.get('title', f'Patching: {kind}')}{suffix}"
@@ -110,10 +101,21 @@ def _patching(run: Run, result: Result) -> list[Section]:
                         "Effect of patching each site; hover for the confidence interval and n.",
                     ),
                     plotly=patching_heatmap(
-                        chunk, x=x, kind=kind, title=title, position_labels=labels
+                        chunk,
+                        x=x,
+                        kind=kind,
+                        title=title,
+                        position_labels=labels,
+                        position_roles=opts.get("position_roles"),
                     ),
-                    static=patching_heatmap_mpl(
-                        chunk, x=x, kind=kind, title=title, position_labels=labels
+                    static=patching_heatmap(
+                        chunk,
+                        x=x,
+                        kind=kind,
+                        title=title,
+                        position_labels=labels,
+                        position_roles=opts.get("position_roles"),
+                        backend="matplotlib",
                     ),
                 )
             )
@@ -142,7 +144,7 @@ def _probes(run: Run, result: Result) -> list[Section]:
                 name=slug(f"{result.name}-{target}"),
                 caption=caption,
                 plotly=probe_curves(table, target=target, pos=pos, hook=hook),
-                static=probe_curves_mpl(table, target=target, pos=pos, hook=hook),
+                static=probe_curves(table, target=target, pos=pos, hook=hook, backend="matplotlib"),
             )
         )
         if pos is not None or rows["pos"].nunique() < 2:
@@ -153,14 +155,16 @@ def _probes(run: Run, result: Result) -> list[Section]:
         if several:
             points = rows["hook"].astype(str).str.rsplit(".", n=1).str[-1]
             hooks = [str(h) for h in sorted(points.unique())]
-        for h in hooks[:MAX_HEAD_POSITIONS]:
+        for h in hooks:
             suffix = f" ({h})" if several else ""
             sections.append(
                 Section(
                     title=f"{title}: layer × position{suffix}",
                     name=slug(f"{result.name}-{target}-grid{suffix}"),
                     plotly=probe_heatmap(table, target=target, hook=h, position_labels=labels),
-                    static=probe_heatmap_mpl(table, target=target, hook=h, position_labels=labels),
+                    static=probe_heatmap(
+                        table, target=target, hook=h, position_labels=labels, backend="matplotlib"
+                    ),
                 )
             )
     return sections
@@ -183,7 +187,9 @@ def _attribution(run: Run, result: Result) -> list[Section]:
             plotly=attribution_scatter(
                 merged["exact"], merged["attribution"], labels=list(merged["site"]), title=title
             ),
-            static=attribution_scatter_mpl(merged["exact"], merged["attribution"], title=title),
+            static=attribution_scatter(
+                merged["exact"], merged["attribution"], title=title, backend="matplotlib"
+            ),
         )
     ]
 
@@ -228,7 +234,9 @@ def _circuit(run: Run, result: Result) -> list[Section]:
                 "caption", "Nodes by layer; edge width ∝ |score|, blue positive, orange negative."
             ),
             plotly=circuit_graph(nodes, edges, scores, faithfulness=faithfulness, title=title),
-            static=circuit_graph_mpl(nodes, edges, scores, faithfulness=faithfulness, title=title),
+            static=circuit_graph(
+                nodes, edges, scores, faithfulness=faithfulness, title=title, backend="matplotlib"
+            ),
             table=table.sort_values("score", key=abs, ascending=False).reset_index(drop=True),
         )
     ]

@@ -28,7 +28,7 @@ from mesainterp.patching.api import summarise
 from mesainterp.patching.results import PatchResult
 from mesainterp.prompts.positions import label_positions
 from mesainterp.prompts.task import PromptData, PromptTask
-from mesainterp.provenance import provenance
+from mesainterp.provenance_stamp import provenance
 from mesainterp.runs.executor import ExecutionStats, execute
 from mesainterp.runs.options import RunOptions
 from mesainterp.runs.patch_job import PatchJob, PatchWorker, assemble_sweep, patch_plan
@@ -169,13 +169,14 @@ def _heatmap(
             grid.columns = label_positions(labels, [int(c) for c in grid.columns])
         fig = _rows_heatmap(grid, "position", title)
     else:
-        from mesainterp.viz.patching import patching_heatmap_mpl
+        from mesainterp.viz.patching import patching_heatmap
 
         rows = table[table["kind"] == "z"] if sweep == "path" else table
-        fig = patching_heatmap_mpl(
+        fig = patching_heatmap(
             rows,
             x="head" if sweep in ("heads", "path") else "position",
             title=title,
             position_labels=labels,
+            backend="matplotlib",
         )
     fig.savefig(path, dpi=150, bbox_inches="tight")

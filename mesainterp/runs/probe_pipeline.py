@@ -30,7 +30,7 @@ from mesainterp.probes.controls import ProbeSpec, save_table
 from mesainterp.probes.dataset import ActivationDataset, probe_sites
 from mesainterp.prompts.positions import label_positions
 from mesainterp.prompts.task import PromptData, PromptTask, task_for
-from mesainterp.provenance import provenance
+from mesainterp.provenance_stamp import provenance
 from mesainterp.report import write_run
 from mesainterp.runs.executor import ExecutionStats, execute
 from mesainterp.runs.plan import stable_hash
@@ -219,13 +219,16 @@ def _write_figures(
     """The summary figure, and the shared probe figures: the layer × position grid and
     the control curves at the most selective position."""
     from mesainterp.viz.probe_summary import probe_summary_mpl
-    from mesainterp.viz.probes import probe_curves_mpl, probe_heatmap_mpl
+    from mesainterp.viz.probes import probe_curves, probe_heatmap
 
     best_pos = int(table.loc[table["selectivity"].idxmax(), "pos"])
     figures = {
         "figure": ("probes.png", probe_summary_mpl(table, causal)),
-        "heatmap": ("probes_heatmap.png", probe_heatmap_mpl(table, position_labels=labels)),
-        "curves": ("probes_curves.png", probe_curves_mpl(table, pos=best_pos)),
+        "heatmap": (
+            "probes_heatmap.png",
+            probe_heatmap(table, position_labels=labels, backend="matplotlib"),
+        ),
+        "curves": ("probes_curves.png", probe_curves(table, pos=best_pos, backend="matplotlib")),
     }
     files = {}
     for key, (name, fig) in figures.items():

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from mesainterp.discovery.circuit import Circuit
-from mesainterp.discovery.faithfulness import FaithfulnessRow
+from mesainterp.discovery.faithfulness_measure import FaithfulnessRow
 from mesainterp.errors import MesaInterpError
 from mesainterp.runs.executor import WorkerSpec
 from mesainterp.runs.plan import RunPlan, WorkUnit, stable_hash

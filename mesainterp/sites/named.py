@@ -28,7 +28,18 @@ SWEEPS: tuple[str, ...] = get_args(SweepName)
 
 def named_sites(sweep: SweepName, shape: ModelShape, *, seq_len: int | None = None) -> list[Site]:
     """The sites of the named sweep on a model of `shape` and prompts of `seq_len`
-    (needed by the by-position sweeps: resid, heads-by-pos, mlp)."""
+    (needed by the by-position sweeps: resid, heads-by-pos, mlp).
+
+    >>> model = mesainterp.build_model(mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
+    >>> shape = mesainterp.model_shape(model)
+    >>> [s.node_name for s in mesainterp.named_sites("heads", shape)]
+    ['L0H0', 'L0H1']
+    >>> [s.label() for s in mesainterp.named_sites("resid", shape, seq_len=3)]
+    ['L0 resid_pre @0', 'L0 resid_pre @1', 'L0 resid_pre @2']
+    >>> [s.kind for s in mesainterp.named_sites("path", shape)]  # path-patching senders
+    ['z', 'z', 'mlp_out']
+    """
     if sweep == "resid":
         return resid_sites(shape, seq_len=seq_len)
     if sweep == "heads":

@@ -7,6 +7,7 @@ in a fixed order (layer, then head, then position) so result tables line up.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Literal, get_args
 
 from mesainterp.errors import ConfigError, MesaInterpError, allowed
 from mesainterp.model.shape import ModelShape
@@ -14,6 +15,8 @@ from mesainterp.sites.site import HEAD_KINDS, PATCH_KINDS, Site
 
 __all__ = [
     "KV_KINDS",
+    "HeadKind",
+    "ResidKind",
     "SiteError",
     "attn_out_sites",
     "head_sites",
@@ -24,7 +27,9 @@ __all__ = [
     "validate_sites",
 ]
 
-_RESID_KINDS = ("resid_pre", "resid_mid", "resid_post")
+ResidKind = Literal["resid_pre", "resid_mid", "resid_post"]
+HeadKind = Literal["z", "q", "k", "v", "pattern"]
+_RESID_KINDS: tuple[str, ...] = get_args(ResidKind)
 # Head kinds indexed by key/value head: under grouped-query attention there are only
 # n_kv_heads of them (hook_k / hook_v hold [batch, pos, n_kv_heads, d_head]).
 KV_KINDS: tuple[str, ...] = ("k", "v")
@@ -50,20 +55,24 @@ def _positions(seq_len: int | None, by_pos: bool) -> list[int | None]:
 
 
 def resid_sites(
-    shape: ModelShape, *, seq_len: int | None = None, kind: str = "resid_pre", by_pos: bool = True
+    shape: ModelShape,
+    *,
+    seq_len: int | None = None,
+    kind: ResidKind = "resid_pre",
+    by_pos: bool = True,
 ) -> list[Site]:
     """Residual stream by layer (× position when `by_pos`)."""
     if kind not in _RESID_KINDS:
         raise ConfigError("kind", f"got {kind!r}", allowed(_RESID_KINDS))
     return [
-        Site(kind=kind, layer=layer, pos=pos)  # type: ignore[arg-type]
+        Site(kind=kind, layer=layer, pos=pos)
         for layer in range(shape.n_layers)
         for pos in _positions(seq_len, by_pos)
     ]
 
 
 def head_sites(
-    shape: ModelShape, *, seq_len: int | None = None, kind: str = "z", by_pos: bool = False
+    shape: ModelShape, *, seq_len: int | None = None, kind: HeadKind = "z", by_pos: bool = False
 ) -> list[Site]:
     """Every attention head (× position when `by_pos`), for one head kind.
 
@@ -72,7 +81,7 @@ def head_sites(
     if kind not in HEAD_KINDS:
         raise ConfigError("kind", f"got {kind!r}", allowed(HEAD_KINDS))
     return [
-        Site(kind=kind, layer=layer, head=head, pos=pos)  # type: ignore[arg-type]
+        Site(kind=kind, layer=layer, head=head, pos=pos)
         for layer in range(shape.n_layers)
         for head in range(heads_of(shape, kind))
         for pos in _positions(seq_len, by_pos)

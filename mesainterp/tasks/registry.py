@@ -33,7 +33,19 @@ def _task_class(name: object) -> type[Task]:
 
 
 def get_task(name: str, **params: Any) -> Task:
-    """The task `name` with `params` (unknown or invalid parameters are named)."""
+    """The task `name` with `params` (unknown or invalid parameters are named).
+
+    >>> task = mesainterp.get_task("tree-path", n_nodes=6, max_depth=3)
+    >>> task.name, task.d_vocab, task.seq_len
+    ('tree-path', ...)
+    >>> batch = task.sample(4, seed=0)
+    >>> batch.inputs.shape == (4, task.seq_len), sorted(batch.labels)[:3]
+    (True, ['ancestors', 'depth', 'edge_pos'])
+    >>> mesainterp.get_task("tree_path")
+    Traceback (most recent call last):
+    ...
+    mesainterp.errors.ConfigError: task: unknown task 'tree_path' (allowed: 'graph-search', 'icl-regression', 'maze', 'tree-path')
+    """
     cls = _task_class(name)
     task: Task = config_from_dict(cls, {"name": name, **params})
     return task

@@ -1,7 +1,7 @@
 """Training and held-out evaluation of the model organisms."""
 
 from mesainterp.training.config import CurriculumStage, TrainConfig, load_train_config
-from mesainterp.training.evaluate import (
+from mesainterp.training.evaluation import (
     HELD_OUT_SEED_BASE,
     EvalResult,
     evaluate,

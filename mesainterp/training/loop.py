@@ -28,10 +28,10 @@ from mesainterp.errors import CheckpointError
 from mesainterp.model.build import build_model
 from mesainterp.model.checkpoint import load_checkpoint, save_checkpoint
 from mesainterp.progress import progress_enabled
-from mesainterp.provenance import provenance
+from mesainterp.provenance_stamp import provenance
 from mesainterp.tasks.base import Task, TaskBatch
 from mesainterp.training.config import TrainConfig
-from mesainterp.training.evaluate import (
+from mesainterp.training.evaluation import (
     EvalResult,
     batch_loss,
     evaluate,

@@ -7,13 +7,12 @@ PNG or files when the caller asks.
 
 Each data figure has one builder with `backend="plotly"` (interactive, the
 default) or `backend="matplotlib"` (static, for papers): `patching_heatmap`,
-`probe_curves`, `probe_heatmap`, `attribution_scatter`, `circuit_graph`. The
-names ending in `_mpl` are the matplotlib backend under the old names.
+`probe_curves`, `probe_heatmap`, `attribution_scatter`, `circuit_graph`.
 """
 
 from mesainterp.viz._style import Backend
 from mesainterp.viz.attention import CircuitsVisHTML, attention_heads
-from mesainterp.viz.circuit import circuit_graph, circuit_graph_mpl
+from mesainterp.viz.circuit import circuit_graph
 from mesainterp.viz.export import plotly_fragment, save_static, to_png, to_svg
 from mesainterp.viz.icl import icl_predictions_figure, icl_regression_figure
 from mesainterp.viz.instances import (
@@ -24,9 +23,9 @@ from mesainterp.viz.instances import (
     tree_kwargs,
 )
 from mesainterp.viz.maze import draw_maze, maze_before_after, maze_figure, maze_small_multiples
-from mesainterp.viz.patching import patching_heatmap, patching_heatmap_mpl
-from mesainterp.viz.probes import probe_curves, probe_curves_mpl, probe_heatmap, probe_heatmap_mpl
-from mesainterp.viz.scatter import align_sites, attribution_scatter, attribution_scatter_mpl
+from mesainterp.viz.patching import patching_heatmap
+from mesainterp.viz.probes import probe_curves, probe_heatmap
+from mesainterp.viz.scatter import align_sites, attribution_scatter
 from mesainterp.viz.tree import (
     attention_to_nodes,
     draw_tree,
@@ -42,9 +41,7 @@ __all__ = [
     "attention_heads",
     "attention_to_nodes",
     "attribution_scatter",
-    "attribution_scatter_mpl",
     "circuit_graph",
-    "circuit_graph_mpl",
     "draw_maze",
     "draw_tree",
     "icl_predictions_figure",
@@ -57,12 +54,9 @@ __all__ = [
     "maze_kwargs",
     "maze_small_multiples",
     "patching_heatmap",
-    "patching_heatmap_mpl",
     "plotly_fragment",
     "probe_curves",
-    "probe_curves_mpl",
     "probe_heatmap",
-    "probe_heatmap_mpl",
     "save_static",
     "to_png",
     "to_svg",

@@ -29,7 +29,7 @@ from mesainterp.viz._style import (
     publication_style,
 )
 
-__all__ = ["CircuitLayout", "circuit_graph", "circuit_graph_mpl", "circuit_layout"]
+__all__ = ["CircuitLayout", "circuit_graph", "circuit_layout"]
 
 _LAYER = re.compile(r"(?:^|[^a-z])(?:l|blocks\.|a|m|layer)(\d+)", re.IGNORECASE)
 _FIRST = ("embed", "pos_embed", "input", "hook_embed", "tokens")
@@ -279,10 +279,3 @@ def _circuit_matplotlib(layout: CircuitLayout, heading: str) -> Figure:
         ax.set_xlabel("layer")
         ax.set_title(heading)
     return fig
-
-
-def circuit_graph_mpl(
-    nodes: Sequence[Any], edges: Sequence[Any], scores: Sequence[float], **kwargs: Any
-) -> Figure:
-    """`circuit_graph(..., backend="matplotlib")`, for callers of the old name."""
-    return circuit_graph(nodes, edges, scores, backend="matplotlib", **kwargs)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, overload
+from typing import Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,6 @@ __all__ = [
     "PatchingGrid",
     "patching_grid",
     "patching_heatmap",
-    "patching_heatmap_mpl",
 ]
 
 PATCHING_COLUMNS = ("kind", "layer", "head", "position", "value", "ci_low", "ci_high", "n")
@@ -206,8 +205,3 @@ def patching_heatmap(
     )
     heading = title or f"Patching {kind_name}: layer × {x}"
     return draw_heatmaps(panels, style, title=heading, backend=backend)
-
-
-def patching_heatmap_mpl(table: pd.DataFrame, **kwargs: Any) -> Figure:
-    """`patching_heatmap(table, backend="matplotlib", ...)`, for callers of the old name."""
-    return patching_heatmap(table, backend="matplotlib", **kwargs)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal, overload
+from typing import Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -38,10 +38,8 @@ from mesainterp.viz._style import (
 __all__ = [
     "PROBE_COLUMNS",
     "probe_curves",
-    "probe_curves_mpl",
     "probe_grid",
     "probe_heatmap",
-    "probe_heatmap_mpl",
     "probe_rows",
 ]
 
@@ -273,11 +271,6 @@ def _curves_matplotlib(curves: list[tuple[str, pd.DataFrame]], metric: str, head
     return fig
 
 
-def probe_curves_mpl(table: pd.DataFrame, **kwargs: Any) -> Figure:
-    """`probe_curves(table, backend="matplotlib", ...)`, for callers of the old name."""
-    return probe_curves(table, backend="matplotlib", **kwargs)
-
-
 def probe_grid(
     table: pd.DataFrame, *, target: str | None = None, hook: str | None = None
 ) -> tuple[str, list[int], list[int], dict[str, np.ndarray]]:
@@ -370,8 +363,3 @@ def probe_heatmap(
     )
     heading = title or f"Probe for {target!r}: {metric} by layer and position"
     return draw_heatmaps(panels, style, title=heading, backend=backend)
-
-
-def probe_heatmap_mpl(table: pd.DataFrame, **kwargs: Any) -> Figure:
-    """`probe_heatmap(table, backend="matplotlib", ...)`, for callers of the old name."""
-    return probe_heatmap(table, backend="matplotlib", **kwargs)

@@ -11,7 +11,7 @@ here only to print them in the title.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, TypeAlias, overload
+from typing import Literal, TypeAlias, overload
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,7 @@ from mesainterp.viz._style import (
     require_columns,
 )
 
-__all__ = ["align_sites", "attribution_scatter", "attribution_scatter_mpl", "correlations"]
+__all__ = ["align_sites", "attribution_scatter", "correlations"]
 
 SITE_KEYS = ("kind", "layer", "head", "position")
 Values: TypeAlias = Sequence[float] | np.ndarray | pd.Series
@@ -199,8 +199,3 @@ def _scatter_matplotlib(a: np.ndarray, b: np.ndarray, lo: float, hi: float, head
         ax.set_ylabel("attribution estimate")
         ax.set_title(heading.replace(" (", "\n("))
     return fig
-
-
-def attribution_scatter_mpl(exact: Values, attribution: Values, **kwargs: Any) -> Figure:
-    """`attribution_scatter(..., backend="matplotlib")`, for callers of the old name."""
-    return attribution_scatter(exact, attribution, backend="matplotlib", **kwargs)

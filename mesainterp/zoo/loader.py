@@ -32,7 +32,7 @@ from mesainterp.model.checkpoint import (
     read_checkpoint_document,
 )
 from mesainterp.model.config import ModelConfig
-from mesainterp.model.fingerprint import fingerprint
+from mesainterp.model.fingerprinting import fingerprint
 from mesainterp.tasks.base import Task
 from mesainterp.training.state import CHECKPOINT_DIR
 from mesainterp.zoo import registry
@@ -178,7 +178,20 @@ def _load_hf(source: ModelSource) -> LoadedModel:
 
 
 def load_model(name_or_path: str | os.PathLike[str]) -> LoadedModel:
-    """Load a zoo model, a checkpoint or run directory, or a HuggingFace directory."""
+    """Load a zoo model, a checkpoint or run directory, or a HuggingFace directory.
+
+    >>> import tempfile, pathlib
+    >>> from mesainterp.model import save_checkpoint
+    >>> config = mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0)
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "tiny"
+    >>> digest = save_checkpoint(mesainterp.build_model(config), path, config=config)
+    >>> loaded = mesainterp.load_model(path)
+    >>> loaded.name, loaded.task, loaded.config == config, loaded.fingerprint == digest
+    ('tiny', None, True, True)
+    >>> loaded.model(torch.tensor([[1, 2, 3]])).shape
+    torch.Size([1, 3, 11])
+    """
     from mesainterp.tasks.registry import task_from_config
 
     source = resolve_model(name_or_path)

@@ -140,7 +140,7 @@ display(fig)
 # the weights, so a result can be matched to the exact model that produced it.
 
 # %%
-stamp = mesainterp.provenance.provenance(
+stamp = mesainterp.provenance(
     model=model, model_name="tree-path", config={"task": task.config_dict()}, seed=123
 )
 display(stamp)

@@ -50,7 +50,7 @@ from IPython.display import display
 from mesainterp import model_shape, zoo
 from mesainterp.patching import load_result, patch_pair, path_patch
 from mesainterp.sites import Site, head_sites, resid_sites
-from mesainterp.viz import patching_heatmap, patching_heatmap_mpl
+from mesainterp.viz import patching_heatmap
 
 N_PAIRS = 16  # counterfactual pairs
 N_BOOT = 100  # bootstrap draws for the intervals
@@ -96,10 +96,10 @@ labels = [f"{p}:{task.vocab[t]}" for p, t in enumerate(pair.clean.inputs[0].toli
 patching_heatmap(resid.table, x="position", position_labels=labels, title="resid_pre, denoising")
 
 # %% [markdown]
-# The same grid as a static matplotlib figure (for papers), via `patching_heatmap_mpl`.
+# The same grid as a static matplotlib figure (for papers), via `backend="matplotlib"`.
 
 # %%
-display(patching_heatmap_mpl(resid.table, x="position", title="resid_pre, denoising"))
+display(patching_heatmap(resid.table, x="position", title="resid_pre, denoising", backend="matplotlib"))
 
 # %% [markdown]
 # ## Attention heads: denoising vs noising

@@ -69,7 +69,7 @@ from mesainterp.probes import (
     run_probes,
     task_batches,
 )
-from mesainterp.viz import probe_curves, probe_curves_mpl, probe_heatmap
+from mesainterp.viz import probe_curves, probe_heatmap
 
 N_EXAMPLES = 400
 N_PAIRS = 24
@@ -125,7 +125,7 @@ best_pos = int(table.loc[table["selectivity"].idxmax(), "pos"])
 probe_curves(table, pos=best_pos)
 
 # %%
-display(probe_curves_mpl(table, pos=task.prompt_len - 1))
+display(probe_curves(table, pos=task.prompt_len - 1, backend="matplotlib"))
 
 # %% [markdown]
 # ## Where the goal becomes decodable

@@ -1,20 +1,20 @@
-"""The evidence scorecard ranks each task's models in the order their construction implies.
+"""The rebuilt battery (version 2) on the shipped models: the review's failing cases.
 
-Per task: the hand-built model with a planted search algorithm (where one exists)
-passes at least as many tests as the trained zoo model, which passes more than its
-random-init twin and more than the memorizer (a model trained on a small fixed set
-until it memorised it). The memorizer and the random-init twin are both non-searchers;
-their relative order is not predicted and not asserted.
+What must hold whatever the trained models turn out to do:
+- the review's look-ahead case: at ":" on tree-path a search-free baseline
+  (degree counts, goal/start one-hots and neighbours) matches the trained model's
+  future-node AUC, and the battery calls that a fail;
+- a random-init model (one of the twin seeds scored against the other five) passes
+  none of the probe tests;
+- the planted chainer passes goal representation, look-ahead and iterative
+  computation; the planted GD model is best fit by one GD step.
 
-Measured at the command's defaults (600 examples, 32 pairs), tests passed:
-tree-path planted 5 of 5, trained 4, random-init 0, memorizer 0; graph-search planted
-5 of 5 (score 5.04), trained 5 of 5 (5.02), random-init 0, memorizer 0; maze planted
-3 of 5 (retargeting, look-ahead 0.30, localised mechanism), trained 1 of 5
-(look-ahead, skill 0.46), random-init 0, memorizer 1 (localised mechanism:
-faithfulness 0.83 against the 0.8 threshold; it passes 0 or 1 by sample size);
-icl-regression planted 3 of 3, trained 1, random-init 0, memorizer 0. The maze model
-and the maze memorizer are not reliably separated by the count: that comparison is a
-non-strict xfail.
+The trained models' verdicts are findings, not assertions (measured numbers are
+in the report of the battery run, `mesainterp evidence NAME`).
+
+The probe tests and the algorithmic match run here; goal retargeting and the
+localised mechanism (patching and EAP on every pair, the slow part) run in the
+unit tests on planted models and in `mesainterp evidence`, to keep CI short.
 """
 
 from __future__ import annotations
@@ -23,26 +23,25 @@ import pytest
 import torch
 
 from mesainterp import zoo
-from mesainterp.evidence import EvidenceConfig, Scorecard, rank, run_battery
+from mesainterp.evidence import EvidenceConfig, Scorecard, run_battery, twin_controls
+from mesainterp.evidence.lookahead import look_ahead_reading
+from mesainterp.evidence.margin import judge
 from mesainterp.evidence.planted import (
     planted_chain_config,
     planted_chain_model,
     planted_gd_config,
     planted_gd_model,
 )
-from mesainterp.evidence.planted_graph import planted_reach_config, planted_reach_model
-from mesainterp.evidence.planted_maze import planted_flood_config, planted_flood_model
-from mesainterp.model import random_init_twin
+from mesainterp.evidence.profile import collect_inputs
+from mesainterp.model import ModelConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-# Smaller than the command's defaults (600 examples, 32 pairs) to keep CI short; the
-# verdicts below were checked at both sizes.
-CONFIG = EvidenceConfig(n_examples=300, n_pairs=16, n_random=1, n_boot=100)
+# Smaller than the command's defaults (600 examples) to keep CI short.
+CONFIG = EvidenceConfig(n_examples=300, n_pairs=16, n_random=1)
+PROBE_TESTS = ["goal_representation", "look_ahead", "iterative_computation", "algorithmic_match"]
 PLANTED = {
     "tree-path": (planted_chain_model, planted_chain_config),
-    "graph-search": (planted_reach_model, planted_reach_config),
-    "maze": (planted_flood_model, planted_flood_config),
     "icl-regression": (planted_gd_model, planted_gd_config),
 }
 _CACHE: dict[tuple[str, str], Scorecard] = {}
@@ -58,95 +57,60 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
+def _shipped(task_name: str) -> None:
+    if task_name not in zoo.list_models():
+        pytest.skip(f"zoo model {task_name!r} is not shipped")
+
+
 def _card(task_name: str, which: str) -> Scorecard:
     key = (task_name, which)
     if key in _CACHE:
         return _CACHE[key]
-    if task_name not in zoo.list_models():
-        pytest.skip(f"zoo model {task_name!r} is not shipped")
+    _shipped(task_name)
     task = zoo.load_task(task_name)
     torch.manual_seed(0)
-    if which == "trained":
-        ckpt = zoo.load(task_name)
-        model, control = ckpt.model, random_init_twin(ckpt.config)
-    elif which == "random-init":
-        ckpt = zoo.load(task_name)
-        model = zoo.random_init(task_name)
-        control = random_init_twin(ckpt.config, seed=ckpt.config.seed + 2)
-    elif which == "memorizer":
-        name = f"{task_name}-memorizer"
-        if name not in zoo.list_models():
-            pytest.skip(f"zoo model {name!r} is not shipped")
-        ckpt = zoo.load(name)
-        model, control = ckpt.model, random_init_twin(ckpt.config)
+    if which == "random-init":
+        config: ModelConfig = zoo.load(task_name).config
+        model, *twins = twin_controls(config, n=6, first_seed=config.seed + 101)
     else:
         build, shape = PLANTED[task_name]
-        model, control = build(task), random_init_twin(shape(task), seed=1)
+        model, twins = build(task), twin_controls(shape(task), first_seed=1)
     card = run_battery(
-        model, task, control=control, config=CONFIG, model_name=which, progress=False
-    )
+        model, task, control=twins, config=CONFIG, model_name=which, tests=PROBE_TESTS,
+        progress=False,
+    )  # fmt: skip
     _CACHE[key] = card
     return card
 
 
-@pytest.mark.parametrize("task_name", ["tree-path", "maze", "graph-search", "icl-regression"])
-def test_trained_model_beats_its_random_init_twin(task_name: str) -> None:
-    trained, twin = _card(task_name, "trained"), _card(task_name, "random-init")
-    assert trained.n_pass > twin.n_pass, (trained.table(), twin.table())
-    assert trained.score > twin.score
+def test_the_reviews_look_ahead_at_the_colon_is_matched_by_a_search_free_baseline() -> None:
+    # Review: ridge on degree counts + start/goal one-hots reached AUC 0.879 against
+    # the model's 0.849 at ":" on tree-path. Matched means fail.
+    _shipped("tree-path")
+    task, ckpt = zoo.load_task("tree-path"), zoo.load("tree-path")
+    inputs = collect_inputs(
+        ckpt.model, twin_controls(ckpt.config), task, n_examples=CONFIG.n_examples, seed=0
+    )
+    reading = look_ahead_reading(inputs, CONFIG, inputs.query_pos, hard=False)
+    assert reading is not None
+    j = judge(
+        [reading], threshold=CONFIG.lookahead_margin, skill=True, n_boot=CONFIG.n_boot, seed=0
+    )
+    name, baseline = j.best_baseline  # type: ignore[misc]
+    assert baseline >= j.value - 0.03, (name, baseline, j.value)
+    assert j.p_value > 0.05 and j.margin_low < CONFIG.lookahead_margin
 
 
-@pytest.mark.parametrize("task_name", ["tree-path", "maze", "graph-search", "icl-regression"])
-def test_planted_search_model_ranks_first(task_name: str) -> None:
-    planted, trained = _card(task_name, "planted"), _card(task_name, "trained")
-    assert planted.n_pass >= trained.n_pass
-    assert planted.score > trained.score
-    assert planted.n_pass > _card(task_name, "random-init").n_pass
-
-
-@pytest.mark.parametrize(
-    "task_name",
-    [
-        "tree-path",
-        pytest.param(
-            "maze",
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="measured: the maze memorizer's circuit faithfulness sits at the 0.8"
-                " threshold (0.78-0.83 by sample size), so it passes 0 or 1 tests against the"
-                " maze model's 1 (look-ahead); the battery does not reliably separate them",
-            ),
-        ),
-        "graph-search",
-        "icl-regression",
-    ],
-)
-def test_trained_model_beats_the_memorizer(task_name: str) -> None:
-    trained, memorizer = _card(task_name, "trained"), _card(task_name, "memorizer")
-    assert trained.n_pass > memorizer.n_pass, (trained.table(), memorizer.table())
-
-
-@pytest.mark.parametrize("task_name", ["tree-path", "maze", "graph-search", "icl-regression"])
-def test_the_ranking_puts_the_trained_model_above_the_memorizer(task_name: str) -> None:
-    """`rank` orders by score (tests passed plus the margin tie-breaker). On maze the
-    count can tie (see above); measured scores there: trained 0.982, memorizer -0.026
-    at this size and 0.975 at the command's defaults, so the order holds but narrowly."""
-    trained, memorizer = _card(task_name, "trained"), _card(task_name, "memorizer")
-    assert [name for name, _ in rank([memorizer, trained])] == ["trained", "memorizer"]
+@pytest.mark.parametrize("task_name", ["tree-path", "graph-search", "maze", "icl-regression"])
+def test_a_random_init_model_passes_no_probe_test(task_name: str) -> None:
+    card = _card(task_name, "random-init")
+    assert card.n_pass == 0, card.table()
 
 
 def test_the_planted_models_pass_the_tests_their_construction_implies() -> None:
-    for task_name in ("tree-path", "graph-search"):
-        card = _card(task_name, "planted")
-        for name in ("goal_representation", "goal_retargeting", "look_ahead",
-                     "iterative_computation", "localised_mechanism"):  # fmt: skip
-            assert card.result(name).passed, (task_name, card.result(name).reason)
-    # The flood fill plans nothing at ":" (no iterative path state there), its distance
-    # map ranks cells near the target whether on the path or not (look-ahead 0.12-0.32
-    # by sample size), and a random network already decodes a 3x3 maze's target (0.97).
-    flood = _card("maze", "planted")
-    for name in ("goal_retargeting", "localised_mechanism"):
-        assert flood.result(name).passed, ("maze", flood.result(name).reason)
+    chain = _card("tree-path", "planted")
+    for name in ("goal_representation", "look_ahead", "iterative_computation"):
+        assert chain.result(name).passed, chain.result(name).reason
     gd = _card("icl-regression", "planted")
-    assert gd.result("algorithmic_match").value == pytest.approx(1.0, abs=1e-4)
-    assert gd.result("algorithmic_match").details["closest"] == "gd"
+    assert gd.result("algorithmic_match").passed
+    assert gd.result("algorithmic_match").details["closest"] in ("gd-1", "gd++")

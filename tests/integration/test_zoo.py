@@ -12,7 +12,7 @@ import torch
 from mesainterp import zoo
 from mesainterp.tasks import IGNORE_INDEX
 from mesainterp.training import TrainConfig, evaluate, held_out_seed
-from mesainterp.training.evaluate import evaluate_batch
+from mesainterp.training.evaluation import evaluate_batch
 from mesainterp.training.loop import training_set
 
 pytestmark = pytest.mark.integration

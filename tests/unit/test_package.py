@@ -62,7 +62,7 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path):
 
 
 def test_cli_json_output(tmp_path, tiny_model, tiny_config):
-    from mesainterp import save_checkpoint
+    from mesainterp.model import save_checkpoint
 
     digest = save_checkpoint(tiny_model, tmp_path / "m", config=tiny_config)
     result = _cli("--json", "info", str(tmp_path / "m"))

@@ -7,7 +7,7 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.attribution import EdgeForward, EdgeGraph
-from mesainterp.discovery import ablated_outputs, cut_run_metric
+from mesainterp.discovery import ablated_outputs, cut_run_metric, drop_dangling
 from mesainterp.errors import MesaInterpError
 from mesainterp.model import ModelConfig, build_model, model_shape
 from mesainterp.patching.ablation import PatchSpec
@@ -147,3 +147,28 @@ def test_shared_input_gradients_equal_the_split_copies(attn_only: bool, norm: st
     assert grads[0].shape == (ef.graph.n_downstream, 6, 9, 32)
     assert torch.allclose(grads[0], grads[1], atol=1e-5)
     assert grads[0].abs().max() > 1e-3
+
+
+def test_grouped_query_graph_has_one_key_value_input_per_kv_head() -> None:
+    g = EdgeGraph(n_layers=2, n_heads=4, n_kv_heads=2, attn_only=False, pos_embed=False)
+    layer0 = [d for d, layer in zip(g.downstream, g.down_layer, strict=True) if layer == 0]
+    assert layer0 == [
+        "L0H0.q", "L0H1.q", "L0H2.q", "L0H3.q", "L0KV0.k", "L0KV1.k", "L0KV0.v", "L0KV1.v",
+        "M0.in",
+    ]  # fmt: skip
+    assert g.owners("L1KV1.v") == ("L1H2", "L1H3") and g.owners("L1H0.q") == ("L1H0",)
+    assert g.upstream_of_downstream("L1KV1.v") is None
+    assert g.upstream[:2] == ("embed", "L0H0")
+    assert g.n_before(g.down_index("M0.in")) == 1 + 4
+    parallel = EdgeGraph(n_layers=2, n_heads=4, n_kv_heads=2, attn_only=False, parallel=True)
+    assert parallel.n_before(parallel.down_index("M0.in")) == 2  # the embeddings only
+    with pytest.raises(MesaInterpError, match="n_kv_heads"):
+        EdgeGraph(n_layers=1, n_heads=4, n_kv_heads=3, attn_only=True)
+
+
+def test_a_shared_key_input_stays_while_any_reading_head_is_kept() -> None:
+    g = EdgeGraph(n_layers=2, n_heads=4, n_kv_heads=2, attn_only=True)
+    into_kv = ("L0H1", "L1KV0.k")  # read by L1H0 and L1H1
+    kept = drop_dangling(g, {into_kv: 1.0, ("L1H1", "logits"): 1.0})
+    assert into_kv in kept
+    assert into_kv not in drop_dangling(g, {into_kv: 1.0, ("L1H2", "logits"): 1.0})

@@ -50,7 +50,11 @@ def test_evidence_writes_scorecard_and_a_report_readable_run(icl_checkpoint, tmp
     argv = ["--no-progress", "evidence", str(icl_checkpoint), "--out", str(out)]
     assert _exit([*argv, "--n", "40", "--pairs", "4", "--seed", "1"]) == 0
     card = json.loads((out / "scorecard.json").read_text())
-    assert card["schema_version"] == 1 and card["provenance"]["seed"] == 1
+    assert (
+        card["schema_version"] == 2
+        and card["battery_version"] == 2
+        and card["provenance"]["seed"] == 1
+    )
     assert card["provenance"]["model_fingerprint"].startswith("sha256:")
     assert card["config"]["n_examples"] == 40
     assert {t["test"] for t in card["tests"]} >= {"algorithmic_match", "goal_representation"}

@@ -37,18 +37,24 @@ def test_config_round_trips_and_refuses_unknown_keys() -> None:
         EvidenceConfig.from_dict({"nonsense": 1})
 
 
-def test_judged_compares_margin_with_threshold() -> None:
-    common = {
-        "test": "t", "criterion": "c", "metric": "m", "ci": (0.5, 0.9),
-        "control_name": "ctrl", "details": {},
-    }  # fmt: skip
-    ok = judged(value=0.8, control=0.5, threshold=0.2, **common)  # type: ignore[arg-type]
-    assert ok.verdict == "pass" and ok.margin == pytest.approx(0.3)
-    no = judged(value=0.6, control=0.5, threshold=0.2, **common)  # type: ignore[arg-type]
-    assert no.verdict == "fail" and "0.100 < threshold 0.2" in no.reason
-    absolute = judged(value=0.6, control=0.9, threshold=0.5, compare_to_control=False, **common)  # type: ignore[arg-type]
+def test_judged_passes_on_the_interval_bound_not_the_point() -> None:
+    common = {"test": "t", "criterion": "c", "metric": "m", "control_name": "ctrl", "details": {}}
+    ok = judged(value=0.8, ci=(0.78, 0.82), control=0.5, threshold=0.2, **common)  # type: ignore[arg-type]
+    assert ok.verdict == "pass" and ok.margin == pytest.approx(0.3) and ok.p_value < 0.05
+    # The same point margin with a wide interval (lower bound 0.0 < 0.2) fails.
+    wide = judged(value=0.8, ci=(0.5, 1.1), control=0.5, threshold=0.2, **common)  # type: ignore[arg-type]
+    assert wide.verdict == "fail" and wide.margin_low == pytest.approx(0.0)
+    # Picking the best of 6 layers costs a factor 6 on p.
+    picked = judged(value=0.8, ci=(0.72, 0.88), control=0.5, threshold=0.2, cells=6, **common)  # type: ignore[arg-type]
+    single = judged(value=0.8, ci=(0.72, 0.88), control=0.5, threshold=0.2, **common)  # type: ignore[arg-type]
+    assert picked.p_value == pytest.approx(min(1.0, 6 * single.p_value))
+    no = judged(value=0.6, ci=(0.58, 0.62), control=0.5, threshold=0.2, **common)  # type: ignore[arg-type]
+    assert no.verdict == "fail" and "0.100" in no.reason and "> 0.05" in no.reason
+    absolute = judged(
+        value=0.6, ci=(0.58, 0.62), control=0.9, threshold=0.5, compare_to_control=False, **common
+    )  # type: ignore[arg-type]
     assert absolute.passed and absolute.margin == pytest.approx(0.6)
-    nan = judged(value=math.nan, control=None, threshold=0.5, **common)  # type: ignore[arg-type]
+    nan = judged(value=math.nan, ci=(0.5, 0.9), control=None, threshold=0.5, **common)  # type: ignore[arg-type]
     assert nan.verdict == "fail" and nan.value is None and "undefined" in nan.reason
 
 
@@ -73,7 +79,7 @@ def _card(name: str, margins: list[float | None]) -> Scorecard:
                     criterion="c",
                     metric="m",
                     value=m,
-                    ci=(m - 0.1, m + 0.1),
+                    ci=(m - 0.01, m + 0.01),
                     control=0.0,
                     control_name="ctrl",
                     threshold=0.2,

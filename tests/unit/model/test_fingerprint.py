@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from mesainterp import provenance
-from mesainterp.model.fingerprint import clear_fingerprint_cache, fingerprint
+from mesainterp.model.fingerprinting import clear_fingerprint_cache, fingerprint
 
 # The package re-exports the function under the module's name; reach the module itself.
-fingerprint_module = importlib.import_module("mesainterp.model.fingerprint")
+fingerprint_module = importlib.import_module("mesainterp.model.fingerprinting")
 
 
 @pytest.fixture

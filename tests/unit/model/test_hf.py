@@ -100,3 +100,22 @@ def test_models_that_are_not_causal_lms_are_refused(offline) -> None:
     module = transformers.BertForSequenceClassification(config)
     with pytest.raises(MesaInterpError, match="BertForSequenceClassification is not a causal"):
         wrap_hf_model(module)
+
+
+def test_a_tokenizer_built_in_memory_is_accepted():
+    """TransformerLens re-reads a tokenizer by its `name_or_path`; one built in memory has none."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    backend = Tokenizer(models.BPE(unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<bos>", "<unk>"])
+    backend.train_from_iterator(["when mary and john went to the store"] * 10, trainer)
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<bos>", unk_token="<unk>"
+    )
+    assert "name_or_path" not in fast.init_kwargs  # the case that failed
+    config = transformers.GPT2Config(
+        n_layer=1, n_embd=16, n_head=2, n_positions=8, vocab_size=len(fast)
+    )
+    bridge = wrap_hf_model(transformers.GPT2LMHeadModel(config), tokenizer=fast)
+    assert bridge.tokenizer.convert_tokens_to_ids("<bos>") == fast.convert_tokens_to_ids("<bos>")

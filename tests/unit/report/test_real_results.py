@@ -82,8 +82,10 @@ def _probe_table() -> pd.DataFrame:
 def test_probe_tables_with_hooks_and_r2():
     table = _probe_table()
     fig = probe_curves(table)
-    names = [t.name for t in fig.data]
-    assert names == ["pos 7 · hook_resid_mid", "pos 7 · hook_resid_post", "shuffled", "majority"]
+    assert [t.meta for t in fig.data if t.name == "probe"] == [
+        "pos 7 · hook_resid_mid",
+        "pos 7 · hook_resid_post",
+    ]
     assert fig.layout.yaxis.title.text == "r2" and fig.layout.yaxis.range is None
     grid = probe_heatmap(table, hook="blocks.1.hook_resid_post")
     assert np.asarray(grid.data[0].z).shape == (1, 1)

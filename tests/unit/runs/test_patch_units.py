@@ -13,7 +13,13 @@ from mesainterp.patching import load_result
 from mesainterp.patching.api import patch_pair, summarise
 from mesainterp.patching.path import Receiver, path_patch
 from mesainterp.runs.executor import execute
-from mesainterp.runs.patch_job import PatchJob, assemble_sweep, build_patch_worker, patch_plan
+from mesainterp.runs.patch_job import (
+    PatchJob,
+    PatchWorker,
+    assemble_sweep,
+    build_patch_worker,
+    patch_plan,
+)
 from mesainterp.runs.state import open_run
 
 
@@ -81,3 +87,13 @@ def test_cli_refuses_then_resumes_only_missing_units(tiny_checkpoint, tmp_path, 
 
     code, cap = _cli([*argv[:-2], "--n-boot", "60", "--resume"], capsys)
     assert code == 2 and "n_boot" in cap.err
+
+
+def test_the_worker_spec_builds_the_worker_a_ray_actor_gets(tiny_checkpoint):
+    """A Ray actor builds its worker from the JSON spec alone (no model passed)."""
+    from mesainterp.runs.executor import build_worker
+
+    job = PatchJob(model=str(tiny_checkpoint), sweep="heads", n=4)
+    built = build_worker(job.worker_spec())
+    assert isinstance(built, PatchWorker) and built.job == job
+    assert built.sites == build_patch_worker(**job.to_dict()).sites

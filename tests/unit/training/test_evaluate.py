@@ -10,7 +10,7 @@ from mesainterp.model import ModelConfig, build_model
 from mesainterp.stats import wilson_interval
 from mesainterp.tasks import IGNORE_INDEX, get_task
 from mesainterp.training import HELD_OUT_SEED_BASE, evaluate, held_out_seed, train_seed
-from mesainterp.training.evaluate import batch_loss, validate_inputs
+from mesainterp.training.evaluation import batch_loss, validate_inputs
 
 TASK = get_task("tree-path", n_nodes=5, max_depth=2)
 

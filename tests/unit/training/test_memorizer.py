@@ -10,7 +10,7 @@ import torch
 from mesainterp.errors import ConfigError
 from mesainterp.model import build_model, load_checkpoint
 from mesainterp.training import PRESETS, TrainConfig, evaluate, preset, train, train_seed
-from mesainterp.training.evaluate import evaluate_batch, select_examples
+from mesainterp.training.evaluation import evaluate_batch, select_examples
 from mesainterp.training.loop import _draw, training_set
 from mesainterp.training.state import CHECKPOINT_DIR, EVAL_LOG
 

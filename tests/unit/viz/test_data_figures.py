@@ -14,7 +14,6 @@ from mesainterp.stats import normalised_effect
 from mesainterp.viz import (
     align_sites,
     attribution_scatter,
-    attribution_scatter_mpl,
     circuit_graph,
     patching_heatmap,
     probe_curves,
@@ -213,9 +212,9 @@ def test_attribution_scatter_titles_carry_both_correlations():
     static = attribution_scatter(merged["exact"], merged["attribution"], backend="matplotlib")
     assert "Pearson" in static.axes[0].get_title()
     # The old name is the matplotlib backend, not a second drawing.
-    assert attribution_scatter_mpl(merged["exact"], merged["attribution"]).axes[0].get_title() == (
-        static.axes[0].get_title()
-    )
+    assert attribution_scatter(merged["exact"], merged["attribution"], backend="matplotlib").axes[
+        0
+    ].get_title() == (static.axes[0].get_title())
 
 
 def test_align_sites_survives_a_csv_round_trip(tmp_path):

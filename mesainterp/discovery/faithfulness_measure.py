@@ -28,7 +28,7 @@ from mesainterp.discovery.ablated import ablated_outputs, cut_run_metric
 from mesainterp.discovery.circuit import Circuit
 from mesainterp.errors import ConfigError, allowed
 from mesainterp.patching.ablation import ABLATIONS
-from mesainterp.patching.metrics import MetricFn
+from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.patching.stats import bootstrap_normalised, normalised_effect
 from mesainterp.progress import progress_bar
 
@@ -64,7 +64,7 @@ def faithfulness(
     *,
     clean: Tensor,
     corrupted: Tensor,
-    metric: MetricFn,
+    metric: AnyMetric,
     batch: Any = None,
     ablations: Sequence[str] = ("resample", "mean", "zero"),
     curve_k: Sequence[int] = (),
@@ -81,7 +81,26 @@ def faithfulness(
                edges by |score|).
     reference: inputs for mean ablation (default: clean and corrupted together).
     progress:  a bar over the size curve (None: on unless MESAINTERP_NO_PROGRESS).
+
+    >>> model = mesainterp.build_model(mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
+    >>> pairs = mesainterp.PromptPairs.from_token_ids(
+    ...     [[5, 1, 2], [6, 1, 2], [7, 3, 2], [8, 3, 2]],  # clean prompts
+    ...     [[6, 1, 2], [5, 1, 2], [8, 3, 2], [7, 3, 2]],  # corrupted: first token swapped
+    ...     [5, 6, 7, 8], [6, 5, 8, 7])                     # clean and corrupted answers
+    >>> pair = pairs.to_pair()
+    >>> inputs = dict(clean=pair.clean.inputs, corrupted=pair.corrupted.inputs,
+    ...     metric=pairs.default_metric(), batch=pair.clean)
+    >>> scores = mesainterp.edge_attribution(model, **inputs)
+    >>> circuit = mesainterp.Circuit.from_edges(mesainterp.top_edges(scores, top_n=3), method="eap")
+    >>> rows = mesainterp.faithfulness(model, circuit, ablations=("resample",), curve_k=(3,),
+    ...     n_boot=100, progress=False, **inputs)
+    >>> [(row.measure, row.k, row.n_edges, round(row.value, 2)) for row in rows]
+    [('faithfulness', None, 3, 0.93), ('completeness', None, 3, 1.05), ('curve', 3, 3, 0.93)]
+    >>> sorted(rows[0].to_dict())
+    ['ablation', 'ci_high', 'ci_low', 'k', 'measure', 'n_edges', 'value']
     """
+    metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
     for i, a in enumerate(ablations):
         if a not in ABLATIONS:
             raise ConfigError(f"ablations[{i}]", f"got {a!r}", allowed(ABLATIONS))

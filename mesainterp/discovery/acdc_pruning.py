@@ -29,7 +29,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from mesainterp.attribution.edge_forward import EdgeForward
 from mesainterp.discovery.ablated import ablated_outputs, cut_run_metric
 from mesainterp.errors import ConfigError, MesaInterpError
-from mesainterp.patching.metrics import MetricFn
+from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.progress import progress_bar
 
 __all__ = ["AcdcResult", "acdc"]
@@ -53,7 +53,7 @@ def acdc(
     *,
     clean: Tensor,
     corrupted: Tensor,
-    metric: MetricFn,
+    metric: AnyMetric,
     threshold: float,
     batch: Any = None,
     ablation: str = "resample",
@@ -68,7 +68,25 @@ def acdc(
     restart: False runs every trial from layer 0 (the slow oracle of the restart).
     skip_inert: False runs the trials of edges whose cut changes no input too (their oracle).
     progress: a bar over the downstream inputs (None: on unless MESAINTERP_NO_PROGRESS).
+
+    >>> model = mesainterp.build_model(mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
+    >>> pairs = mesainterp.PromptPairs.from_token_ids(
+    ...     [[5, 1, 2], [6, 1, 2], [7, 3, 2], [8, 3, 2]],  # clean prompts
+    ...     [[6, 1, 2], [5, 1, 2], [8, 3, 2], [7, 3, 2]],  # corrupted: first token swapped
+    ...     [5, 6, 7, 8], [6, 5, 8, 7])                     # clean and corrupted answers
+    >>> pair = pairs.to_pair()
+    >>> inputs = dict(clean=pair.clean.inputs, corrupted=pair.corrupted.inputs,
+    ...     metric=pairs.default_metric(), batch=pair.clean)
+    >>> result = mesainterp.acdc(model, threshold=0.01, progress=False, **inputs)
+    >>> result.n_runs, result.n_skipped, len(result.kept)
+    (13, 8, 8)
+    >>> round(result.full_metric, 2), round(result.final_metric, 2)
+    (0.14, 0.26)
+    >>> sorted(result.kept)[:3]
+    [('L0H0', 'M0.in'), ('L0H1', 'M0.in'), ('L0H1', 'logits')]
     """
+    metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold < 0:
         raise ConfigError("threshold", f"expected a number >= 0, got {threshold!r}")
     if clean.shape != corrupted.shape:

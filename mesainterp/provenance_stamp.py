@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from mesainterp._version import __version__
-from mesainterp.model.fingerprint import fingerprint
+from mesainterp.model.fingerprinting import fingerprint
 
 __all__ = ["git_commit", "provenance"]
 

@@ -58,6 +58,13 @@ def fingerprint(model: torch.nn.Module, *, cache: bool = True) -> str:
 
     Computed once per model object and reused while `weights_key` is unchanged;
     `cache=False` always rehashes.
+
+    >>> model = mesainterp.build_model(mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
+    >>> mesainterp.fingerprint(model)
+    'sha256:eeeafb2a39b1...'
+    >>> mesainterp.fingerprint(model) == mesainterp.fingerprint(model, cache=False)
+    True
     """
     key = weights_key(model) if cache else None
     if key is not None:
