@@ -99,7 +99,9 @@ patching_heatmap(resid.table, x="position", position_labels=labels, title="resid
 # The same grid as a static matplotlib figure (for papers), via `backend="matplotlib"`.
 
 # %%
-display(patching_heatmap(resid.table, x="position", title="resid_pre, denoising", backend="matplotlib"))
+display(
+    patching_heatmap(resid.table, x="position", title="resid_pre, denoising", backend="matplotlib")
+)
 
 # %% [markdown]
 # ## Attention heads: denoising vs noising
