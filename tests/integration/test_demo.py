@@ -36,7 +36,14 @@ def test_demo_records_the_command_of_every_step(demo_run):
     manifest = json.loads((demo_run / "run.json").read_text())
     steps = manifest["provenance"]["steps"]
     assert [s[1] for s in steps] == ["patch", "patch", "probe", "search"]
-    assert manifest["command"][:2] == ["mesainterp", "demo"]
+    assert manifest["command"] == [
+        "mesainterp",
+        "--no-progress",
+        "demo",
+        "--quick",
+        "--out",
+        str(demo_run),
+    ]
     # Each step records the demo's command plus its name: the command that reruns it.
     demo = manifest["command"]
     probe = json.loads((demo_run / "probe-goal" / "probes.json").read_text())
