@@ -64,6 +64,12 @@ def provenance(
     """The provenance block: versions, model fingerprint, config, seed, git commit.
 
     Pass either the model (fingerprinted here) or a fingerprint already computed.
+
+    >>> stamp = mesainterp.provenance(model_fingerprint="sha256:abc", seed=0, config={"k": 1})
+    >>> stamp["model_fingerprint"], stamp["seed"], stamp["config"]
+    ('sha256:abc', 0, {'k': 1})
+    >>> sorted(k for k in stamp if k.endswith("_version"))[:2]
+    ['mesainterp_version', 'python_version']
     """
     if model is not None and model_fingerprint is None:
         model_fingerprint = fingerprint(model)

@@ -66,6 +66,14 @@ def save_checkpoint(
 
     The files are written to a sibling temporary directory and renamed into place,
     so a reader never sees half a checkpoint.
+
+    >>> import tempfile, pathlib
+    >>> config = mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0)
+    >>> where = pathlib.Path(tempfile.mkdtemp()) / "tiny"
+    >>> digest = mesainterp.save_checkpoint(mesainterp.build_model(config), where, config=config)
+    >>> digest.startswith("sha256:"), sorted(p.name for p in where.iterdir())
+    (True, ['config.json', 'model.safetensors'])
     """
     target = Path(directory)
     state = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
@@ -148,7 +156,17 @@ def load_checkpoint(
     device: str | torch.device | None = None,
     verify: bool = True,
 ) -> Checkpoint:
-    """Load a checkpoint written by `save_checkpoint`, refusing anything malformed."""
+    """Load a checkpoint written by `save_checkpoint`, refusing anything malformed.
+
+    >>> import tempfile, pathlib
+    >>> config = mesainterp.ModelConfig(
+    ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0)
+    >>> where = pathlib.Path(tempfile.mkdtemp()) / "tiny"
+    >>> digest = mesainterp.save_checkpoint(mesainterp.build_model(config), where, config=config)
+    >>> checkpoint = mesainterp.load_checkpoint(where)
+    >>> checkpoint.fingerprint == digest, checkpoint.config.n_layers
+    (True, 1)
+    """
     path = Path(directory)
     document = read_checkpoint_document(path)
     try:

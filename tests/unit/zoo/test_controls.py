@@ -6,7 +6,7 @@ import pytest
 
 from mesainterp import zoo
 from mesainterp.errors import ConfigError, MesaInterpError
-from mesainterp.model import build_model, fingerprint, random_init_twin
+from mesainterp.model import build_model, fingerprint, model_shape, random_init_twin
 from mesainterp.zoo.controls import (
     control_seed,
     control_twin,
@@ -44,13 +44,21 @@ def test_a_loaded_zoo_model_gets_the_same_twin_as_the_zoo_gives():
     assert fingerprint(loaded_control_twin(loaded)) == fingerprint(zoo.random_init("tree-path"))
 
 
-def test_a_model_without_a_native_architecture_is_refused(tiny_model):
+def test_a_model_without_a_checkpoint_gets_a_twin_from_its_own_architecture(tiny_model):
+    """An HF-directory model has no ModelConfig; its twin is rebuilt from the bridge itself."""
     loaded = LoadedModel(
         model=tiny_model, task=None, checkpoint=None, fingerprint="x", name="hf-model",
         source=ModelSource(kind="hf", ref="/x", name="hf-model"),
     )  # fmt: skip
-    with pytest.raises(MesaInterpError, match="hf-model: no native architecture"):
-        loaded_control_twin(loaded)
+    twin = loaded_control_twin(loaded)
+    assert model_shape(twin) == model_shape(tiny_model)
+    assert fingerprint(twin) != fingerprint(tiny_model)
+    again = loaded_control_twin(loaded)
+    assert fingerprint(again) == fingerprint(twin)
+    other = loaded_control_twin(loaded, role="random-init")
+    assert fingerprint(other) != fingerprint(twin)
+    with pytest.raises(ConfigError, match="role"):
+        loaded_control_twin(loaded, role="memorizer")  # type: ignore[arg-type]
 
 
 def test_an_unknown_role_is_refused(tiny_config):
