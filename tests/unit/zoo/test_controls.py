@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mesainterp import zoo
-from mesainterp.errors import ConfigError, MesaInterpError
+from mesainterp.errors import ConfigError
 from mesainterp.model import build_model, fingerprint, model_shape, random_init_twin
 from mesainterp.zoo.controls import (
     control_seed,
