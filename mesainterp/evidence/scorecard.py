@@ -224,7 +224,7 @@ def run_battery(
     control:    the model's random-init twins (same architecture, random weights),
                 at least `config.n_twins` of them, one per seed, e.g.
                 `[random_init_twin(config, seed=s) for s in range(1, 6)]`.
-    provenance: the block to store; default `mesainterp.provenance.provenance` of
+    provenance: the block to store; default `mesainterp.provenance` of
                 this model (fingerprinted), task, settings and seed.
     """
     cfg = config or EvidenceConfig()

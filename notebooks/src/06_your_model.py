@@ -518,7 +518,7 @@ circuits["llama"].save(run_dir / "circuit.json")
 mesainterp.report.write_run(
     run_dir,
     command=["notebooks/06_your_model.ipynb"],
-    provenance=mesainterp.provenance.provenance(model=bridges["llama"], model_name="ioi-llama"),
+    provenance=mesainterp.provenance(model=bridges["llama"], model_name="ioi-llama"),
     title="IOI on a random Llama-shaped model",
     results=[
         {
