@@ -28,6 +28,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from mesainterp.attribution.edge_forward import EdgeForward
 from mesainterp.attribution.graph import EdgeGraph
 from mesainterp.errors import ConfigError, MesaInterpError, allowed
+from mesainterp.patching.engine import check_pair_shapes
 from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.patching.metrics import MetricFn
 
@@ -126,11 +127,7 @@ def edge_attribution(
         raise ConfigError("method", f"got {method!r}", allowed(EDGE_METHODS))
     if not isinstance(ig_steps, int) or isinstance(ig_steps, bool) or ig_steps < 1:
         raise ConfigError("ig_steps", f"expected an int >= 1, got {ig_steps!r}")
-    if clean.shape != corrupted.shape:
-        raise MesaInterpError(
-            f"clean and corrupted inputs differ in shape: {tuple(clean.shape)} vs "
-            f"{tuple(corrupted.shape)}"
-        )
+    check_pair_shapes(clean, corrupted)
     ef = forward or EdgeForward(model)
     with torch.no_grad():
         tok_c, pos = ef.embed_parts(clean)

@@ -25,7 +25,7 @@ from mesainterp.attribution.eap import _metric_sum
 from mesainterp.errors import MesaInterpError
 from mesainterp.model.build import model_shape
 from mesainterp.model.placement import to_model
-from mesainterp.patching.engine import capture
+from mesainterp.patching.engine import capture, check_pair_shapes
 from mesainterp.patching.hooks import hook_context
 from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.sites.site import Site
@@ -89,11 +89,7 @@ def node_attribution(
     {'L0H0 z': 0.18, 'L0H1 z': 0.07}
     """
     metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
-    if clean.shape != corrupted.shape:
-        raise MesaInterpError(
-            f"clean and corrupted inputs differ in shape: {tuple(clean.shape)} vs "
-            f"{tuple(corrupted.shape)}"
-        )
+    check_pair_shapes(clean, corrupted)
     site_list = validate_sites(sites, model_shape(model), seq_len=int(clean.shape[1]))
     names = unique_hook_names(site_list)
     clean, corrupted = to_model(model, clean), to_model(model, corrupted)

@@ -28,7 +28,8 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.attribution.edge_forward import EdgeForward
 from mesainterp.discovery.ablated import ablated_outputs, cut_run_metric
-from mesainterp.errors import ConfigError, MesaInterpError
+from mesainterp.errors import ConfigError
+from mesainterp.patching.engine import check_pair_shapes
 from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.progress import progress_bar
 
@@ -89,11 +90,7 @@ def acdc(
     metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold < 0:
         raise ConfigError("threshold", f"expected a number >= 0, got {threshold!r}")
-    if clean.shape != corrupted.shape:
-        raise MesaInterpError(
-            f"clean and corrupted inputs differ in shape: {tuple(clean.shape)} vs "
-            f"{tuple(corrupted.shape)}"
-        )
+    check_pair_shapes(clean, corrupted)
     ef = forward or EdgeForward(model)
     g = ef.graph
     ablated = ablated_outputs(ef, ablation, corrupted=corrupted, reference=reference)

@@ -53,6 +53,7 @@ __all__ = [
     "PatchingFallbackWarning",
     "SweepValues",
     "capture",
+    "check_pair_shapes",
     "run_sweep",
     "site_hooks",
 ]
@@ -103,6 +104,15 @@ def _metric_values(metric: MetricFn, logits: Tensor, batch: Any, n: int) -> Tens
 
 
 @torch.no_grad()
+def check_pair_shapes(clean: Tensor, corrupted: Tensor) -> None:
+    """Refuse clean and corrupted inputs of different shapes, before any forward pass."""
+    if clean.shape != corrupted.shape:
+        raise MesaInterpError(
+            f"clean and corrupted inputs differ in shape: {tuple(clean.shape)} vs "
+            f"{tuple(corrupted.shape)}"
+        )
+
+
 def run_sweep(
     model: TransformerBridge,
     sites: Sequence[Site],
@@ -133,11 +143,7 @@ def run_sweep(
         not isinstance(sites_per_forward, int) or sites_per_forward < 1
     ):
         raise ConfigError("sites_per_forward", f"got {sites_per_forward!r}", "an int >= 1")
-    if clean.shape != corrupted.shape:
-        raise MesaInterpError(
-            f"clean and corrupted inputs differ in shape: {tuple(clean.shape)} vs "
-            f"{tuple(corrupted.shape)}"
-        )
+    check_pair_shapes(clean, corrupted)
     # Inputs go to the model (device, and dtype for embeddings); the model never moves.
     clean, corrupted = to_model(model, clean), to_model(model, corrupted)
     reference = None if reference is None else to_model(model, reference)
