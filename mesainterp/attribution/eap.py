@@ -17,8 +17,9 @@ summed metric gives every example's own score, kept for bootstrap intervals.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, overload
 
 import torch
 from jaxtyping import Float
@@ -27,6 +28,13 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.attribution.edge_forward import EdgeForward
 from mesainterp.attribution.graph import EdgeGraph
+from mesainterp.attribution.positions import (
+    PositionalEdgeScores,
+    PositionalGraph,
+    Positions,
+    grouped_scores,
+    position_groups,
+)
 from mesainterp.errors import ConfigError, MesaInterpError, allowed
 from mesainterp.patching.engine import check_pair_shapes
 from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
@@ -91,6 +99,32 @@ def _metric_sum(metric: MetricFn, logits: Tensor, batch: Any) -> Tensor:
     return values.sum()
 
 
+@overload
+def edge_attribution(
+    model: TransformerBridge,
+    *,
+    clean: Tensor,
+    corrupted: Tensor,
+    metric: AnyMetric,
+    batch: Any = ...,
+    method: EdgeMethod = ...,
+    ig_steps: int = ...,
+    forward: EdgeForward | None = ...,
+    positions: Literal["all"] = ...,
+) -> EdgeScores: ...
+@overload
+def edge_attribution(
+    model: TransformerBridge,
+    *,
+    clean: Tensor,
+    corrupted: Tensor,
+    metric: AnyMetric,
+    batch: Any = ...,
+    method: EdgeMethod = ...,
+    ig_steps: int = ...,
+    forward: EdgeForward | None = ...,
+    positions: Literal["each"] | Mapping[str, Any],
+) -> PositionalEdgeScores: ...
 def edge_attribution(
     model: TransformerBridge,
     *,
@@ -101,11 +135,15 @@ def edge_attribution(
     method: EdgeMethod = "eap",
     ig_steps: int = 5,
     forward: EdgeForward | None = None,
-) -> EdgeScores:
+    positions: Positions = "all",
+) -> EdgeScores | PositionalEdgeScores:
     """Score every edge of `model` for the clean/corrupted inputs (see the module docstring).
 
     clean, corrupted: inputs of identical shape (tokens or embeddings).
     metric:           `(logits, batch) -> [batch]`, higher = more clean-like.
+    positions:        "all" (one score per edge), or "each" / {role: positions}: one
+                      score per edge and position or role (`attribution.positions`),
+                      returned as `PositionalEdgeScores`; they sum to the "all" scores.
 
     >>> model = mesainterp.build_model(mesainterp.ModelConfig(
     ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
@@ -128,6 +166,7 @@ def edge_attribution(
     if not isinstance(ig_steps, int) or isinstance(ig_steps, bool) or ig_steps < 1:
         raise ConfigError("ig_steps", f"expected an int >= 1, got {ig_steps!r}")
     check_pair_shapes(clean, corrupted)
+    groups = position_groups(positions, batch=int(clean.shape[0]), seq=int(clean.shape[1]))
     ef = forward or EdgeForward(model)
     with torch.no_grad():
         tok_c, pos = ef.embed_parts(clean)
@@ -154,6 +193,14 @@ def edge_attribution(
     if len(alphas) > 1:  # in place: the buffer is [n_down, b, p, d_model]
         grads.div_(len(alphas))
     valid = ef.graph.valid_mask().to(diffs.device)
+    if groups.granularity != "all":
+        grouped = grouped_scores(diffs, grads, groups.index, len(groups.labels))
+        grouped = grouped * valid[:, :, None, None]
+        return PositionalEdgeScores(
+            graph=PositionalGraph.of(ef.graph, groups), scores=grouped.mean(dim=-1),
+            per_example=grouped, method=method,
+            params={"ig_steps": ig_steps} if method == "eap-ig" else {},
+        )  # fmt: skip
     per_example = _scores(diffs, grads) * valid.unsqueeze(-1)
     return EdgeScores.from_per_example(ef.graph, per_example, method=method, ig_steps=ig_steps)
 

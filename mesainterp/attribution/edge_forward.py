@@ -141,11 +141,17 @@ class EdgeForward:
         start_layer: int = 0,
         base: EdgeRun | None = None,
         split_leaves: bool = False,
+        cut_groups: Tensor | None = None,
     ) -> EdgeRun:
         """One decomposed run.
 
         cut:      float or bool [n_upstream, n_downstream]; 1 where the edge reads the
                   ablated value instead of the upstream node's output in this run.
+                  With `cut_groups`, [n_upstream, n_downstream, n_groups]: the edge is
+                  cut only at the positions of that group.
+        cut_groups: long [b, p], the group (0 .. n_groups - 1) of each example's position
+                  (`attribution.positions`); the edge u -> d at group g replaces u's
+                  output by its ablated value in d's input at exactly those positions.
         ablated:  per upstream node, a tensor broadcastable to [b, p, d_model].
         leaves:   add zero tensors requiring grad that give every downstream input's
                   gradient (`leaf_grads`).
@@ -158,6 +164,12 @@ class EdgeForward:
         if cut is not None and ablated is None:
             raise MesaInterpError("cut edges need ablated values")
         cut_f = None if cut is None else cut.to(device=tok.device, dtype=tok.dtype)
+        if cut_f is not None and cut_f.ndim != (2 if cut_groups is None else 3):
+            raise MesaInterpError(
+                f"cut: expected [n_upstream, n_downstream{'' if cut_groups is None else ', n_groups'}]"
+                f", got shape {tuple(cut_f.shape)}"
+            )
+        groups = None if cut_groups is None else cut_groups.to(tok.device)
         if not 0 <= start_layer <= f.n_layers:
             raise MesaInterpError(f"start_layer: expected 0..{f.n_layers}, got {start_layer}")
         if start_layer > 0:
@@ -183,12 +195,15 @@ class EdgeForward:
             if cut_f is None:
                 return None
             block = cut_f[:n_rows, cols]
-            rows = torch.nonzero(block.any(dim=1)).flatten().tolist()
+            rows = torch.nonzero(block.flatten(1).any(dim=1)).flatten().tolist()
             if not rows:
                 return None
             assert ablated is not None
             diffs = torch.stack([outs[r] - ablated[r] for r in rows])  # [r, b, p, d]
-            return torch.einsum("rbpd,rj->jbpd", diffs, block[rows])
+            if groups is None:
+                return torch.einsum("rbpd,rj->jbpd", diffs, block[rows])
+            # Each position reads the cut of its own group: [r, j, G] -> [r, j, b, p].
+            return torch.einsum("rbpd,rjbp->jbpd", diffs, block[rows][:, :, groups])
 
         for layer in range(start_layer, f.n_layers):
             p = f.layers[layer]

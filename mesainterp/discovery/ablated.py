@@ -58,7 +58,12 @@ def cut_run_metric(
     ablated: list[Tensor],
     start_layer: int = 0,
     base: EdgeRun | None = None,
+    cut_groups: Tensor | None = None,
 ) -> Tensor:
-    """Per-example metric of the run with `cut` edges reading `ablated` values."""
-    run = ef.run(tok, pos, cut=cut, ablated=ablated, start_layer=start_layer, base=base)
+    """Per-example metric of the run with `cut` edges reading `ablated` values
+    (`cut_groups`: per-position cuts, see `EdgeForward.run`)."""
+    run = ef.run(
+        tok, pos, cut=cut, ablated=ablated, start_layer=start_layer, base=base,
+        cut_groups=cut_groups,
+    )  # fmt: skip
     return metric(run.logits, batch).detach().float()

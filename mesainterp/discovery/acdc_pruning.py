@@ -27,7 +27,9 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.attribution.edge_forward import EdgeForward
+from mesainterp.attribution.positions import Positions
 from mesainterp.discovery.ablated import ablated_outputs, cut_run_metric
+from mesainterp.discovery.acdc_positions import acdc_by_position
 from mesainterp.errors import ConfigError
 from mesainterp.patching.engine import check_pair_shapes
 from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
@@ -46,6 +48,9 @@ class AcdcResult:
     n_skipped: int = 0  # edges cut without a run
     final_metric: float
     full_metric: float
+    # Per-position runs: damages is [n_upstream, n_downstream, n_groups], kept edges are
+    # named "u@g" -> "d@g", and this is the granularity (`PositionGroups.spec`).
+    positions: dict[str, Any] | None = None
 
 
 @torch.no_grad()
@@ -63,12 +68,15 @@ def acdc(
     restart: bool = True,
     skip_inert: bool = True,
     progress: bool | None = None,
+    positions: Positions = "all",
 ) -> AcdcResult:
     """Prune edges whose ablation costs less than `threshold` (see the module docstring).
 
     restart: False runs every trial from layer 0 (the slow oracle of the restart).
     skip_inert: False runs the trials of edges whose cut changes no input too (their oracle).
     progress: a bar over the downstream inputs (None: on unless MESAINTERP_NO_PROGRESS).
+    positions: "all", or "each" / {role: positions} to prune the per-position edge set
+              (`discovery.acdc_positions`, `attribution.positions`).
 
     >>> model = mesainterp.build_model(mesainterp.ModelConfig(
     ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
@@ -92,6 +100,13 @@ def acdc(
         raise ConfigError("threshold", f"expected a number >= 0, got {threshold!r}")
     check_pair_shapes(clean, corrupted)
     ef = forward or EdgeForward(model)
+    if positions != "all":
+        pg, kept_at, damages_at, counts = acdc_by_position(
+            ef, metric, clean=clean, corrupted=corrupted, threshold=threshold,
+            positions=positions, batch=batch, ablation=ablation, reference=reference,
+            restart=restart, skip_inert=skip_inert, progress=progress,
+        )  # fmt: skip
+        return AcdcResult(kept=kept_at, damages=damages_at, positions=pg.spec, **counts)
     g = ef.graph
     ablated = ablated_outputs(ef, ablation, corrupted=corrupted, reference=reference)
     tok, pos = ef.embed_parts(clean)

@@ -2,6 +2,11 @@
 
 Saved as versioned JSON (`to_json` / `from_json`); a document from a newer schema,
 of another format, or missing a field is refused with the field named.
+
+Schema versions: 1, position-agnostic edges; 2 adds circuits found per position or
+per role (`attribution.positions`): a top-level "positions" ({"granularity": "each"
+or "roles", "labels": [...]}, null otherwise) and a "position" on every node and
+edge of such a circuit. Version 1 documents read back unchanged.
 """
 
 from __future__ import annotations
@@ -10,10 +15,11 @@ import html
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mesainterp.attribution.positions import at, split_at
 from mesainterp.errors import ConfigError, MesaInterpError
 from mesainterp.sites.site import Site
 
@@ -26,7 +32,7 @@ __all__ = [
 ]
 
 CIRCUIT_FORMAT = "mesainterp.circuit"
-CIRCUIT_SCHEMA_VERSION = 1
+CIRCUIT_SCHEMA_VERSION = 2
 _REQUIRED = (
     "format",
     "schema_version",
@@ -47,11 +53,46 @@ _PORTS = ("q", "k", "v", "in")
 
 
 def _edge_entry(upstream: str, downstream: str, score: float) -> dict[str, Any]:
-    """An edge as JSON: target is the node, input which of its inputs ("L1H0.v" -> L1H0, v)."""
-    target, _, port = downstream.rpartition(".")
+    """An edge as JSON: target is the node, input which of its inputs ("L1H0.v" -> L1H0, v),
+    and for a positional edge ("L0H1@3", "L1H0.v@3") its position or role ("3")."""
+    source, label = split_at(upstream)
+    down, _ = split_at(downstream)
+    target, _, port = down.rpartition(".")
     if not target:
-        target, port = downstream, ""
-    return {"source": upstream, "target": target, "input": port or None, "score": score}
+        target, port = down, ""
+    entry = {"source": source, "target": target, "input": port or None, "score": score}
+    return entry if label is None else entry | {"position": label}
+
+
+def _node_entry(name: str) -> dict[str, Any]:
+    node, label = split_at(name)
+    entry: dict[str, Any] = {"name": node, "layer": node_layer(node)}
+    return entry if label is None else entry | {"position": label}
+
+
+def _check_positions(spec: Any, where: str) -> dict[str, Any] | None:
+    """A circuit's granularity: None, or {"granularity": "each" | "roles", "labels": [...]}."""
+    if spec is None:
+        return None
+    if (
+        not isinstance(spec, Mapping)
+        or spec.get("granularity") not in ("each", "roles")
+        or not isinstance(spec.get("labels"), list | tuple)
+        or not all(isinstance(x, str) and x and "@" not in x for x in spec["labels"])
+    ):
+        raise CircuitFormatError(
+            f"{where}: field 'positions' is {spec!r} (allowed: null, or "
+            "{'granularity': 'each' or 'roles', 'labels': [names without '@']})"
+        )
+    return {"granularity": spec["granularity"], "labels": list(spec["labels"])}
+
+
+def _base_node(name: str) -> str:
+    """The node a downstream input belongs to, at its position: "L1H0.v@3" -> "L1H0@3"."""
+    node, label = split_at(name)
+    if node != "logits":
+        node = node.rsplit(".", 1)[0]
+    return node if label is None else at(node, label)
 
 
 def _node_name(node: str | Site) -> str:
@@ -59,15 +100,20 @@ def _node_name(node: str | Site) -> str:
 
 
 def _node_site(name: str, where: str) -> Site:
+    node, label = split_at(name)
     try:
-        return Site.from_node_name(name)
+        site = Site.from_node_name(node)
     except ConfigError as err:
         raise CircuitFormatError(f"{where}: {err}") from None
+    if label is None:
+        return site
+    return replace(site, pos=int(label)) if label.isdigit() else replace(site, role=label)
 
 
 def node_layer(name: str) -> int:
     """Layer of a node for drawing: -1 for embeddings, l for "L{l}H{h}" / "M{l}", and
     a large number for the logits."""
+    name = split_at(name)[0]
     if name in ("embed", "pos_embed"):
         return -1
     if name == "logits":
@@ -91,6 +137,10 @@ class Circuit:
     ablation:   how edges outside the circuit are ablated ("resample", "mean", "zero").
     provenance: `mesainterp.provenance(...)` of the run that found it.
     faithfulness: the headline faithfulness (resample), if measured.
+    positions:  None for a position-agnostic circuit; for one found per position or
+                per role, {"granularity": "each" or "roles", "labels": [...]}, and
+                every node and edge end is named at one label: "L1H0@3",
+                "L1H0.v@goal" (see `attribution.positions` for the edge set).
 
     >>> circuit = mesainterp.Circuit.from_edges(
     ...     {("embed", "L0H0.q"): 0.5, ("L0H0", "M0.in"): 0.25, ("M0", "logits"): 0.75},
@@ -112,11 +162,24 @@ class Circuit:
     ablation: str = "resample"
     provenance: dict[str, Any] = field(default_factory=dict)
     faithfulness: float | None = None
+    positions: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        spec = _check_positions(self.positions, "circuit")
+        labels = set(spec["labels"]) if spec is not None else set()
         for (u, d), score in self.edges.items():
             if not isinstance(u, str) or not isinstance(d, str):
                 raise CircuitFormatError(f"edges: ({u!r}, {d!r}) must be a pair of node names")
+            lu, ld = split_at(u)[1], split_at(d)[1]
+            if spec is None and (lu is not None or ld is not None):
+                raise CircuitFormatError(
+                    f"edges: ({u!r}, {d!r}) names a position; pass positions= the granularity"
+                )
+            if spec is not None and (lu != ld or lu not in labels):
+                raise CircuitFormatError(
+                    f"edges: ({u!r}, {d!r}) must name one position of "
+                    f"{', '.join(spec['labels'])} at both ends ('L0H1@3', 'L1H0.v@3')"
+                )
             if not isinstance(score, float):
                 object.__setattr__(self, "edges", {k: float(v) for k, v in self.edges.items()})
                 break
@@ -131,20 +194,29 @@ class Circuit:
         ablation: str = "resample",
         provenance: dict[str, Any] | None = None,
         node_order: tuple[str, ...] = (),
+        positions: dict[str, Any] | None = None,
     ) -> Circuit:
         """Derive the node set from the edges (a downstream input "L1H0.v" is node "L1H0").
 
         An edge's ends are node names or the `Site`s they name
         (`Site(kind="z", layer=0, head=1)` is "L0H1", `Site(kind="v", layer=1, head=0)`
-        is "L1H0.v"); the circuit keeps the names.
+        is "L1H0.v"); the circuit keeps the names. A circuit found per position or role
+        names its ends "L0H1@3", "L1H0.v@3" and takes `positions` (its granularity,
+        `PositionalGraph.spec`); nodes then sort by graph order, then label order.
         """
         named = {(_node_name(u), _node_name(d)): score for (u, d), score in edges.items()}
         names: set[str] = set()
         for u, d in named:
             names.add(u)
-            names.add(d.rsplit(".", 1)[0] if d != "logits" else d)
+            names.add(_base_node(d))
         rank = {n: i for i, n in enumerate((*node_order, "logits"))}
-        nodes = tuple(sorted(names, key=lambda n: (rank.get(n, len(rank)), n)))
+        label_rank = {x: i for i, x in enumerate((positions or {}).get("labels", ()))}
+
+        def key(name: str) -> tuple[int, str, int, str]:
+            node, label = split_at(name)
+            return (rank.get(node, len(rank)), node, label_rank.get(label or "", -1), name)
+
+        nodes = tuple(sorted(names, key=key))
         return cls(
             nodes=nodes,
             edges=named,
@@ -152,6 +224,7 @@ class Circuit:
             params=dict(params or {}),
             ablation=ablation,
             provenance=dict(provenance or {}),
+            positions=None if positions is None else dict(positions),
         )
 
     @property
@@ -167,7 +240,14 @@ class Circuit:
     @property
     def edge_sites(self) -> dict[tuple[Site, Site], float]:
         """The edges as {(sender output Site, receiver input Site): score}; the receiver
-        is a head's "q" / "k" / "v", an MLP's "mlp_in", or "logits"."""
+        is a head's "q" / "k" / "v", an MLP's "mlp_in", or "logits". Per position, the
+        Sites carry `pos`; a circuit by role has none (Sites compare without their role,
+        so two roles' edges would be one key): use `edges`."""
+        if self.positions is not None and self.positions["granularity"] == "roles":
+            raise CircuitFormatError(
+                "edge_sites: a circuit by role has no Site per edge (Sites compare "
+                "without their role); use .edges"
+            )
         return {
             (_node_site(u, "edges"), _node_site(d, "edges")): score
             for (u, d), score in self.edges.items()
@@ -182,13 +262,14 @@ class Circuit:
         return {
             "format": CIRCUIT_FORMAT,
             "schema_version": CIRCUIT_SCHEMA_VERSION,
-            "nodes": [{"name": n, "layer": node_layer(n)} for n in self.nodes],
+            "nodes": [_node_entry(n) for n in self.nodes],
             "edges": [_edge_entry(u, d, s) for (u, d), s in self.edges.items()],
             "method": self.method,
             "params": self.params,
             "ablation": self.ablation,
             "provenance": self.provenance,
             "faithfulness": self.faithfulness,
+            "positions": self.positions,
         }
 
     def to_json(self) -> str:
@@ -222,6 +303,17 @@ class Circuit:
             )
         if not isinstance(data["edges"], list):
             raise CircuitFormatError(f"{where}: field 'edges' must be a list")
+        positions = _check_positions(data.get("positions") if version >= 2 else None, where)
+
+        def placed(name: str, item: Any, field_name: str) -> str:
+            label = item.get("position") if isinstance(item, dict) else None
+            if (label is None) != (positions is None):
+                need = "a 'position'" if positions is not None else "no 'position'"
+                raise CircuitFormatError(
+                    f"{where}: field '{field_name}.position': this circuit's entries need {need}"
+                )
+            return name if label is None else at(name, str(label))
+
         edges: dict[tuple[str, str], float] = {}
         for i, edge in enumerate(data["edges"]):
             for key in ("source", "target", "score"):
@@ -235,14 +327,16 @@ class Circuit:
                     f"{where}: field 'edges[{i}].input' is {port!r} (allowed: {', '.join(_PORTS)}, null)"
                 )
             downstream = target if port is None else f"{target}.{port}"
-            edges[(str(edge["source"]), downstream)] = float(edge["score"])
+            source = placed(str(edge["source"]), edge, f"edges[{i}]")
+            downstream = placed(downstream, edge, f"edges[{i}]")
+            edges[(source, downstream)] = float(edge["score"])
         for name, kind in (("params", dict), ("provenance", dict), ("nodes", list)):
             if not isinstance(data[name], kind):
                 raise CircuitFormatError(f"{where}: field {name!r} must be a {kind.__name__}")
         nodes: list[str] = []
         for i, node in enumerate(data["nodes"]):
             if isinstance(node, dict) and isinstance(node.get("name"), str):
-                nodes.append(node["name"])
+                nodes.append(placed(node["name"], node, f"nodes[{i}]"))
             elif isinstance(node, str):
                 nodes.append(node)
             else:
@@ -258,6 +352,7 @@ class Circuit:
             params=data["params"],
             ablation=str(data["ablation"]),
             provenance=data["provenance"],
+            positions=positions,
         )
 
     @classmethod
@@ -293,7 +388,9 @@ class Circuit:
         )
 
     def __repr__(self) -> str:
+        per = {"each": "position", "roles": "role"}
+        at_ = "" if self.positions is None else f", per {per[self.positions['granularity']]}"
         return (
             f"Circuit(method={self.method!r}, ablation={self.ablation!r}, "
-            f"{len(self.nodes)} nodes, {len(self.edges)} edges)"
+            f"{len(self.nodes)} nodes, {len(self.edges)} edges{at_})"
         )

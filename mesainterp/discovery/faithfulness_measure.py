@@ -11,11 +11,16 @@ faithfulness  every edge outside the circuit ablated: the fraction of the metric
 completeness  the circuit's own edges ablated inside the full model: 1 - the fraction
               left (1 = removing the circuit removes everything).
 curve         the top-k edges (by |score|) as the circuit, for several k.
+
+A circuit found per position or per role is measured at that granularity: an edge
+u@g -> d@g outside it is ablated at g's positions only (`EdgeForward.run`'s
+`cut_groups`), so "empty" is the same corrupted run and the values compare with the
+position-agnostic ones. A circuit by role needs the roles' positions in these inputs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +29,8 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.attribution.edge_forward import EdgeForward
+from mesainterp.attribution.graph import EdgeGraph
+from mesainterp.attribution.positions import PositionalGraph, PositionGroups, position_groups
 from mesainterp.discovery.ablated import ablated_outputs, cut_run_metric
 from mesainterp.discovery.circuit import Circuit
 from mesainterp.errors import ConfigError, allowed
@@ -74,6 +81,7 @@ def faithfulness(
     seed: int = 0,
     forward: EdgeForward | None = None,
     progress: bool | None = None,
+    roles: Mapping[str, Any] | None = None,
 ) -> list[FaithfulnessRow]:
     """Faithfulness, completeness and the top-k curve of `circuit` (see the module docstring).
 
@@ -81,6 +89,8 @@ def faithfulness(
                edges by |score|).
     reference: inputs for mean ablation (default: clean and corrupted together).
     progress:  a bar over the size curve (None: on unless MESAINTERP_NO_PROGRESS).
+    roles:     for a circuit found by role, {role: positions} in these inputs (the
+               mapping given to the search); its role names must be the circuit's.
 
     >>> model = mesainterp.build_model(mesainterp.ModelConfig(
     ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
@@ -108,9 +118,15 @@ def faithfulness(
         if isinstance(k, bool) or not isinstance(k, int) or k < 0:
             raise ConfigError(f"curve_k[{i}]", f"expected an int >= 0, got {k!r}")
     ef = forward or EdgeForward(model)
-    g = ef.graph
+    g: EdgeGraph | PositionalGraph = ef.graph
+    cut_groups = None
+    if circuit.positions is not None:
+        groups = _circuit_groups(circuit.positions, roles, clean)
+        g, cut_groups = PositionalGraph.of(ef.graph, groups), groups.index
+    elif roles is not None:
+        raise ConfigError("roles", "given for a position-agnostic circuit", "None")
     valid = g.valid_mask()
-    unknown = [e for e in circuit.edges if e[0] not in g.upstream or e[1] not in g.downstream]
+    unknown = [e for e in circuit.edges if not _in_graph(g, e)]
     if unknown:
         raise ConfigError("circuit.edges", f"edge {unknown[0]} is not in this model's graph")
     in_circuit = g.mask_of(set(circuit.edges)) & valid
@@ -127,7 +143,9 @@ def faithfulness(
         abl = ablated_outputs(ef, ablation, corrupted=corrupted, reference=ref)
 
         def value(cut: Tensor, abl: list[Tensor] = abl) -> Tensor:
-            return cut_run_metric(ef, metric, batch, tok=tok, pos=pos, cut=cut, ablated=abl)
+            return cut_run_metric(
+                ef, metric, batch, tok=tok, pos=pos, cut=cut, ablated=abl, cut_groups=cut_groups
+            )
 
         empty = value(valid)
         cases: list[tuple[str, int | None, int, Tensor, bool]] = [
@@ -154,6 +172,45 @@ def faithfulness(
                 )
             )  # fmt: skip
     return rows
+
+
+def _in_graph(g: EdgeGraph | PositionalGraph, edge: tuple[str, str]) -> bool:
+    if isinstance(g, EdgeGraph):
+        return edge[0] in g.upstream and edge[1] in g.downstream
+    try:
+        g.index(edge)
+    except ConfigError:
+        return False
+    return True
+
+
+def _circuit_groups(
+    spec: Mapping[str, Any], roles: Mapping[str, Any] | None, clean: Tensor
+) -> PositionGroups:
+    """The circuit's groups in these inputs; a role circuit's roles must be given."""
+    batch, seq = int(clean.shape[0]), int(clean.shape[1])
+    labels = list(spec["labels"])
+    if spec["granularity"] == "each":
+        if roles is not None:
+            raise ConfigError("roles", "given for a circuit found per position", "None")
+        groups = position_groups("each", batch=batch, seq=seq)
+        if list(groups.labels) != labels:
+            raise ConfigError(
+                "clean", f"{seq} positions; the circuit was found on {len(labels)}",
+                f"inputs of {len(labels)} positions",
+            )  # fmt: skip
+        return groups
+    if roles is None:
+        raise ConfigError(
+            "roles", f"the circuit was found by role ({', '.join(labels)})",
+            "{role: positions} in these inputs",
+        )  # fmt: skip
+    groups = position_groups(roles, batch=batch, seq=seq)
+    if list(groups.labels) != labels:
+        raise ConfigError(
+            "roles", f"name {', '.join(groups.labels)}", f"the circuit's: {', '.join(labels)}"
+        )
+    return groups
 
 
 def rows_to_frame(rows: Sequence[FaithfulnessRow]) -> Any:

@@ -9,23 +9,27 @@ from __future__ import annotations
 
 from mesainterp.attribution.eap import EdgeScores
 from mesainterp.attribution.graph import EdgeGraph
+from mesainterp.attribution.positions import PositionalEdgeScores, PositionalGraph, split_at
 from mesainterp.errors import ConfigError
 
 __all__ = ["drop_dangling", "top_edges"]
 
 
 def drop_dangling(
-    graph: EdgeGraph, edges: dict[tuple[str, str], float]
+    graph: EdgeGraph | PositionalGraph, edges: dict[tuple[str, str], float]
 ) -> dict[tuple[str, str], float]:
     """Remove edges whose downstream node feeds nothing that is kept (until none is left).
 
     A key/value input shared by several query heads (grouped-query attention) stays
-    while any of those heads has a kept outgoing edge."""
+    while any of those heads has a kept outgoing edge; at one position, while its head
+    has a kept outgoing edge at any position that reads it (`PositionalGraph.owners`)."""
     kept = dict(edges)
     while True:
         sources = {u for u, _ in kept}
         dangling = [
-            (u, d) for (u, d) in kept if d != "logits" and not sources.intersection(graph.owners(d))
+            (u, d)
+            for (u, d) in kept
+            if split_at(d)[0] != "logits" and not sources.intersection(graph.owners(d))
         ]
         if not dangling:
             return kept
@@ -34,7 +38,7 @@ def drop_dangling(
 
 
 def top_edges(
-    scores: EdgeScores,
+    scores: EdgeScores | PositionalEdgeScores,
     *,
     top_n: int | None = None,
     threshold: float | None = None,

@@ -18,6 +18,7 @@ from mesainterp.tasks.graph_search import DagInstance, GraphSearchTask
 from mesainterp.tasks.icl_regression import ICLRegressionTask, best_gd_lr, gd_predictions
 from mesainterp.tasks.maze import MazeInstance, MazeTask
 from mesainterp.tasks.registry import TASKS, get_task, task_from_config
+from mesainterp.tasks.roles import task_roles
 from mesainterp.tasks.tree_path import TreeInstance, TreePathTask
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "greedy_decode",
     "greedy_exact",
     "task_from_config",
+    "task_roles",
 ]

@@ -5,13 +5,18 @@ Input is plain lists: `nodes` (names, or mappings / objects with `name` and
 `scores` (one per edge). A node given as a bare name gets its layer from the
 name ("L3H1", "blocks.3...", "a3.h1", "m3"); "embed"/"input" go first and
 "logits"/"output" last.
+
+A circuit found per position or role names its nodes "L1H0@3" / "L1H0@goal" (or, in
+its JSON, gives nodes and edges a "position"): nodes are then stacked within each
+layer column by position, first to last, and labelled "L1H0 @goal", so the figure
+shows where in the prompt each component acts.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
 import networkx as nx
@@ -45,13 +50,18 @@ class CircuitLayout:
     column_labels: list[str]
     positions: dict[str, tuple[float, float]]
     edges: list[tuple[str, str, float]]
+    # Text shown on each node: its name, with " @label" for a position or role.
+    texts: dict[str, str] = field(default_factory=dict)
 
 
 def _node(node: Any) -> tuple[str, float | None]:
     if isinstance(node, str):
         return node, None
     if isinstance(node, Mapping):
-        return str(node["name"]), (None if node.get("layer") is None else float(node["layer"]))
+        key = str(node["name"])
+        if node.get("position") is not None:  # a positional circuit's JSON node
+            key = f"{key}@{node['position']}"
+        return key, (None if node.get("layer") is None else float(node["layer"]))
     name = getattr(node, "name", None)
     if name is None:
         raise ConfigError("nodes", f"a node must be a name, a mapping or have .name, got {node!r}")
@@ -61,6 +71,9 @@ def _node(node: Any) -> tuple[str, float | None]:
 
 def _edge(edge: Any) -> tuple[str, str]:
     if isinstance(edge, Mapping):
+        if edge.get("position") is not None:  # a positional circuit's JSON edge
+            where = f"@{edge['position']}"
+            return f"{edge['source']}{where}", f"{edge['target']}{where}"
         return str(edge["source"]), str(edge["target"])
     if isinstance(edge, Sequence) and not isinstance(edge, str) and len(edge) >= 2:
         return str(edge[0]), str(edge[1])
@@ -72,7 +85,30 @@ def _edge(edge: Any) -> tuple[str, str]:
     return str(source), str(target)
 
 
+def _at(name: str) -> tuple[str, str | None]:
+    node, sep, label = name.partition("@")
+    return node, (label if sep else None)
+
+
+def _position_order(names: list[str]) -> list[str]:
+    """Names stably sorted by position label: numerically for positions, else in order
+    of first appearance (roles); names without a label keep their place first."""
+    labels = [_at(n)[1] for n in names]
+    seen: dict[str, int] = {}
+    for label in labels:
+        if label is not None and label not in seen:
+            seen[label] = len(seen)
+
+    def rank(label: str | None) -> tuple[int, float]:
+        if label is None:
+            return (0, 0.0)
+        return (1, float(label)) if label.isdigit() else (2, float(seen[label]))
+
+    return [n for _, n in sorted(enumerate(names), key=lambda x: (rank(labels[x[0]]), x[0]))]
+
+
 def _guess_layer(name: str, last: float) -> float:
+    name = _at(name)[0]
     lowered = name.lower()
     if any(lowered.startswith(p) for p in _FIRST):
         return -1.0
@@ -112,7 +148,7 @@ def circuit_layout(
                 raise ConfigError("edges", f"edge end {end!r} is not among the nodes")
     graph = nx.DiGraph()
     ranks = {layer: i for i, layer in enumerate(sorted(set(layers.values())))}
-    for n in names:
+    for n in _position_order(names):
         graph.add_node(n, rank=ranks[layers[n]])
     raw = nx.multipartite_layout(graph, subset_key="rank", align="vertical", scale=1.0)
     # Use the layer rank itself on x so columns are evenly spaced and readable.
@@ -127,9 +163,11 @@ def circuit_layout(
             labels.append("embed")
         else:
             labels.append(_layer_label(layer))
+    texts = {n: n if _at(n)[1] is None else f"{_at(n)[0]} @{_at(n)[1]}" for n in names}
     return CircuitLayout(
-        names=names, layers=layers, column_labels=labels, positions=positions, edges=edge_list
-    )
+        names=names, layers=layers, column_labels=labels, positions=positions, edges=edge_list,
+        texts=texts,
+    )  # fmt: skip
 
 
 def _widths(edges: list[tuple[str, str, float]], smallest: float, largest: float) -> list[float]:
@@ -215,7 +253,7 @@ def _circuit_plotly(layout: CircuitLayout, heading: str) -> go.Figure:
             x=xs,
             y=ys,
             mode="markers+text",
-            text=layout.names,
+            text=[layout.texts.get(n, n) for n in layout.names],
             textposition="top center",
             marker={"size": 14, "color": "white", "line": {"width": 1.5, "color": "#333"}},
             hovertemplate="%{text}<extra></extra>",
@@ -262,7 +300,7 @@ def _circuit_matplotlib(layout: CircuitLayout, heading: str) -> Figure:
                 [x], [y], s=90, color="white", edgecolors="#333333", linewidths=0.8, zorder=3
             )
             ax.annotate(
-                name,
+                layout.texts.get(name, name),
                 (x, y),
                 xytext=(0, 7),
                 textcoords="offset points",
