@@ -148,11 +148,18 @@ def circuit_layout(
                 raise ConfigError("edges", f"edge end {end!r} is not among the nodes")
     graph = nx.DiGraph()
     ranks = {layer: i for i, layer in enumerate(sorted(set(layers.values())))}
-    for n in _position_order(names):
+    for n in names:
         graph.add_node(n, rank=ranks[layers[n]])
     raw = nx.multipartite_layout(graph, subset_key="rank", align="vertical", scale=1.0)
     # Use the layer rank itself on x so columns are evenly spaced and readable.
     positions = {n: (float(ranks[layers[n]]), float(raw[n][1])) for n in names}
+    if any(_at(n)[1] is not None for n in names):
+        # Per position: each column top to bottom in prompt order, not networkx's.
+        for layer in ranks:
+            column = _position_order([n for n in names if layers[n] == layer])
+            ys = np.linspace(1.0, -1.0, len(column)) if len(column) > 1 else [0.0]
+            for n, y in zip(column, ys, strict=True):
+                positions[n] = (float(ranks[layer]), float(y))
     edge_list = [(s, t, float(score)) for (s, t), score in zip(pairs, scores, strict=True)]
     labels = []
     for layer in sorted(ranks):
