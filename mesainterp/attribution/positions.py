@@ -7,7 +7,7 @@
     roles    {name: position(s)}: one node per component and role, "L1H0@goal". A role
              is one position per example (a list, a tensor, or one int for every
              example; negative ints count from the end). Positions no role names form
-             the role "other". A task's roles ("goal", "answer step k", ...) come from
+             the role "other" (always present, maybe empty). A task's roles ("goal", "answer step k", ...) come from
              `mesainterp.tasks.roles`; a user's prompts name theirs (`PromptPairs.roles`).
 
 The edge set. The residual stream at position p is the sum of the upstream outputs at
@@ -133,9 +133,9 @@ def position_groups(positions: Positions, *, batch: int, seq: int) -> PositionGr
             )
         index[rows, pos] = g
         labels.append(name)
-    if (index < 0).any():
-        index[index < 0] = len(labels)
-        labels.append(OTHER)
+    # Always present (maybe empty), so every slice of a dataset has the same groups.
+    index[index < 0] = len(labels)
+    labels.append(OTHER)
     return PositionGroups(granularity="roles", labels=tuple(labels), index=index)
 
 

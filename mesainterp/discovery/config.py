@@ -18,6 +18,9 @@
     n_examples = 64
     score_chunk = 16             # eap / eap-ig / node-attribution: examples per scoring
                                  # unit (default: all in one); refused for acdc
+    positions = "all"            # eap / eap-ig / acdc: "all" | "each" (one node per
+                                 # position) | "roles" (per token role: the task's, or
+                                 # the [data] roles)
     seed = 0
 
     [faithfulness]
@@ -54,6 +57,7 @@ __all__ = [
     "SEARCH_ABLATIONS",
     "SEARCH_METHODS",
     "SEARCH_METRICS",
+    "SEARCH_POSITIONS",
     "SearchConfig",
     "load_config",
     "with_data",
@@ -62,13 +66,14 @@ __all__ = [
 SEARCH_METHODS = ("eap", "eap-ig", "acdc", "node-attribution")
 SEARCH_ABLATIONS = ("resample", "mean", "zero")
 SEARCH_METRICS = ("task", "kl")
+SEARCH_POSITIONS = ("all", "each", "roles")
 
 _TABLES: dict[str, tuple[str, ...]] = {
     "model": ("zoo", "checkpoint"),
     "task": ("name", "family", "params"),
     "search": (
         "method", "ablation", "metric", "top_n", "threshold", "ig_steps", "n_examples", "seed",
-        "score_chunk",
+        "score_chunk", "positions",
     ),
     "faithfulness": ("ablations", "curve_k", "n_boot"),
     "data": ("path", "tokenizer", "roles"),
@@ -122,6 +127,7 @@ class SearchConfig:
     n_examples: int = 64
     seed: int = 0
     score_chunk: int | None = None
+    positions: str = "all"
     faithfulness_ablations: tuple[str, ...] = SEARCH_ABLATIONS
     curve_k: tuple[int, ...] = (1, 2, 5, 10, 20)
     n_boot: int = 1000
@@ -164,6 +170,11 @@ class SearchConfig:
             raise ConfigError(
                 "search.top_n",
                 f"method {self.method!r} needs exactly one of search.top_n and search.threshold",
+            )
+        _choice("search.positions", self.positions, SEARCH_POSITIONS)
+        if self.positions != "all" and self.method == "node-attribution":
+            raise ConfigError(
+                "search.positions", "node-attribution scores nodes over all positions", "'all'"
             )
         _int("search.ig_steps", self.ig_steps, 1, 1000)
         _int("search.n_examples", self.n_examples, 2)
@@ -251,6 +262,8 @@ class SearchConfig:
             search["threshold"] = self.threshold
         if self.score_chunk is not None:
             search["score_chunk"] = self.score_chunk
+        if self.positions != "all":  # left out by default: older configs keep their shape
+            search["positions"] = self.positions
         out = {
             "model": model,
             "task": task,

@@ -26,9 +26,15 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.atomic import atomic_write
-from mesainterp.attribution.eap import EdgeScores, edge_attribution
+from mesainterp.attribution.eap import EdgeMethod, EdgeScores, edge_attribution
 from mesainterp.attribution.edge_forward import EdgeForward, edge_support_reason
 from mesainterp.attribution.nodes import NodeScores, node_attribution
+from mesainterp.attribution.positions import (
+    PositionalEdgeScores,
+    PositionalGraph,
+    Positions,
+    position_groups,
+)
 from mesainterp.discovery.acdc_pruning import acdc
 from mesainterp.discovery.circuit import Circuit
 from mesainterp.discovery.config import SearchConfig
@@ -43,6 +49,7 @@ from mesainterp.provenance_stamp import provenance
 from mesainterp.sites.named import named_sites
 from mesainterp.sites.site import Site
 from mesainterp.tasks.base import CounterfactualPair, Task, slice_pair
+from mesainterp.tasks.roles import task_roles
 
 __all__ = [
     "SearchOutcome",
@@ -53,6 +60,7 @@ __all__ = [
     "prepare",
     "run_search",
     "score_ranges",
+    "search_positions",
     "with_headline",
     "write_outputs",
 ]
@@ -182,7 +190,8 @@ def score_ranges(config: SearchConfig) -> list[tuple[int, int]]:
 
 def chunk_scores(plan: SearchPlan, start: int, stop: int) -> dict[str, Tensor]:
     """Each example's attribution scores for examples `start` to `stop`, on the CPU:
-    {"per_example": [n_up, n_down, k]} (eap, eap-ig) or [n_sites, k] (node-attribution).
+    {"per_example": [n_up, n_down, k]} (eap, eap-ig; [n_up, n_down, n_groups, k] per
+    position or role) or [n_sites, k] (node-attribution).
 
     The metric is built from the slice of the pair, so it reads only these examples.
     """
@@ -202,8 +211,28 @@ def chunk_scores(plan: SearchPlan, start: int, stop: int) -> dict[str, Tensor]:
     edges = edge_attribution(
         plan.model, clean=clean, corrupted=corrupted, metric=metric, batch=pair.clean,
         method="eap" if cfg.method == "eap" else "eap-ig", ig_steps=cfg.ig_steps,
+        positions=search_positions(plan, start, stop),
     )  # fmt: skip
     return {"per_example": edges.per_example.detach().cpu()}
+
+
+def search_positions(plan: SearchPlan, start: int = 0, stop: int | None = None) -> Positions:
+    """The config's `search.positions` for examples `start` to `stop`: "all", "each",
+    or the roles of those examples (the task's `task_roles`, or the [data] file's)."""
+    which = plan.config.positions
+    if which != "roles":
+        return "all" if which == "all" else "each"
+    stop = plan.pair.clean.batch_size if stop is None else stop
+    task = plan.task
+    if isinstance(task, PromptTask):
+        roles = {name: list(where) for name, where in task.pairs.roles.items()}
+        if not roles:
+            raise ConfigError(
+                "search.positions", "'roles' needs roles, and the [data] file names none",
+                "data.roles = [columns], or 'each'",
+            )  # fmt: skip
+        return {name: where[start:stop] for name, where in roles.items()}
+    return {name: where[start:stop] for name, where in task_roles(task, plan.pair.clean).items()}
 
 
 def _joined(
@@ -284,6 +313,7 @@ def find_circuit(
     torch.manual_seed(cfg.seed)
     ef = EdgeForward(plan.model)
     params: dict[str, Any] = {"n_examples": cfg.n_examples, "metric": cfg.metric}
+    spec: dict[str, Any] | None = None
     if cfg.method == "acdc":
         if chunks is not None:
             raise MesaInterpError("acdc decides edges one after another; it takes no chunks")
@@ -292,13 +322,19 @@ def find_circuit(
         result = acdc(
             plan.model, clean=clean, corrupted=corrupted, metric=_metric(plan),
             batch=plan.pair.clean, threshold=cfg.threshold, ablation=cfg.ablation, forward=ef,
-            reference=torch.cat([clean, corrupted]),
+            reference=torch.cat([clean, corrupted]), positions=search_positions(plan),
         )  # fmt: skip
         edges = result.kept
         damages = torch.nan_to_num(result.damages, nan=0.0)
-        ranking = sorted(ef.graph.edges(), key=lambda e: -abs(float(
-            damages[ef.graph.up_index(e[0]), ef.graph.down_index(e[1])]
-        )))  # fmt: skip
+        if result.positions is not None:
+            pg = PositionalGraph(ef.graph, result.positions["granularity"],
+                                 tuple(result.positions["labels"]))  # fmt: skip
+            ranking = sorted(pg.edges(), key=lambda e: -abs(float(damages[pg.index(e)])))
+        else:
+            ranking = sorted(ef.graph.edges(), key=lambda e: -abs(float(
+                damages[ef.graph.up_index(e[0]), ef.graph.down_index(e[1])]
+            )))  # fmt: skip
+        spec = result.positions
         params |= {"threshold": cfg.threshold, "n_runs": result.n_runs}
     else:
         if chunks is None:
@@ -310,10 +346,8 @@ def find_circuit(
             edges = _node_circuit(plan, ef, nodes)
             ranking = [e for e, _ in sorted(edges.items(), key=lambda kv: -abs(kv[1]))]
         else:
-            scores = EdgeScores.from_per_example(
-                ef.graph, to_model(plan.model, per_example),
-                method="eap" if cfg.method == "eap" else "eap-ig", ig_steps=cfg.ig_steps,
-            )  # fmt: skip
+            scores = _edge_scores(plan, ef, to_model(plan.model, per_example))
+            spec = scores.graph.spec if isinstance(scores, PositionalEdgeScores) else None
             edges = top_edges(scores, top_n=cfg.top_n, threshold=cfg.threshold)
             ranking = [e for e, _ in scores.ranked()]
             params |= scores.params
@@ -335,9 +369,30 @@ def find_circuit(
     )
     circuit = Circuit.from_edges(
         edges, method=cfg.method, params=params, ablation=cfg.ablation,
-        provenance=stamp, node_order=ef.graph.upstream,
+        provenance=stamp, node_order=ef.graph.upstream, positions=spec,
     )  # fmt: skip
     return circuit, ranking
+
+
+def _edge_scores(
+    plan: SearchPlan, ef: EdgeForward, per_example: Tensor
+) -> EdgeScores | PositionalEdgeScores:
+    """The joined chunks' scores, per position or role when the config asks."""
+    cfg = plan.config
+    method: EdgeMethod = "eap" if cfg.method == "eap" else "eap-ig"
+    if cfg.positions == "all":
+        return EdgeScores.from_per_example(
+            ef.graph, per_example, method=method, ig_steps=cfg.ig_steps
+        )
+    clean = plan.pair.clean.inputs
+    groups = position_groups(
+        search_positions(plan), batch=int(clean.shape[0]), seq=int(clean.shape[1])
+    )
+    return PositionalEdgeScores(
+        graph=PositionalGraph.of(ef.graph, groups), scores=per_example.mean(dim=-1),
+        per_example=per_example, method=method,
+        params={"ig_steps": cfg.ig_steps} if method == "eap-ig" else {},
+    )  # fmt: skip
 
 
 def circuit_faithfulness(
@@ -357,7 +412,14 @@ def circuit_faithfulness(
         ablations=cfg.faithfulness_ablations if ablations is None else ablations,
         curve_k=cfg.curve_k, ranking=ranking, n_boot=cfg.n_boot, seed=cfg.seed,
         forward=EdgeForward(plan.model),
+        roles=_roles_of(plan) if circuit.positions is not None else None,
     )  # fmt: skip
+
+
+def _roles_of(plan: SearchPlan) -> Mapping[str, Any] | None:
+    """The roles a role circuit is measured on (None for one found per position)."""
+    positions = search_positions(plan)
+    return positions if isinstance(positions, Mapping) else None
 
 
 def with_headline(circuit: Circuit, rows: Sequence[FaithfulnessRow]) -> Circuit:
