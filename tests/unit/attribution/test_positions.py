@@ -201,3 +201,24 @@ def test_dangling_keys_stay_while_a_later_query_reads_them() -> None:
     )  # fmt: skip
     top = top_edges(scores, top_n=20)
     assert top and all(u.split("@")[1] == d.split("@")[1] for u, d in top)
+
+
+def test_a_users_named_roles_group_their_prompts() -> None:
+    from mesainterp.prompts import PromptPairs
+
+    pairs = PromptPairs.from_token_ids(
+        [[5, 1, 2, 3], [6, 1, 3, 2], [7, 3, 2, 1]], [[6, 1, 2, 3], [5, 1, 3, 2], [8, 3, 2, 1]],
+        [5, 6, 7], [6, 5, 8], roles={"S": [0, 0, 0], "X": [2, 1, 2], "END": [-1, -1, -1]},
+    )  # fmt: skip
+    pair = pairs.to_pair()
+    model = build_family("native-gpt2")
+    inputs = dict(clean=pair.clean.inputs, corrupted=pair.corrupted.inputs,
+                  metric=pairs.default_metric(), batch=pair.clean)  # fmt: skip
+    plain = edge_attribution(model, **inputs)
+    split = edge_attribution(model, positions=pairs.roles, **inputs)
+    assert split.graph.labels == ("S", "X", "END", "other")
+    assert (split.total() - plain.scores).abs().max() <= 1e-5
+    # Only the first token differs, so everything starts at S.
+    s = split.graph.labels.index("S")
+    assert split.scores[:, :, s].abs().max() > 1e-3
+    assert split.scores[0, :, 1:].abs().max() == 0  # no token-embedding difference elsewhere
