@@ -7,8 +7,9 @@
     roles    {name: position(s)}: one node per component and role, "L1H0@goal". A role
              is one position per example (a list, a tensor, or one int for every
              example; negative ints count from the end). Positions no role names form
-             the role "other" (always present, maybe empty). A task's roles ("goal", "answer step k", ...) come from
-             `mesainterp.tasks.roles`; a user's prompts name theirs (`PromptPairs.roles`).
+             the role "other" (always present, maybe empty). A task's roles ("goal",
+             "answer step k", ...) come from `mesainterp.tasks.task_roles`; a user's
+             prompts name theirs (`PromptPairs.roles`).
 
 The edge set. The residual stream at position p is the sum of the upstream outputs at
 p, so every input read at p (a head's query, key or value, an MLP's input, the logits)
@@ -24,10 +25,10 @@ its output at q. A path from a sender at p to a receiver at a later q is therefo
     u@p -> h.k@p / h.v@p  (an edge)   then   h.k/v@p => h@q, q >= p  (inside head h)
 
 so the key/value receiver of a cross-position edge is named by the key position p.
-This is the per-position graph of Haklay et al. (2025), with one difference: they
-also split h's key/value input at p by the query q that reads it (an edge u@p -> h@q
-per q >= p). Here ablating u@p -> h.v@p changes what every query q >= p reads from p;
-those per-query edges would need one key and value tensor per query position.
+Position-aware formulations that follow the query instead (e.g. Haklay et al. 2025)
+give such a path one edge u@p -> h@q per query q >= p; here the edge u@p -> h.v@p is
+the union of those, and ablating it changes what every query q >= p reads from p.
+Splitting it by query would need one key and value tensor per query position.
 
 Scores. The EAP score of u@g -> d@g is the plain score's sum restricted to g's
 positions: (out_u(clean) - out_u(corrupted)) . dM/dx_d summed over the examples'
