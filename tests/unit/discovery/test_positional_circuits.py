@@ -191,3 +191,40 @@ def test_agnostic_plus_positions_keep_the_plain_total(planted) -> None:
                                                      positions=spec))  # fmt: skip
     assert a == pytest.approx(b, abs=1e-6) and a == pytest.approx(1.0, abs=1e-5)
     assert torch.isfinite(torch.tensor(a))
+
+
+def test_acdc_by_role_on_the_planted_backward_chaining_model() -> None:
+    """The planted tree-path model: L0H1 copies the goal (its value at the goal token)
+    to the answer positions, L1H0 climbs from there, L3H0 reads the next node out to
+    the logits. Per task role, ACDC finds those heads at those roles and nothing at
+    the edge-list roles (the same in both runs of a goal counterfactual)."""
+    from mesainterp.evidence.planted import planted_chain_model
+    from mesainterp.tasks import TreePathTask, task_roles
+
+    task = TreePathTask(n_nodes=5, max_depth=2)
+    model = planted_chain_model(task)
+    pair = task.counterfactual_pairs(8, seed=0)
+    roles = task_roles(task, pair.clean)
+    inputs = dict(clean=pair.clean.inputs, corrupted=pair.corrupted.inputs,
+                  metric=task.default_metric(pair), batch=pair.clean)  # fmt: skip
+    found = acdc(model, threshold=0.05, positions=roles, progress=False, **inputs)
+    steps = ("answer step 1", "answer step 2")  # where this pair's metric reads
+    assert set(pair.answer_pos.tolist()) == {int(roles[s][0]) for s in steps}
+    assert set(found.kept) == {
+        ("embed@goal", "L0H1.v@goal"),
+        ("L0H1@answer step 1", "L1H0.q@answer step 1"),
+        ("L1H0@answer step 1", "L3H0.q@answer step 1"),
+        *((f"L0H1@{s}", f"L3H0.q@{s}") for s in steps),
+        *((f"L3H0@{s}", f"logits@{s}") for s in steps),
+    }
+    assert found.final_metric == pytest.approx(found.full_metric, rel=1e-3)
+    # Measured by role it is the whole behaviour; the goal copy read one role off is
+    # none of it.
+    circuit = Circuit.from_edges(found.kept, method="acdc", positions=found.positions)
+    ef = EdgeForward(model)
+    assert _faith(model, ef, inputs, circuit, roles=roles) == pytest.approx(1.0, abs=1e-3)
+    moved = dict(circuit.edges)
+    del moved[("embed@goal", "L0H1.v@goal")]
+    moved[("embed@goal edge child", "L0H1.v@goal edge child")] = 1.0
+    wrong = Circuit.from_edges(moved, method="manual", positions=found.positions)
+    assert abs(_faith(model, ef, inputs, wrong, roles=roles)) <= 1e-3
