@@ -9,7 +9,10 @@ name ("L3H1", "blocks.3...", "a3.h1", "m3"); "embed"/"input" go first and
 A circuit found per position or role names its nodes "L1H0@3" / "L1H0@goal" (or, in
 its JSON, gives nodes and edges a "position"): nodes are then stacked within each
 layer column by position, first to last, and labelled "L1H0 @goal", so the figure
-shows where in the prompt each component acts.
+shows where in the prompt each component acts. An edge into a head's key or value at
+position p ends at "L1H0@p"; the head reads it from every later position q, so a
+dashed link joins L1H0@p to each L1H0@q (q > p) that has an outgoing edge: the move
+across positions that attention makes inside the head.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class CircuitLayout:
     edges: list[tuple[str, str, float]]
     # Text shown on each node: its name, with " @label" for a position or role.
     texts: dict[str, str] = field(default_factory=dict)
+    # Per position: a head's key/value input at p to its outputs at q > p (dashed).
+    attention: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _node(node: Any) -> tuple[str, float | None]:
@@ -173,8 +178,26 @@ def circuit_layout(
     texts = {n: n if _at(n)[1] is None else f"{_at(n)[0]} @{_at(n)[1]}" for n in names}
     return CircuitLayout(
         names=names, layers=layers, column_labels=labels, positions=positions, edges=edge_list,
-        texts=texts,
+        texts=texts, attention=_attention_links(edges, {s for s, _ in pairs}),
     )  # fmt: skip
+
+
+def _attention_links(edges: Sequence[Any], sources: set[str]) -> list[tuple[str, str]]:
+    """(head@p, head@q) for each key/value edge into head at position p (a JSON edge
+    with "input" k or v and a numeric "position") and each q > p where head sends."""
+    read: set[tuple[str, int]] = set()
+    for edge in edges:
+        if isinstance(edge, Mapping) and edge.get("input") in ("k", "v"):
+            where = str(edge.get("position"))
+            if where.isdigit():
+                read.add((str(edge["target"]), int(where)))
+    links = []
+    for head, p in sorted(read):
+        for name in sorted(sources):
+            node, label = _at(name)
+            if node == head and label is not None and label.isdigit() and int(label) > p:
+                links.append((f"{head}@{p}", name))
+    return links
 
 
 def _widths(edges: list[tuple[str, str, float]], smallest: float, largest: float) -> list[float]:
@@ -253,6 +276,16 @@ def _circuit_plotly(layout: CircuitLayout, heading: str) -> go.Figure:
                 showlegend=False,
             )
         )
+    for s, t in layout.attention:
+        (x0, y0), (x1, y1) = layout.positions[s], layout.positions[t]
+        fig.add_trace(
+            go.Scatter(
+                x=[x0, x1], y=[y0, y1], mode="lines",
+                line={"width": 1, "color": "#999999", "dash": "dash"},
+                hoverinfo="text", text=f"{s} → {t}: attention inside the head",
+                showlegend=False,
+            )
+        )  # fmt: skip
     xs = [layout.positions[n][0] for n in layout.names]
     ys = [layout.positions[n][1] for n in layout.names]
     fig.add_trace(
@@ -301,6 +334,14 @@ def _circuit_matplotlib(layout: CircuitLayout, heading: str) -> Figure:
                     connectionstyle="arc3,rad=0.08",
                 )
             )
+        for s, t in layout.attention:
+            ax.add_patch(
+                FancyArrowPatch(
+                    layout.positions[s], layout.positions[t], arrowstyle="-|>",
+                    mutation_scale=6, linewidth=0.6, linestyle="--", color="#999999",
+                    shrinkA=7, shrinkB=7, connectionstyle="arc3,rad=0.3",
+                )
+            )  # fmt: skip
         for name in layout.names:
             x, y = layout.positions[name]
             ax.scatter(

@@ -173,6 +173,8 @@ def test_the_figure_stacks_and_labels_nodes_by_position() -> None:
     ys = [layout.positions[n][1] for n in ("L0H1@0", "L0H1@2")]
     assert ys[0] != ys[1]
     assert layout.positions["L0H1@0"][0] == layout.positions["L0H1@2"][0]  # one layer column
+    # L0H1's value at 0 is read by its output at 2: the move attention makes, dashed.
+    assert layout.attention == [("L0H1@0", "L0H1@2")]
     # Many positions in one column come out in position order.
     names = [f"L0H0@{p}" for p in (3, 10, 1, 2)] + ["embed@1"]
     order = circuit_layout(names, [], []).positions
