@@ -26,10 +26,12 @@ The verdict method (stated in every scorecard, see `CORRECTION`):
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 from jaxtyping import Float
 from torch import Tensor
 
+from mesainterp.errors import ConfigError, allowed
 from mesainterp.stats import (
     bootstrap_mean,
     bootstrap_r2,
@@ -43,6 +45,8 @@ from mesainterp.stats import (
 __all__ = [
     "ALPHA",
     "CORRECTION",
+    "SCORE_METRICS",
+    "ScoreMetric",
     "bootstrap_mean",
     "bootstrap_r2",
     "bootstrap_weights",
@@ -54,6 +58,9 @@ __all__ = [
 ]
 
 ALPHA = 0.05
+# What a per-example outcome is scored as (see `weighted_scores`).
+ScoreMetric = Literal["accuracy", "auc", "r2"]
+SCORE_METRICS: tuple[str, ...] = get_args(ScoreMetric)
 CORRECTION = (
     "paired percentile bootstrap over examples; per test, Bonferroni over the layers and"
     " positions searched (lower bound at alpha/cells); across tests, Holm at alpha=0.05"
@@ -70,7 +77,7 @@ def weighted_scores(
     values: Float[Tensor, "rows n"],
     weights: Float[Tensor, "boot n"],
     *,
-    metric: str,
+    metric: ScoreMetric,
     y: Float[Tensor, " n"] | None = None,
 ) -> Float[Tensor, "rows boot"]:
     """Each row's score under each resample.
@@ -79,12 +86,14 @@ def weighted_scores(
     the score is their weighted mean. metric "r2": `values` are per-example
     squared errors and `y` the targets; the score is 1 - SS_res / SS_tot.
     """
+    if metric not in SCORE_METRICS:
+        raise ConfigError("metric", f"got {metric!r}", allowed(SCORE_METRICS))
     v = values.double()
     total = weights.sum(1)
     if metric != "r2":
         return (v @ weights.T) / total[None]
     if y is None:
-        raise ValueError("r2 needs y")
+        raise ConfigError("y", "required for metric 'r2' (the targets of the squared errors)")
     yd = y.double()
     mean = (weights @ yd) / total
     ss_tot = (weights @ (yd * yd)) - total * mean * mean
