@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+from einops import reduce
 from jaxtyping import Float
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
@@ -139,7 +140,7 @@ def attribution_agreement(
             [edges.scores[ef.graph.up_index(f"L{s.layer}H{s.head}")].sum() for s in sites]
         )
     sweep = run_sweep(model, sites, clean=clean, corrupted=corrupted, metric=metric, batch=batch)
-    exact = (sweep.patched - sweep.corrupted.unsqueeze(0)).float().mean(dim=1)
+    exact = reduce((sweep.patched - sweep.corrupted).float(), "sites batch -> sites", "mean")
     return Agreement(
         granularity=granularity,
         estimate=estimate,
