@@ -13,6 +13,8 @@ A leaf module (torch and the standard library only), so every layer can import i
   so the same engine serves a mean, a ratio of means, an R² or a rise between
   layers. Resamples where the statistic is NaN (e.g. a vanished gap) are dropped.
   `bootstrap_mean`, `bootstrap_r2` and `bootstrap_normalised` are its common uses.
+  `resample_indices` and `resample_counts` give the same resamples to a caller
+  that scores several arrays on them (a paired bootstrap: model and controls).
 - `normalise_by_gap(raw, clean, corrupted)`: an effect in units of the clean -
   corrupted gap (0 = corrupted, 1 = clean). Exact patching effects and attribution
   estimates of them go through this one function wherever they are compared.
@@ -45,6 +47,7 @@ __all__ = [
     "normalised_effect",
     "pearson",
     "r2_score",
+    "resample_counts",
     "resample_indices",
     "spearman",
     "wilson_interval",
@@ -91,6 +94,14 @@ def wilson_interval(successes: int, n: int, *, confidence: float = 0.95) -> tupl
 def resample_indices(n: int, n_boot: int, seed: int) -> Int[Tensor, "boot n"]:
     """All bootstrap resamples of n examples at once, from one seeded generator."""
     return torch.randint(0, n, (n_boot, n), generator=torch.Generator().manual_seed(seed))
+
+
+def resample_counts(indices: Int[Tensor, "boot n"]) -> Float[Tensor, "boot n"]:
+    """How often each example is drawn in each resample (float64, rows sum to n):
+    a weighted mean over these counts is the resample's mean, for any number of
+    arrays at once, as one matrix product."""
+    counts = torch.zeros(indices.shape, dtype=torch.float64)
+    return counts.scatter_add_(1, indices, torch.ones(indices.shape, dtype=torch.float64))
 
 
 def bootstrap(
@@ -226,9 +237,7 @@ def bootstrap_normalised(
 
     def ratio(idx: Tensor) -> Tensor:
         # A resample as a count vector: the means of every site are one matrix product.
-        weights = torch.zeros(idx.shape, dtype=torch.float64)
-        weights.scatter_add_(1, idx, torch.ones(idx.shape, dtype=torch.float64))
-        weights /= n
+        weights = resample_counts(idx) / n
         k_mean = weights @ k  # [boot]
         return normalise_by_gap(p @ weights.t() - k_mean, weights @ c, k_mean)  # [sites, boot]
 

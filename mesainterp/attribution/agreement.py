@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+from einops import reduce
 from jaxtyping import Float
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
@@ -28,35 +29,12 @@ from mesainterp.model.build import model_shape
 from mesainterp.patching.engine import run_sweep
 from mesainterp.patching.metrics import MetricFn
 from mesainterp.sites.sweeps import head_sites
+from mesainterp.stats import pearson, spearman
 
 __all__ = ["Agreement", "attribution_agreement", "pearson", "spearman", "top_k_overlap"]
 
 Granularity = Literal["head", "head_pos"]
 GRANULARITIES: tuple[str, ...] = ("head", "head_pos")
-
-
-def pearson(a: Float[Tensor, " n"], b: Float[Tensor, " n"]) -> float:
-    """Pearson r (NaN when either side is constant)."""
-    x, y = a.double() - a.double().mean(), b.double() - b.double().mean()
-    denom = float(x.norm() * y.norm())
-    return float((x * y).sum()) / denom if denom > 0 else float("nan")
-
-
-def _ranks(a: Tensor) -> Tensor:
-    """Ranks with ties given their average rank (as scipy's rankdata does)."""
-    order = torch.argsort(a, stable=True)
-    ranks = torch.empty(a.shape[0], dtype=torch.float64)
-    ranks[order] = torch.arange(a.shape[0], dtype=torch.float64)
-    for value in torch.unique(a):
-        tied = a == value
-        if int(tied.sum()) > 1:
-            ranks[tied] = ranks[tied].mean()
-    return ranks
-
-
-def spearman(a: Float[Tensor, " n"], b: Float[Tensor, " n"]) -> float:
-    """Spearman rho: Pearson r of the (tie-averaged) ranks."""
-    return pearson(_ranks(a.double()), _ranks(b.double()))
 
 
 def top_k_overlap(a: Float[Tensor, " n"], b: Float[Tensor, " n"], k: int) -> float:
@@ -139,7 +117,7 @@ def attribution_agreement(
             [edges.scores[ef.graph.up_index(f"L{s.layer}H{s.head}")].sum() for s in sites]
         )
     sweep = run_sweep(model, sites, clean=clean, corrupted=corrupted, metric=metric, batch=batch)
-    exact = (sweep.patched - sweep.corrupted.unsqueeze(0)).float().mean(dim=1)
+    exact = reduce((sweep.patched - sweep.corrupted).float(), "sites batch -> sites", "mean")
     return Agreement(
         granularity=granularity,
         estimate=estimate,

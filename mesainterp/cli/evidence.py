@@ -1,61 +1,30 @@
 """`mesainterp evidence MODEL --out DIR`: the internal-search evidence battery on one model.
 
-MODEL is a zoo name or a checkpoint directory. `--random-init` scores the
-model's random-init twin instead (its own control twin then gets the next
-seed); `--planted` scores the hand-built model with a planted search algorithm
-for MODEL's task (icl-regression: one step of gradient descent; tree-path:
-backward chaining, one tree level per layer).
+MODEL is a zoo name or a checkpoint directory that records its task. `--random-init`
+scores the model's random-init twin instead (its own control twins then take the
+next seeds); `--planted` scores the hand-built model with a planted search algorithm
+for MODEL's task (`mesainterp.evidence.planted_registry`).
 
-Writes to DIR:
-    scorecard.json   every test's number, interval, control, threshold and verdict,
-                     the settings, and the provenance block (schema-versioned)
-    scorecard.csv    the same, one row per test (with the corrected p, the best
-                     search-free baseline and the random-init distribution)
-    positions_TEST.csv  per probe test: the model's score at every position and layer
-    run.json         the manifest `mesainterp report DIR` reads (a "scorecard" result)
-
-Every argument, the model and the task are checked before any model runs; on
-bad input nothing is written.
+The run is `mesainterp.runs.evidence_run` (it writes scorecard.json, scorecard.csv,
+positions_TEST.csv and run.json); this module only parses the options and prints
+the scorecard. Every argument, the model and the task are checked before any model
+runs; on bad input nothing is written.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
 
 from mesainterp.cli.output import CommandResult
 from mesainterp.errors import MesaInterpError
 from mesainterp.evidence.config import EvidenceConfig
-from mesainterp.evidence.planted import (
-    planted_chain_config,
-    planted_chain_model,
-    planted_gd_config,
-    planted_gd_model,
-)
-from mesainterp.evidence.planted_graph import planted_reach_config, planted_reach_model
-from mesainterp.evidence.planted_maze import planted_flood_config, planted_flood_model
-from mesainterp.evidence.profile import profile_for
-from mesainterp.evidence.scorecard import TESTS, Scorecard, run_battery, twin_controls
-from mesainterp.model.checkpoint import read_checkpoint_document
-from mesainterp.model.config import ModelConfig
-from mesainterp.provenance_stamp import provenance
+from mesainterp.evidence.scorecard import TESTS, Scorecard
+from mesainterp.runs.evidence_run import plan_evidence, run_evidence_run
 from mesainterp.schema import NON_NEGATIVE, Range, option
-from mesainterp.tasks.base import Task
+from mesainterp.zoo.controls import Role
 
-__all__ = ["PLANTED", "add_parser", "run"]
-
-# Task name -> (planted model builder, its architecture, label).
-PLANTED: dict[str, tuple[Callable[[Any], Any], Callable[[Any], ModelConfig], str]] = {
-    "graph-search": (planted_reach_model, planted_reach_config, "planted-reach"),
-    "icl-regression": (planted_gd_model, planted_gd_config, "planted-gd"),
-    "maze": (planted_flood_model, planted_flood_config, "planted-flood"),
-    "tree-path": (planted_chain_model, planted_chain_config, "planted-chain"),
-}
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -78,32 +47,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _resolve(name: str) -> tuple[dict[str, Any], str | None]:
-    """(checkpoint document, zoo name or None), without reading any weights."""
-    from mesainterp import zoo
-
-    if Path(name).is_dir():
-        return read_checkpoint_document(name), None
-    if name in zoo.list_models():
-        from importlib import resources
-
-        doc = json.loads(
-            resources.files("mesainterp.zoo")
-            .joinpath("checkpoints", name, "config.json")
-            .read_text()
-        )
-        return doc, name
-    raise MesaInterpError(
-        f"model: {name!r} is neither a checkpoint directory nor a zoo model"
-        f" (zoo: {', '.join(zoo.list_models()) or 'none shipped'})"
-    )
-
-
-def _check_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise MesaInterpError(f"--out: {out} exists and is not an empty directory")
-
-
 def _tests(spec: str) -> list[str] | None:
     if spec == "all":
         return None
@@ -117,90 +60,20 @@ def _tests(spec: str) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> CommandResult:
-    from mesainterp.tasks.registry import task_from_config
-
     # Everything that can fail on bad input, before any model is built or run.
     out = Path(args.out)
-    _check_out(out)
     tests = _tests(args.tests)
-    document, zoo_name = _resolve(args.model)
-    if document.get("task") is None:
-        raise MesaInterpError(f"{args.model}: the checkpoint records no task")
-    task: Task = task_from_config(document["task"])
-    profile_for(task)
-    config = ModelConfig.from_dict(document["model"])
-    if args.planted and task.name not in PLANTED:
-        raise MesaInterpError(
-            f"--planted: no planted search model for task {task.name!r}"
-            f" (allowed: {', '.join(repr(k) for k in PLANTED)})"
-        )
+    role: Role = "planted" if args.planted else "random-init" if args.random_init else "trained"
+    plan = plan_evidence(args.model, role=role)
     cfg = EvidenceConfig(n_examples=args.n, n_pairs=args.pairs, seed=args.seed)
-
-    model, control, label, fingerprint = _models(args, document, zoo_name, config, task)
-    command = getattr(args, "command_line", ["mesainterp", "evidence", args.model])
-    stamp = provenance(
-        model=model if fingerprint is None else None,
-        model_fingerprint=fingerprint,
-        model_name=label,
-        config={"task": task.config_dict(), "evidence": cfg.to_dict()},
-        seed=args.seed,
-        command=command,
-    )
-    card = run_battery(
-        model, task, control=control, config=cfg, model_name=label, provenance=stamp, tests=tests
-    )
-    return CommandResult(data=_write(card, out, command, stamp), text=_text(card, out))
-
-
-def _models(
-    args: argparse.Namespace,
-    document: dict[str, Any],
-    zoo_name: str | None,
-    config: ModelConfig,
-    task: Task,
-) -> tuple[Any, Any, str, str | None]:
-    """(model, its control twin, label, fingerprint if known)."""
-    if args.planted:
-        build, shape, label = PLANTED[task.name]
-        return build(task), twin_controls(shape(task), first_seed=1), f"{label} ({task.name})", None
-    if args.random_init:
-        model, *twins = twin_controls(config, n=6)
-        return model, twins, f"{args.model} (random-init twin)", None
-    if zoo_name is not None:
-        from mesainterp import zoo
-
-        ckpt = zoo.load(zoo_name)
-    else:
-        from mesainterp.model.checkpoint import load_checkpoint
-
-        ckpt = load_checkpoint(args.model)
-    return ckpt.model, twin_controls(config), args.model, ckpt.fingerprint
-
-
-def _write(card: Scorecard, out: Path, command: list[str], stamp: dict[str, Any]) -> dict[str, Any]:
-    from mesainterp.report.rundir import write_run
-
-    path = card.save(out)
-    pd.DataFrame(card.table()).to_csv(out / "scorecard.csv", index=False)
-    for t in card.tests:
-        rows = t.details.get("positions")
-        if isinstance(rows, list) and rows:
-            pd.DataFrame(rows).to_csv(out / f"positions_{t.test}.csv", index=False)
-    write_run(
-        out,
-        command=command,
-        provenance=stamp,
-        results=[
-            {
-                "name": "scorecard",
-                "kind": "scorecard",
-                "path": "scorecard.json",
-                "title": f"Internal-search evidence: {card.model_name}",
-            },
-        ],
-        title=f"Internal-search evidence scorecard: {card.model_name}",
-    )
-    return {"scorecard": str(path), "summary": card.to_dict()["summary"], "tests": card.table()}
+    done = run_evidence_run(plan, out, config=cfg, tests=tests, command=args.command_line)
+    card = done.scorecard
+    data = {
+        "scorecard": str(done.paths["scorecard"]),
+        "summary": card.to_dict()["summary"],
+        "tests": card.table(),
+    }
+    return CommandResult(data=data, text=_text(card, out))
 
 
 def _fmt(x: float | None) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from einops import reduce
 from torch import Tensor
 
 from mesainterp.attribution.edge_forward import EdgeForward, EdgeRun
@@ -42,8 +43,8 @@ def ablated_outputs(
     outs = ef.run(tok, pos).outs
     if ablation == "resample":
         return outs
-    dims = (0, 1) if ablation == "mean" else (0,)
-    return [o.mean(dim=dims, keepdim=True) for o in outs]
+    pattern = "batch pos d -> 1 1 d" if ablation == "mean" else "batch pos d -> 1 pos d"
+    return [reduce(o, pattern, "mean") for o in outs]
 
 
 @torch.no_grad()

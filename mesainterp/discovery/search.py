@@ -11,6 +11,11 @@ Attribution scores (eap, eap-ig, node-attribution) are a mean over examples, so
 averages. It does so whether it computed the chunks itself or was handed them by a
 staged run's units, so both give the same circuit bit for bit (on as many torch
 threads: the attribution backward's float sums depend on the thread count).
+
+A prompt file with multi-token answers is scored by its teacher-forced metric
+(`mesainterp.prompts.metrics`): each example is two rows of the pair, so a range
+of examples is twice as many rows, and every mean is over rows (half the
+per-example log-probability difference; normalised faithfulness is unchanged).
 """
 
 from __future__ import annotations
@@ -121,19 +126,12 @@ def prepare(config: SearchConfig) -> SearchPlan:
 
 
 def _data_task(config: SearchConfig) -> PromptTask:
-    """The [data] file's pairs as the task (one-token answers only)."""
+    """The [data] file's pairs as the task (one- or multi-token answers)."""
     data = prompt_data(
         str(config.data_path), model=config.checkpoint, tokenizer=config.data_tokenizer,
         roles=config.data_roles, fields=("data.path", "data.tokenizer"),
     )  # fmt: skip
-    task = PromptTask(data)
-    if task.pairs.is_multi_token:
-        raise ConfigError(
-            "data.path",
-            f"{Path(data.path).name}: multi-token answers; circuit search scores one-token "
-            "answers (use patch or probe for these pairs)",
-        )
-    return task
+    return PromptTask(data)
 
 
 def _model_task(config: SearchConfig, loaded: Any) -> Task:
@@ -199,7 +197,8 @@ def chunk_scores(plan: SearchPlan, start: int, stop: int) -> dict[str, Tensor]:
     if cfg.method == "acdc":
         raise MesaInterpError("acdc decides edges one after another; it has no score chunks")
     torch.manual_seed(cfg.seed)
-    pair = slice_pair(plan.pair, start, stop)
+    rows = plan.task.rows_per_example if isinstance(plan.task, PromptTask) else 1
+    pair = slice_pair(plan.pair, start * rows, stop * rows)
     clean, corrupted = pair.clean.inputs, pair.corrupted.inputs
     metric = _metric(plan, pair)
     if cfg.method == "node-attribution":

@@ -1,8 +1,9 @@
 """Statistics of the battery: bootstrap weights, corrected margins, Holm, intervals.
 
-Kept inside `mesainterp.evidence` so the battery has no dependency on a shared
-statistics module; every function is a pure function of tensors and floats, so
-moving them later is an import change.
+The resamples, intervals, R² and Holm are those of `mesainterp.stats` (one
+bootstrap for the package); this module adds what only the battery needs: the
+weighted scores of several arrays on shared resamples, the bootstrap tail p and
+the p of a result known only by its interval.
 
 Functions: `bootstrap_weights`, `weighted_scores`, `bootstrap_mean`,
 `bootstrap_r2`, `r2_score`, `one_sided_p`, `holm`, `normal_p_from_interval`.
@@ -25,14 +26,27 @@ The verdict method (stated in every scorecard, see `CORRECTION`):
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
-import torch
 from jaxtyping import Float
 from torch import Tensor
+
+from mesainterp.errors import ConfigError, allowed
+from mesainterp.stats import (
+    bootstrap_mean,
+    bootstrap_r2,
+    holm_adjust,
+    normal_quantile,
+    r2_score,
+    resample_counts,
+    resample_indices,
+)
 
 __all__ = [
     "ALPHA",
     "CORRECTION",
+    "SCORE_METRICS",
+    "ScoreMetric",
     "bootstrap_mean",
     "bootstrap_r2",
     "bootstrap_weights",
@@ -44,6 +58,9 @@ __all__ = [
 ]
 
 ALPHA = 0.05
+# What a per-example outcome is scored as (see `weighted_scores`).
+ScoreMetric = Literal["accuracy", "auc", "r2"]
+SCORE_METRICS: tuple[str, ...] = get_args(ScoreMetric)
 CORRECTION = (
     "paired percentile bootstrap over examples; per test, Bonferroni over the layers and"
     " positions searched (lower bound at alpha/cells); across tests, Holm at alpha=0.05"
@@ -51,17 +68,16 @@ CORRECTION = (
 
 
 def bootstrap_weights(n: int, n_boot: int, seed: int) -> Float[Tensor, "boot n"]:
-    """Multinomial resample counts [n_boot, n] (each row sums to n), seeded."""
-    idx = torch.randint(0, n, (n_boot, n), generator=torch.Generator().manual_seed(seed))
-    w = torch.zeros(n_boot, n, dtype=torch.float64)
-    return w.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
+    """Multinomial resample counts [n_boot, n] (each row sums to n), seeded: the
+    resamples of `mesainterp.stats.bootstrap` with the same seed."""
+    return resample_counts(resample_indices(n, n_boot, seed))
 
 
 def weighted_scores(
     values: Float[Tensor, "rows n"],
     weights: Float[Tensor, "boot n"],
     *,
-    metric: str,
+    metric: ScoreMetric,
     y: Float[Tensor, " n"] | None = None,
 ) -> Float[Tensor, "rows boot"]:
     """Each row's score under each resample.
@@ -70,12 +86,14 @@ def weighted_scores(
     the score is their weighted mean. metric "r2": `values` are per-example
     squared errors and `y` the targets; the score is 1 - SS_res / SS_tot.
     """
+    if metric not in SCORE_METRICS:
+        raise ConfigError("metric", f"got {metric!r}", allowed(SCORE_METRICS))
     v = values.double()
     total = weights.sum(1)
     if metric != "r2":
         return (v @ weights.T) / total[None]
     if y is None:
-        raise ValueError("r2 needs y")
+        raise ConfigError("y", "required for metric 'r2' (the targets of the squared errors)")
     yd = y.double()
     mean = (weights @ yd) / total
     ss_tot = (weights @ (yd * yd)) - total * mean * mean
@@ -90,14 +108,7 @@ def one_sided_p(draws: Float[Tensor, "... boot"], threshold: float) -> Float[Ten
 
 def holm(pvalues: list[float]) -> list[float]:
     """Holm step-down adjusted p-values (monotone, capped at 1), in input order."""
-    m = len(pvalues)
-    order = sorted(range(m), key=lambda i: pvalues[i])
-    out = [1.0] * m
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * pvalues[i]))
-        out[i] = running
-    return out
+    return [float(p) for p in holm_adjust(pvalues)]
 
 
 def normal_p_from_interval(
@@ -106,59 +117,7 @@ def normal_p_from_interval(
     """One-sided p of "value <= threshold" from a symmetric normal reading of its interval."""
     if not all(math.isfinite(x) for x in (value, low, high)):
         return 1.0
-    z = 0.5 * (1 + confidence)
-    se = (high - low) / (2 * _probit(z))
+    se = (high - low) / (2 * normal_quantile(confidence))
     if se <= 0:
         return 0.0 if value > threshold else 1.0
     return 0.5 * math.erfc((value - threshold) / (se * math.sqrt(2)))
-
-
-def _probit(p: float) -> float:
-    return float(torch.special.ndtri(torch.tensor(p, dtype=torch.float64)))
-
-
-def _indices(n: int, n_boot: int, seed: int) -> Tensor:
-    return torch.randint(0, n, (n_boot, n), generator=torch.Generator().manual_seed(seed))
-
-
-def bootstrap_mean(
-    values: Float[Tensor, " n"], *, n_boot: int = 500, seed: int = 0, confidence: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of per-example values (NaNs dropped)."""
-    v = values.detach().double().cpu()
-    v = v[torch.isfinite(v)]
-    if v.numel() == 0:
-        return float("nan"), float("nan")
-    means = v[_indices(v.numel(), n_boot, seed)].mean(1)
-    a = (1 - confidence) / 2
-    q = torch.quantile(means, torch.tensor([a, 1 - a], dtype=torch.float64))
-    return float(q[0]), float(q[1])
-
-
-def bootstrap_r2(
-    y: Float[Tensor, " n"],
-    pred: Float[Tensor, " n"],
-    *,
-    n_boot: int = 500,
-    seed: int = 0,
-    confidence: float = 0.95,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of R² = 1 - SS_res / SS_tot, resampling examples."""
-    y, pred = y.detach().double().cpu(), pred.detach().double().cpu()
-    idx = _indices(y.numel(), n_boot, seed)
-    ys, ps = y[idx], pred[idx]
-    ss_res = (ys - ps).pow(2).sum(1)
-    ss_tot = (ys - ys.mean(1, keepdim=True)).pow(2).sum(1).clamp_min(1e-300)
-    r2 = 1 - ss_res / ss_tot
-    a = (1 - confidence) / 2
-    q = torch.quantile(r2, torch.tensor([a, 1 - a], dtype=torch.float64))
-    return float(q[0]), float(q[1])
-
-
-def r2_score(y: Float[Tensor, " n"], pred: Float[Tensor, " n"]) -> float:
-    """R² of `pred` against `y` (1 = identical, 0 = no better than y's mean)."""
-    y, pred = y.detach().double().cpu(), pred.detach().double().cpu()
-    ss_tot = float((y - y.mean()).pow(2).sum())
-    if ss_tot <= 0:
-        return float("nan")
-    return 1.0 - float((y - pred).pow(2).sum()) / ss_tot

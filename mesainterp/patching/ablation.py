@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 import torch
+from einops import reduce
 from torch import Tensor
 
 from mesainterp.errors import ConfigError, allowed
@@ -83,9 +84,9 @@ def replacement_from(
         return source_act
     is_pattern = name.endswith("hook_pattern")
     if ablation == "mean" and not is_pattern:
-        mean = source_act.mean(dim=(0, 1), keepdim=True)
-    else:
-        mean = source_act.mean(dim=0, keepdim=True)
+        mean = reduce(source_act, "batch pos ... -> 1 1 ...", "mean")
+    else:  # per position (a pattern's rows are its query positions)
+        mean = reduce(source_act, "batch ... -> 1 ...", "mean")
     if mean.shape[1:] != base_act.shape[1:] and not (ablation == "mean" and not is_pattern):
         raise ConfigError(
             "reference",

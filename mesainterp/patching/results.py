@@ -98,7 +98,10 @@ class PatchResult:
 def _site_from_row(row: Any) -> Site:
     head = None if pd.isna(row["head"]) else int(row["head"])
     pos = None if pd.isna(row["position"]) else int(row["position"])
-    return Site(kind=str(row["kind"]), layer=int(row["layer"]), head=head, pos=pos)  # type: ignore[arg-type]
+    # from_dict checks the kind against SiteKind, so a table's strings need no cast.
+    return Site.from_dict(
+        {"kind": str(row["kind"]), "layer": int(row["layer"]), "head": head, "pos": pos}
+    )
 
 
 def load_result(directory: str | os.PathLike[str]) -> PatchResult:

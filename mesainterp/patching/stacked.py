@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
+from einops import rearrange, repeat
 from jaxtyping import Float
 from torch import Tensor
 from transformer_lens.hook_points import HookPoint
@@ -126,8 +127,8 @@ def run_stacked(
     replacements: dict[str, Tensor],
 ) -> Float[Tensor, "stack batch pos vocab"]:
     """Logits of the base run with each of `sites` patched, one block per site."""
-    k, batch = len(sites), int(base_input.shape[0])
-    stacked = base_input.repeat(k, *([1] * (base_input.dim() - 1)))
+    k = len(sites)
+    stacked = repeat(base_input, "batch ... -> (stack batch) ...", stack=k)
     with hook_context(model, fwd=stacked_hooks(sites, replacements)):
         logits = model(stacked)
-    return logits.view(k, batch, *logits.shape[1:])
+    return rearrange(logits, "(stack batch) pos vocab -> stack batch pos vocab", stack=k)

@@ -9,7 +9,8 @@ checked separately (`validate_sites`) before any forward pass, so a bad sweep fa
 before it costs anything.
 
 The edge graph of attribution and circuits names its nodes with short strings
-("L1H0", "L1H0.q", "M2", "M2.in", "embed", "logits"); `Site.node_name` and
+("L1H0", "L1H0.q", "M2", "M2.in", "embed", "logits"; under grouped-query attention a
+key/value head's inputs are "L1KV0.k" / "L1KV0.v"); `Site.node_name` and
 `Site.from_node_name` translate both ways, so circuits save as the same JSON.
 """
 
@@ -99,8 +100,8 @@ _HOOK_PATTERNS: dict[SiteKind, re.Pattern[str]] = {
 }
 # Kind names as typed values, for parsing strings back into kinds.
 _KIND: dict[str, SiteKind] = {kind: kind for kind in get_args(SiteKind)}
-_NODE = re.compile(r"^(?:L(\d+)H(\d+)(?:\.([qkv]))?|M(\d+)(\.in)?)$")
-_NODE_FORMS = "embed, pos_embed, logits, L{l}H{h}, L{l}H{h}.q/.k/.v, M{l}, M{l}.in"
+_NODE = re.compile(r"^(?:L(\d+)H(\d+)(?:\.([qkv]))?|L(\d+)KV(\d+)\.([kv])|M(\d+)(\.in)?)$")
+_NODE_FORMS = "embed, pos_embed, logits, L{l}H{h}, L{l}H{h}.q/.k/.v, L{l}KV{g}.k/.v, M{l}, M{l}.in"
 
 
 @dataclass(frozen=True, kw_only=True, order=True)
@@ -226,7 +227,21 @@ class Site:
     def node_name(self) -> str:
         """This site's node in the edge graph: 'L1H0' (a head's output z), 'L1H0.q'
         (its query input; also .k, .v), 'M2' (an MLP's output), 'M2.in' (its input),
-        'embed', 'pos_embed', 'logits'. Graph nodes span every position."""
+        'embed', 'pos_embed', 'logits'. Graph nodes span every position. In a model
+        with grouped-query attention the k/v nodes are named by `node_name_for`."""
+        return self.node_name_for(grouped_query=False)
+
+    def node_name_for(self, *, grouped_query: bool) -> str:
+        """This site's node name in a model with (True) or without grouped-query
+        attention. With it, a k/v site's `head` counts key/value heads, as
+        `sites.heads_of` validates it, and its node is 'L{layer}KV{head}.k' (.v),
+        the input that query heads head*r .. head*r+r-1 share.
+
+        >>> Site(kind="k", layer=1, head=0).node_name_for(grouped_query=True)
+        'L1KV0.k'
+        >>> Site.from_node_name("L1KV0.k")
+        Site(kind='k', layer=1, head=0, pos=None, role=None)
+        """
         if self.kind not in GRAPH_KINDS:
             raise ConfigError("kind", f"{self.kind!r} is not a node of the edge graph",
                               allowed(GRAPH_KINDS))  # fmt: skip
@@ -236,20 +251,25 @@ class Site:
             return self.kind
         if self.kind in ("mlp_out", "mlp_in"):
             return f"M{self.layer}" + (".in" if self.kind == "mlp_in" else "")
+        if grouped_query and self.kind in ("k", "v"):
+            return f"L{self.layer}KV{self.head}.{self.kind}"
         head = f"L{self.layer}H{self.head}"
         return head if self.kind == "z" else f"{head}.{self.kind}"
 
     @classmethod
     def from_node_name(cls, name: str) -> Site:
-        """The site of an edge-graph node name (the inverse of `node_name`)."""
+        """The site of an edge-graph node name (the inverse of `node_name` and
+        `node_name_for`): 'L1KV0.v' is the v site of key/value head 0 of layer 1."""
         if name in MODEL_KINDS:
             return cls(kind=_KIND[name])
         m = _NODE.match(name) if isinstance(name, str) else None
         if m is None:
             raise ConfigError("node", f"got {name!r}", _NODE_FORMS)
-        head_layer, head, port, mlp_layer, mlp_in = m.groups()
+        head_layer, head, port, kv_layer, kv_head, kv_port, mlp_layer, mlp_in = m.groups()
         if mlp_layer is not None:
             return cls(kind="mlp_in" if mlp_in else "mlp_out", layer=int(mlp_layer))
+        if kv_layer is not None:
+            return cls(kind=_KIND[kv_port], layer=int(kv_layer), head=int(kv_head))
         return cls(kind=_KIND[port or "z"], layer=int(head_layer), head=int(head))
 
 

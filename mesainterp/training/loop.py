@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +149,8 @@ def train(
     """Train `config` into `out_dir`; with `resume`, continue the run saved there.
 
     `stop_at` ends the run early (after that step) with everything saved for a
-    resume; `command` is recorded in the checkpoint metadata (default: sys.argv).
+    resume; `command` is the argv recorded in the checkpoint metadata (`cli.main` passes
+    the one the user ran; library code never reads sys.argv).
     """
     out = Path(out_dir)
     stages = config.stage_tasks()
@@ -169,7 +169,7 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "train_config.json", config.to_dict())
     end = config.steps if stop_at is None else min(stop_at, config.steps)
-    cmd = list(sys.argv) if command is None else list(command)
+    cmd = list(command or [])
     started = time.perf_counter()
     last_eval: EvalResult | None = None
     last_train_eval: EvalResult | None = None

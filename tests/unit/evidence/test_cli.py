@@ -100,9 +100,9 @@ def test_planted_scores_the_tasks_planted_model(tmp_path) -> None:
 
 def test_planted_needs_a_task_with_a_planted_model(tmp_path, monkeypatch) -> None:
     # Every shipped task has one; a task without (here: maze, taken out) is refused.
-    from mesainterp.cli import evidence as evidence_cli
+    from mesainterp.evidence import planted_registry
 
-    monkeypatch.delitem(evidence_cli.PLANTED, "maze")
+    monkeypatch.delitem(planted_registry.PLANTED, "maze")
     out = tmp_path / "out"
     assert _exit(["evidence", str(_tiny_maze_checkpoint(tmp_path)), "--out", str(out),
                   "--planted"]) == 2  # fmt: skip

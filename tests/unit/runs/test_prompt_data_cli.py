@@ -339,3 +339,47 @@ def test_token_ids_need_no_tokenizer(hf_dir, pairs_csv, tmp_path, capsys):
             "--out", str(tmp_path / "o")]  # fmt: skip
     code, cap = _cli(argv, capsys)
     assert code == 2 and "pairs.csv" in cap.err and "row 0" in cap.err, cap.err
+
+
+def test_search_scores_multi_token_answers_by_their_teacher_forced_metric(hf_dir, tmp_path, capsys):
+    from mesainterp.attribution.eap import edge_attribution
+    from mesainterp.discovery.config import load_config
+    from mesainterp.discovery.greedy import top_edges
+    from mesainterp.discovery.search import find_circuit, prepare
+    from mesainterp.prompts.metrics import answer_logprob_diff
+
+    columns = ioi_columns(6)
+    columns["clean_answer"] = [" Mary and", " John", " Alice went", " Bob", " Tom", " Anna"]
+    columns["corrupted_answer"] = [" John", " Alice and", " Bob", " Tom went", " Anna", " Mary"]
+    for role, pos in ROLES.items():
+        columns[role] = [pos] * 6
+    data = _write_csv(tmp_path / "multi.csv", columns)
+    # Chunks of 4 examples: 8 teacher-forced rows, then the last 4.
+    config = _search_config(tmp_path / "multi.toml", hf_dir, str(data), chunk=4)
+    plan = prepare(load_config(config))
+    pairs = load_prompts(
+        data, roles=list(ROLES),
+        tokenizer=transformers.AutoTokenizer.from_pretrained(hf_dir, local_files_only=True),
+    )  # fmt: skip
+    assert pairs.is_multi_token and plan.config.n_examples == 6
+    pair = pairs.to_pair()
+    assert torch.equal(plan.pair.clean.inputs, pair.clean.inputs)  # 12 rows, 2 per example
+
+    # The oracle: EAP on the whole teacher-forced pair with the answers' log-probability
+    # difference, in one call, and its top 5 edges.
+    scores = edge_attribution(
+        plan.model, clean=pair.clean.inputs, corrupted=pair.corrupted.inputs,
+        metric=answer_logprob_diff(pair), batch=pair.clean, method="eap",
+    )  # fmt: skip
+    expected = top_edges(scores, top_n=5)
+    circuit, _ = find_circuit(plan)
+    assert circuit.edges.keys() == expected.keys()
+    assert list(circuit.edges.values()) == pytest.approx(list(expected.values()), rel=1e-5)
+
+    # The command: the same circuit, faithfulness measured under the same metric.
+    out = tmp_path / "search"
+    code, cap = _cli(["search", str(config), "--out", str(out), "--no-report"], capsys)
+    assert code == 0, cap.err
+    saved = json.loads((out / "circuit.json").read_text())
+    assert saved["edges"] == json.loads(circuit.to_json())["edges"]
+    assert isinstance(saved["faithfulness"], float)

@@ -172,3 +172,37 @@ def test_attention_only_graph_has_no_mlp_nodes() -> None:
     )
     graph = EdgeGraph.of(model_shape(model))
     assert not any(Site.from_node_name(n).kind in ("mlp_in", "mlp_out") for n in graph.upstream)
+
+
+def test_grouped_query_graph_nodes_map_to_sites_the_model_accepts() -> None:
+    from mesainterp.attribution.edge_forward import graph_of
+    from mesainterp.patching.fast import FastForward
+    from mesainterp.sites.sweeps import KV_KINDS
+    from tests.families import family_bridge
+
+    model = family_bridge("llama")  # 4 query heads over 2 key/value heads, 2 layers
+    shape = model_shape(model)
+    graph = graph_of(FastForward(model))
+    names = [*graph.upstream, *graph.downstream]
+    sites = [Site.from_node_name(n) for n in names]
+    assert [s.node_name_for(grouped_query=shape.grouped_query) for s in sites] == names
+    assert len(set(sites)) == len(names)
+    kv = [s for s in sites if s.kind in KV_KINDS]
+    assert sorted((s.kind, s.layer, s.head) for s in kv) == [
+        (kind, layer, group) for kind in ("k", "v") for layer in (0, 1) for group in (0, 1)
+    ]
+    # Each is a k/v site the patching engine validates on this model (head < n_kv_heads) ...
+    assert validate_sites(kv, shape, seq_len=4) == kv
+    # ... whose node is read by the query heads of its group.
+    assert graph.owners(Site(kind="v", layer=1, head=1).node_name_for(grouped_query=True)) == (
+        "L1H2",
+        "L1H3",
+    )
+    # Named as per-head inputs, the groups are not nodes of this graph.
+    assert Site(kind="k", layer=0, head=1).node_name not in names
+
+
+def test_key_value_head_names_need_a_key_or_value_port() -> None:
+    for name in ("L0KV1", "L0KV1.q", "L0KV.k"):
+        with pytest.raises(ConfigError, match=r"^node: .*L\{l\}KV\{g\}\.k/\.v"):
+            Site.from_node_name(name)

@@ -20,6 +20,7 @@ from mesainterp.stats import (
     normalised_effect,
     pearson,
     r2_score,
+    resample_counts,
     resample_indices,
     spearman,
     wilson_interval,
@@ -111,6 +112,20 @@ def test_bootstrap_normalised_matches_a_naive_loop() -> None:
         assert (float(low[site]), float(high[site])) == pytest.approx(tuple(ref), abs=1e-10)
     assert torch.allclose(normalised_effect(patched, clean, corrupted).float(),
                           torch.tensor([0.0, 1.0, 1 / 3]), atol=1e-6)  # fmt: skip
+
+
+def test_resample_counts_are_each_rows_bincount_and_share_the_bootstrap_resamples() -> None:
+    idx = resample_indices(11, 50, 4)
+    counts = resample_counts(idx)
+    for row, c in zip(idx, counts, strict=True):
+        assert torch.equal(c, torch.bincount(row, minlength=11).double())
+    # A weighted mean over the counts is the mean over the same resample, so a
+    # caller scoring several arrays on shared resamples sees bootstrap_mean's draws.
+    v = torch.randn(11, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    weighted = torch.quantile(counts @ v / 11, torch.tensor([0.025, 0.975], dtype=torch.float64))
+    assert tuple(weighted.tolist()) == pytest.approx(
+        bootstrap_mean(v, n_boot=50, seed=4), abs=1e-12
+    )
 
 
 def test_bootstrap_keeps_leading_axes_and_checks_its_statistic() -> None:
