@@ -17,7 +17,7 @@ summed metric gives every example's own score, kept for bootstrap intervals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 import torch
@@ -25,6 +25,8 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
+from mesainterp.attribution.atp_star import check_flags
+from mesainterp.attribution.atp_star_edges import star_edge_scores
 from mesainterp.attribution.edge_forward import EdgeForward
 from mesainterp.attribution.graph import EdgeGraph
 from mesainterp.errors import ConfigError, MesaInterpError, allowed
@@ -101,11 +103,15 @@ def edge_attribution(
     method: EdgeMethod = "eap",
     ig_steps: int = 5,
     forward: EdgeForward | None = None,
+    qk_fix: bool = False,
+    grad_drop: bool = False,
 ) -> EdgeScores:
     """Score every edge of `model` for the clean/corrupted inputs (see the module docstring).
 
     clean, corrupted: inputs of identical shape (tokens or embeddings).
     metric:           `(logits, batch) -> [batch]`, higher = more clean-like.
+    qk_fix, grad_drop: AtP*'s fixes, with method 'eap' (`atp_star_edges`): exact
+                      patterns at q/k receivers; mean |score| over dropped layers.
 
     >>> model = mesainterp.build_model(mesainterp.ModelConfig(
     ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
@@ -129,10 +135,25 @@ def edge_attribution(
         raise ConfigError("ig_steps", f"expected an int >= 1, got {ig_steps!r}")
     check_pair_shapes(clean, corrupted)
     ef = forward or EdgeForward(model)
+    check_flags(qk_fix=qk_fix, grad_drop=grad_drop, n_layers=ef.fast.n_layers)
+    if (qk_fix or grad_drop) and method != "eap":
+        raise ConfigError("method", f"qk_fix and grad_drop need 'eap', got {method!r}", "'eap'")
     with torch.no_grad():
         tok_c, pos = ef.embed_parts(clean)
         tok_r, _ = ef.embed_parts(corrupted)
         out_c = ef.run(tok_c, pos).outs
+    valid = ef.graph.valid_mask().to(out_c[0].device)
+    if qk_fix or grad_drop:
+        with torch.no_grad():
+            diffs = _diffs(out_c, ef.run(tok_r, pos).outs)
+        per_example = star_edge_scores(
+            ef, tok_r, pos, diffs,
+            lambda logits: _metric_sum(metric, logits, batch),
+            lambda g: _scores(diffs, g) * valid.unsqueeze(-1),
+            qk_fix=qk_fix, grad_drop=grad_drop,
+        )  # fmt: skip
+        scores = EdgeScores.from_per_example(ef.graph, per_example, method=method, ig_steps=1)
+        return replace(scores, params={"qk_fix": qk_fix, "grad_drop": grad_drop})
     alphas = [0.0] if method == "eap" else [(k + 0.5) / ig_steps for k in range(ig_steps)]
     out_r: list[Tensor] | None = None
     grads: Tensor | None = None
@@ -146,16 +167,20 @@ def edge_attribution(
     if out_r is None:
         with torch.no_grad():
             out_r = ef.run(tok_r, pos).outs
+    diffs = _diffs(out_c, out_r)
+    assert grads is not None
+    if len(alphas) > 1:  # in place: the buffer is [n_down, b, p, d_model]
+        grads.div_(len(alphas))
+    per_example = _scores(diffs, grads) * valid.unsqueeze(-1)
+    return EdgeScores.from_per_example(ef.graph, per_example, method=method, ig_steps=ig_steps)
+
+
+def _diffs(out_c: list[Tensor], out_r: list[Tensor]) -> Float[Tensor, "n_up batch pos d_model"]:
     # Subtract straight into one buffer: a stack of differences would copy twice.
     diffs = out_c[0].new_empty((len(out_c), *out_c[0].shape))
     for i, (a, b) in enumerate(zip(out_c, out_r, strict=True)):
         torch.sub(a, b, out=diffs[i])
-    assert grads is not None
-    if len(alphas) > 1:  # in place: the buffer is [n_down, b, p, d_model]
-        grads.div_(len(alphas))
-    valid = ef.graph.valid_mask().to(diffs.device)
-    per_example = _scores(diffs, grads) * valid.unsqueeze(-1)
-    return EdgeScores.from_per_example(ef.graph, per_example, method=method, ig_steps=ig_steps)
+    return diffs
 
 
 def _scores(

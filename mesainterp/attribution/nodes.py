@@ -21,6 +21,8 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
+from mesainterp.attribution.atp_star import QK_KINDS, QKFix, check_flags, combine_grad_drop
+from mesainterp.attribution.atp_star import grad_drop_hooks as drop_hooks
 from mesainterp.attribution.eap import _metric_sum
 from mesainterp.errors import MesaInterpError
 from mesainterp.model.build import model_shape
@@ -69,8 +71,15 @@ def node_attribution(
     corrupted: Tensor,
     metric: AnyMetric,
     batch: Any = None,
+    qk_fix: bool = False,
+    grad_drop: bool = False,
 ) -> NodeScores:
     """Attribution score of every site (see the module docstring).
+
+    qk_fix:    score q and k sites from the exact attention pattern (AtP*'s QK fix).
+    grad_drop: GradDrop: mean |score| over runs that each drop one layer's gradient
+               (scores become magnitudes). Both together are AtP*; see
+               `mesainterp.attribution.atp_star`.
 
     >>> model = mesainterp.build_model(mesainterp.ModelConfig(
     ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
@@ -90,10 +99,44 @@ def node_attribution(
     """
     metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
     check_pair_shapes(clean, corrupted)
-    site_list = validate_sites(sites, model_shape(model), seq_len=int(clean.shape[1]))
+    shape = model_shape(model)
+    check_flags(qk_fix=qk_fix, grad_drop=grad_drop, n_layers=shape.n_layers)
+    site_list = validate_sites(sites, shape, seq_len=int(clean.shape[1]))
+    fix = QKFix(model) if qk_fix and any(s.kind in QK_KINDS for s in site_list) else None
     names = unique_hook_names(site_list)
+    names += [n for n in (fix.hook_names(site_list) if fix else []) if n not in names]
     clean, corrupted = to_model(model, clean), to_model(model, corrupted)
     _, clean_acts = capture(model, clean, names)
+    drops = range(shape.n_layers) if grad_drop else [None]
+    runs: list[Tensor] = []
+    for drop in drops:
+        extra = [] if drop is None else drop_hooks(drop, attn_only=shape.attn_only)
+        corrupted_acts, grads = _gradient_run(model, names, corrupted, metric, batch, extra)
+        if fix is not None and not runs:  # the forward values do not depend on the drop
+            fix.prepare(clean_acts, corrupted_acts)
+        runs.append(
+            torch.stack([
+                fix.score(s, grads[Site(kind="pattern", layer=s.layer, head=0).hook_name])
+                if fix is not None and s.kind in QK_KINDS
+                else site_slice_sum(s, (clean_acts[s.hook_name] - corrupted_acts[s.hook_name])
+                                    * grads[s.hook_name])
+                for s in site_list
+            ])
+        )  # fmt: skip
+    per_example = combine_grad_drop(runs) if grad_drop else runs[0]
+    return NodeScores(sites=site_list, per_example=per_example.float().cpu())
+
+
+def _gradient_run(
+    model: TransformerBridge,
+    names: list[str],
+    corrupted: Tensor,
+    metric: Any,
+    batch: Any,
+    extra: list[tuple[str, Any]],
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """The corrupted run's activations at `names` and the metric's gradient there
+    (`extra` hooks run after the leaves, e.g. GradDrop's)."""
     corrupted_acts: dict[str, Tensor] = {}
     leaves: dict[str, Tensor] = {}
 
@@ -106,7 +149,7 @@ def node_attribution(
 
         return fn
 
-    with torch.enable_grad(), hook_context(model, fwd=[(n, make(n)) for n in names]):
+    with torch.enable_grad(), hook_context(model, fwd=[(n, make(n)) for n in names] + extra):
         logits = model(corrupted)
         value = _metric_sum(metric, logits, batch)
         missing = [n for n in names if n not in leaves]
@@ -115,6 +158,4 @@ def node_attribution(
         grads = dict(
             zip(names, torch.autograd.grad(value, [leaves[n] for n in names]), strict=True)
         )
-    products = {n: (clean_acts[n] - corrupted_acts[n]) * grads[n].detach() for n in names}
-    per_example = torch.stack([site_slice_sum(s, products[s.hook_name]) for s in site_list])
-    return NodeScores(sites=site_list, per_example=per_example.float().cpu())
+    return corrupted_acts, {n: g.detach() for n, g in grads.items()}
