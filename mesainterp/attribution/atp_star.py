@@ -151,11 +151,14 @@ class QKFix:
         new = masked_pattern(self.fast, layer, qr[:, heads], keys.expand(-1, len(heads), -1, -1))
         return heads, rows, new, old[:, heads]
 
-    def score(self, site: Site, pattern_grad: Tensor) -> Float[Tensor, " batch"]:
-        """<A_patched - A_corrupted, dM/dA> per example (`pattern_grad` [b, H, q, k])."""
+    def score(self, site: Site, pattern_grads: Sequence[Tensor]) -> Float[Tensor, "runs batch"]:
+        """<A_patched - A_corrupted, dM/dA> per example, for each gradient run's dM/dA
+        [b, H, q, k] (the pattern change is computed once for all of them)."""
         heads, rows, new, old = self.patched_pattern(site)
-        grad = pattern_grad[:, heads][:, :, rows]
-        return ((new - old) * grad).flatten(1).sum(dim=1)
+        change = new - old
+        return torch.stack(
+            [(change * g[:, heads][:, :, rows]).flatten(1).sum(dim=1) for g in pattern_grads]
+        )
 
 
 def _drop(act: Tensor, *, hook: Any) -> Tensor:

@@ -30,7 +30,7 @@ from torch import Tensor
 from mesainterp.attribution.atp_star import combine_grad_drop, masked_pattern
 from mesainterp.attribution.edge_forward import EdgeForward, EdgeRun
 
-__all__ = ["dropped_forward", "qk_edge_scores", "star_edge_scores"]
+__all__ = ["dropped_forward", "pattern_grads", "qk_edge_scores", "star_edge_scores"]
 
 # Upstream nodes per chunk of the QK fix: bounds its [chunk, b, H, p, p] patterns.
 _CHUNK_ELEMENTS = 1 << 24
@@ -84,30 +84,46 @@ def _repeat(t: Tensor, n_heads: int) -> Tensor:
     return t if r == 1 else t.repeat_interleave(r, dim=-3)
 
 
+def pattern_grads(
+    ef: EdgeForward, run: EdgeRun, grads: Tensor, *, dropped: int | None = None
+) -> list[Tensor | None]:
+    """Per layer, dM/dA [b, H, p, p] from one gradient run's downstream-input gradients
+    (see the module docstring); None for the layer the run cut from the gradient."""
+    out: list[Tensor | None] = []
+    with torch.no_grad():
+        for layer in range(ef.fast.n_layers):
+            if layer == dropped:
+                out.append(None)
+                continue
+            _, _, v = _layer_qkv(ef, layer, run.resid[layer].detach())
+            out.append(_pattern_grad(ef, layer, grads, v))
+    return out
+
+
 def qk_edge_scores(
     ef: EdgeForward,
     run: EdgeRun,
-    grads: Float[Tensor, "n_down batch pos d_model"],
+    grads_a: list[list[Tensor | None]],
     diffs: Float[Tensor, "n_up batch pos d_model"],
-    scores: Float[Tensor, "n_up n_down batch"],
-    *,
-    dropped: int | None = None,
+    scores: list[Tensor],
 ) -> None:
-    """Overwrite the q and k receivers' columns of `scores` with QK-fixed scores.
+    """Overwrite the q and k receivers' columns of each `scores[i]` [n_up, n_down, b]
+    with QK-fixed scores from gradient run i (`grads_a[i]`: its `pattern_grads`).
 
-    dropped: the layer a GradDrop run cut from the gradient; its receivers' scores are
-    already 0 (the gradient at their pattern is 0) and stay so.
+    The patterns are computed once for all runs (their forward values are the same); a
+    run's dropped layer (None) keeps its receivers' score of 0, as dM/dA is 0 there.
     """
     f, g = ef.fast, ef.graph
     h, kv = f.n_heads, f.n_kv_heads
     for layer in range(f.n_layers):
-        if layer == dropped:
+        live = [i for i, per_layer in enumerate(grads_a) if per_layer[layer] is not None]
+        if not live:
             continue
         resid = run.resid[layer].detach()
         with torch.no_grad():
-            q, k, v = _layer_qkv(ef, layer, resid)
+            q, k, _ = _layer_qkv(ef, layer, resid)
             old = masked_pattern(f, layer, q, _repeat(k, h))  # [b, H, p, p]
-            grad_a = _pattern_grad(ef, layer, grads, v)
+            grad_a = torch.stack([t for i in live if (t := grads_a[i][layer]) is not None])
             q_cols = [g.down_index(g.head_input(layer, i, "q")) for i in range(h)]
             k_cols = [g.down_index(g.head_input(layer, i, "k")) for i in range(kv)]
             n_up = g.n_before(q_cols[0])
@@ -120,10 +136,12 @@ def qk_edge_scores(
                 n = q2.shape[0] // batch
                 new_q = masked_pattern(f, layer, q2, _repeat(k, h).repeat(n, 1, 1, 1))
                 new_k = masked_pattern(f, layer, q.repeat(n, 1, 1, 1), _repeat(k2, h))
-                from_q = _effect(new_q, old, grad_a)  # [u, b, H]
-                from_k = _effect(new_k, old, grad_a).view(n, batch, kv, h // kv).sum(-1)
-                scores[ups, q_cols] = from_q.permute(0, 2, 1).to(scores.dtype)
-                scores[ups, k_cols] = from_k.permute(0, 2, 1).to(scores.dtype)
+                from_q = _effect(new_q, old, grad_a)  # [runs, u, b, H]
+                from_k = _effect(new_k, old, grad_a).view(len(live), n, batch, kv, h // kv)
+                for r, i in enumerate(live):
+                    scores[i][ups, q_cols] = from_q[r].permute(0, 2, 1).to(scores[i].dtype)
+                    per_kv = from_k[r].sum(-1).permute(0, 2, 1)
+                    scores[i][ups, k_cols] = per_kv.to(scores[i].dtype)
 
 
 def _pattern_grad(
@@ -140,10 +158,11 @@ def _pattern_grad(
     return grad_z @ _repeat(v, h).transpose(-2, -1)
 
 
-def _effect(new: Tensor, old: Tensor, grad_a: Tensor) -> Float[Tensor, "n_up batch heads"]:
-    """<new - old, dM/dA> per upstream node, example and head (new is [u*b, H, p, p])."""
-    per = new.view(-1, *old.shape) - old
-    return (per * grad_a).sum(dim=(-2, -1))
+def _effect(new: Tensor, old: Tensor, grad_a: Tensor) -> Float[Tensor, "runs n_up batch heads"]:
+    """<new - old, dM/dA> per gradient run, upstream node, example and head (new is
+    [u*b, H, p, p], grad_a [runs, b, H, p, p])."""
+    change = (new.view(-1, *old.shape) - old).flatten(-2)  # [u, b, H, p*p]
+    return torch.einsum("ubhk,rbhk->rubh", change, grad_a.flatten(-2))
 
 
 def star_edge_scores(
@@ -163,12 +182,15 @@ def star_edge_scores(
     """
     drops: list[int | None] = list(range(ef.fast.n_layers)) if grad_drop else [None]
     per_run: list[Tensor] = []
+    grads_a: list[list[Tensor | None]] = []  # kept per run instead of the full gradients
     for drop in drops:
         f = ef if drop is None else dropped_forward(ef, drop)
         run = f.run(tok, pos, leaves=True)
         grads = f.leaf_grads(run, value(run.logits)).detach()
-        scores = linear(grads)
+        per_run.append(linear(grads))
         if qk_fix:
-            qk_edge_scores(ef, run, grads, diffs, scores, dropped=drop)
-        per_run.append(scores)
+            grads_a.append(pattern_grads(ef, run, grads, dropped=drop))
+        del grads
+    if qk_fix:
+        qk_edge_scores(ef, run, grads_a, diffs, per_run)
     return combine_grad_drop(per_run) if grad_drop else per_run[0]

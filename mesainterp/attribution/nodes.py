@@ -108,22 +108,24 @@ def node_attribution(
     clean, corrupted = to_model(model, clean), to_model(model, corrupted)
     _, clean_acts = capture(model, clean, names)
     drops = range(shape.n_layers) if grad_drop else [None]
-    runs: list[Tensor] = []
+    runs = []  # per run: [n_sites, b]; GradDrop has one run per dropped layer
     for drop in drops:
         extra = [] if drop is None else drop_hooks(drop, attn_only=shape.attn_only)
         corrupted_acts, grads = _gradient_run(model, names, corrupted, metric, batch, extra)
-        if fix is not None and not runs:  # the forward values do not depend on the drop
-            fix.prepare(clean_acts, corrupted_acts)
-        runs.append(
-            torch.stack([
-                fix.score(s, grads[Site(kind="pattern", layer=s.layer, head=0).hook_name])
-                if fix is not None and s.kind in QK_KINDS
-                else site_slice_sum(s, (clean_acts[s.hook_name] - corrupted_acts[s.hook_name])
-                                    * grads[s.hook_name])
-                for s in site_list
-            ])
-        )  # fmt: skip
-    per_example = combine_grad_drop(runs) if grad_drop else runs[0]
+        runs.append((corrupted_acts, grads))
+    if fix is not None:  # the forward values do not depend on the drop
+        fix.prepare(clean_acts, runs[0][0])
+    per_site = [
+        fix.score(s, [g[Site(kind="pattern", layer=s.layer, head=0).hook_name] for _, g in runs])
+        if fix is not None and s.kind in QK_KINDS
+        else torch.stack([
+            site_slice_sum(s, (clean_acts[s.hook_name] - acts[s.hook_name]) * g[s.hook_name])
+            for acts, g in runs
+        ])
+        for s in site_list
+    ]  # fmt: skip
+    per_run = list(torch.stack(per_site, dim=1))  # [n_runs, n_sites, b] -> per run
+    per_example = combine_grad_drop(per_run) if grad_drop else per_run[0]
     return NodeScores(sites=site_list, per_example=per_example.float().cpu())
 
 
