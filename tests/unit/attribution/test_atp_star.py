@@ -25,14 +25,14 @@ from mesainterp.attribution import (
     site_slice_sum,
 )
 from mesainterp.attribution.atp_star import QKFix
-from mesainterp.errors import ConfigError
+from mesainterp.errors import ConfigError, MesaInterpError
 from mesainterp.model import ModelConfig, build_model, model_shape
 from mesainterp.patching.engine import capture, run_sweep
 from mesainterp.patching.hooks import count_hooks, hook_context
 from mesainterp.patching.metrics import logit_diff
 from mesainterp.patching.setters import apply_site
 from mesainterp.sites import Site, head_sites, mlp_sites
-from tests.unit.attribution.families import FAMILIES, build_family, family_pair
+from tests.unit.attribution.families import FAMILIES, REFUSED, build_family, family_pair
 
 TOL = 1e-5
 
@@ -213,9 +213,11 @@ def test_grad_drop_node_scores_equal_the_frozen_layer_oracle() -> None:
         + mlp_sites(shape, seq_len=7)
         + [Site(kind="resid_pre", layer=layer, pos=4) for layer in range(3)]
     )
+    before = count_hooks(model)
     scores = node_attribution(
         model, sites, clean=clean, corrupted=corrupted, metric=metric, grad_drop=True
     )
+    assert count_hooks(model) == before
     names = sorted({s.hook_name for s in sites})
     _, clean_acts = capture(model, clean, names)
     _, corrupted_acts = capture(model, corrupted, names)
@@ -275,3 +277,44 @@ def test_atp_star_flags_are_checked() -> None:
         edge_attribution(model, method="eap-ig", qk_fix=True, **inputs)
     with pytest.raises(ConfigError, match="grad_drop: needs a model with >= 2 layers"):
         edge_attribution(model, grad_drop=True, **inputs)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_edge_qk_fix_from_the_embedding_equals_the_node_qk_fix(family: str) -> None:
+    """Patching embed -> a layer-0 q/k input gives that input its clean value, which is
+    patching the q/k site itself: two independent routes (the edge path's own norm,
+    projection, rotary and dM/dA from downstream gradients; the node path's hooks and
+    pattern gradient) must agree, on every family (grouped-query k/v included)."""
+    model = build_family(family)
+    clean, corrupted = family_pair(diff_at=(1, 3))
+    n = clean.shape[0]
+    metric = logit_diff(torch.full((n,), clean.shape[1] - 1), clean[:, 1], corrupted[:, 1])
+    ef = EdgeForward(model)
+    g = ef.graph
+    receivers = [g.head_input(0, h, "q") for h in range(g.n_heads)]
+    receivers += [g.head_input(0, h, "k") for h in range(g.kv_heads)]
+    sites = [Site(kind="q", layer=0, head=h) for h in range(g.n_heads)]
+    sites += [Site(kind="k", layer=0, head=h) for h in range(g.kv_heads)]
+    nodes = node_attribution(
+        model, sites, clean=clean, corrupted=corrupted, metric=metric, qk_fix=True
+    )
+    edges = edge_attribution(
+        model, clean=clean, corrupted=corrupted, metric=metric, qk_fix=True, forward=ef
+    )
+    from_embed = edges.per_example[g.up_index("embed"), [g.down_index(r) for r in receivers]]
+    assert nodes.per_example.abs().max() > 1e-2
+    assert (from_embed - nodes.per_example).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("family", sorted(REFUSED))
+def test_qk_fix_refuses_models_the_fast_forward_does_not_cover(family: str) -> None:
+    model = build_family(family)
+    clean, corrupted = family_pair()
+    metric = logit_diff(torch.full((4,), 6), clean[:, 2], corrupted[:, 2])
+    site = Site(kind="k", layer=0, head=0)
+    with pytest.raises(
+        MesaInterpError, match=f"qk_fix cannot run on this model: .*{REFUSED[family]}"
+    ):
+        node_attribution(
+            model, [site], clean=clean, corrupted=corrupted, metric=metric, qk_fix=True
+        )
