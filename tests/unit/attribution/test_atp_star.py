@@ -318,3 +318,29 @@ def test_qk_fix_refuses_models_the_fast_forward_does_not_cover(family: str) -> N
         node_attribution(
             model, [site], clean=clean, corrupted=corrupted, metric=metric, qk_fix=True
         )
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_grad_drop_matches_the_frozen_layer_oracle_on_every_family(family: str) -> None:
+    model = build_family(family)
+    clean, corrupted = family_pair()
+    metric = logit_diff(torch.full((4,), 6), clean[:, 2], corrupted[:, 2])
+    sites = [Site(kind="z", layer=0, head=h, pos=p) for h in (0, 3) for p in (2, 6)]
+    sites += [Site(kind="mlp_out", layer=0, pos=6)]
+    scores = node_attribution(
+        model, sites, clean=clean, corrupted=corrupted, metric=metric, grad_drop=True
+    )
+    names = sorted({s.hook_name for s in sites})
+    _, clean_acts = capture(model, clean, names)
+    _, corrupted_acts = capture(model, corrupted, names)
+    n_layers = model.cfg.n_layers
+    total = torch.zeros(len(sites), clean.shape[0])
+    for layer in range(n_layers):
+        grads = _frozen_grads(model, names, corrupted, metric, layer)
+        diffs = {n: clean_acts[n] - corrupted_acts[n] for n in names}
+        total += torch.stack(
+            [site_slice_sum(s, diffs[s.hook_name] * grads[s.hook_name]) for s in sites]
+        ).abs()
+    oracle = total / (n_layers - 1)
+    assert oracle.max() > 1e-2
+    assert (scores.per_example - oracle).abs().max() <= 1e-4

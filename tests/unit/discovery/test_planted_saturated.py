@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from mesainterp.attribution import EdgeForward, edge_attribution, node_attribution
-from mesainterp.discovery.planted_saturated import (
+from mesainterp.discovery import (
     SATURATED_DISTRACTORS,
     SATURATED_NECESSARY,
     saturated_model,
