@@ -21,7 +21,9 @@ corrupted run. Two failure modes give false negatives, and AtP* fixes each:
   (the paper's normalisation: the term whose dropped layer holds n is 0). GradDrop
   scores are magnitudes (>= 0), averaged over examples; it costs L gradient runs.
 
-AtP* is both together. What is not covered: the QK fix applies to q and k sites (node
+AtP* is both together. The QK fix reads the model through `FastForward` (rotary,
+grouped-query, scale, mask), so it runs on the models the fast forward covers and
+refuses the others by name; GradDrop runs on any bridge. What is not covered: the QK fix applies to q and k sites (node
 attribution) and q and k receivers (edge attribution, `atp_star_edges`); a node
 upstream of a saturated head (a head's z, an MLP) still reaches it through the
 linearised softmax, as in the paper.

@@ -8,6 +8,9 @@ resample ablation) measures as patched - corrupted, per example. Runs on any bri
 the activations are read and the gradients taken through `hook_context`, by adding a
 zero tensor that requires grad to each hooked activation (so the bridge's own
 reshaping of q/k/v/z still applies and no parameter's `.grad` is touched).
+
+`qk_fix` and `grad_drop` are AtP*'s fixes for saturated attention and for cancelling
+effects (`mesainterp.attribution.atp_star`).
 """
 
 from __future__ import annotations
@@ -108,19 +111,22 @@ def node_attribution(
     clean, corrupted = to_model(model, clean), to_model(model, corrupted)
     _, clean_acts = capture(model, clean, names)
     drops = range(shape.n_layers) if grad_drop else [None]
-    runs = []  # per run: [n_sites, b]; GradDrop has one run per dropped layer
+    acts: dict[str, Tensor] = {}
+    runs: list[dict[str, Tensor]] = []  # gradients per run: one per dropped layer
     for drop in drops:
         extra = [] if drop is None else drop_hooks(drop, attn_only=shape.attn_only)
-        corrupted_acts, grads = _gradient_run(model, names, corrupted, metric, batch, extra)
-        runs.append((corrupted_acts, grads))
-    if fix is not None:  # the forward values do not depend on the drop
-        fix.prepare(clean_acts, runs[0][0])
+        # The forward values do not depend on the drop: keep the first run's.
+        run_acts, grads = _gradient_run(model, names, corrupted, metric, batch, extra)
+        acts = acts or run_acts
+        runs.append(grads)
+    if fix is not None:
+        fix.prepare(clean_acts, acts)
     per_site = [
-        fix.score(s, [g[Site(kind="pattern", layer=s.layer, head=0).hook_name] for _, g in runs])
+        fix.score(s, [g[Site(kind="pattern", layer=s.layer, head=0).hook_name] for g in runs])
         if fix is not None and s.kind in QK_KINDS
         else torch.stack([
             site_slice_sum(s, (clean_acts[s.hook_name] - acts[s.hook_name]) * g[s.hook_name])
-            for acts, g in runs
+            for g in runs
         ])
         for s in site_list
     ]  # fmt: skip
