@@ -10,6 +10,8 @@ Three comparisons, each timed in this one process with the two sides interleaved
            (target ratio <= 0.01)
     acdc   ACDC (restarting each trial at the edge's layer, skipping dead-end nodes)
            vs that same one-forward-per-edge sweep
+    atp*   AtP* (QK fix + GradDrop) vs plain attribution on the same sites: every head's
+           q and k by position (nodes), and every edge (EAP); the cost of the fixes
 
 Run:  python benchmarks/bench_attribution.py [--layers 4 --d-model 128 --batch 32 --seq 32]
 """
@@ -21,6 +23,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -62,7 +65,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seq", type=int, default=32)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--only", choices=("nodes", "eap", "acdc"), default=None)
+    parser.add_argument("--only", choices=("nodes", "eap", "acdc", "atp*"), default=None)
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -138,6 +141,35 @@ def main() -> None:
             kept=len(result.kept),
             **info,
         )
+
+    if args.only in (None, "atp*"):
+        qk = [
+            site
+            for kind in ("q", "k")
+            for site in head_sites(shape, seq_len=args.seq, kind=kind, by_pos=True)
+        ]
+        inputs: dict[str, Any] = {"clean": clean, "corrupted": corrupted, "metric": metric}
+        variants = ({"qk_fix": True}, {"grad_drop": True}, {"qk_fix": True, "grad_drop": True})
+        for flags in variants:
+            what = " + ".join(flags)
+            _compare(
+                f"atp*: node attribution with {what} vs plain, heads' q/k by position",
+                lambda flags=flags: node_attribution(model, qk, **flags, **inputs),
+                lambda: node_attribution(model, qk, **inputs),
+                args.reps,
+                None,
+                n_sites=len(qk),
+                **info,
+            )
+            _compare(
+                f"atp*: EAP with {what} vs plain EAP over all edges",
+                lambda flags=flags: edge_attribution(model, forward=ef, **flags, **inputs),
+                lambda: edge_attribution(model, forward=ef, **inputs),
+                args.reps,
+                None,
+                n_edges=len(edges),
+                **info,
+            )
 
 
 if __name__ == "__main__":

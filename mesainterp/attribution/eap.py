@@ -18,7 +18,7 @@ summed metric gives every example's own score, kept for bootstrap intervals.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args, overload
 
 import torch
@@ -26,6 +26,8 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
+from mesainterp.attribution.atp_star import check_flags
+from mesainterp.attribution.atp_star_edges import star_edge_scores
 from mesainterp.attribution.edge_forward import EdgeForward
 from mesainterp.attribution.graph import EdgeGraph
 from mesainterp.attribution.positions import (
@@ -111,6 +113,8 @@ def edge_attribution(
     ig_steps: int = ...,
     forward: EdgeForward | None = ...,
     positions: Literal["all"] = ...,
+    qk_fix: bool = ...,
+    grad_drop: bool = ...,
 ) -> EdgeScores: ...
 @overload
 def edge_attribution(
@@ -124,6 +128,8 @@ def edge_attribution(
     ig_steps: int = ...,
     forward: EdgeForward | None = ...,
     positions: Literal["each"] | Mapping[str, Any],
+    qk_fix: bool = ...,
+    grad_drop: bool = ...,
 ) -> PositionalEdgeScores: ...
 def edge_attribution(
     model: TransformerBridge,
@@ -136,6 +142,8 @@ def edge_attribution(
     ig_steps: int = 5,
     forward: EdgeForward | None = None,
     positions: Positions = "all",
+    qk_fix: bool = False,
+    grad_drop: bool = False,
 ) -> EdgeScores | PositionalEdgeScores:
     """Score every edge of `model` for the clean/corrupted inputs (see the module docstring).
 
@@ -144,6 +152,8 @@ def edge_attribution(
     positions:        "all" (one score per edge), or "each" / {role: positions}: one
                       score per edge and position or role (`attribution.positions`),
                       returned as `PositionalEdgeScores`; they sum to the "all" scores.
+    qk_fix, grad_drop: AtP*'s fixes, with method 'eap' (`atp_star_edges`): exact
+                      patterns at q/k receivers; mean |score| over dropped layers.
 
     >>> model = mesainterp.build_model(mesainterp.ModelConfig(
     ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
@@ -168,10 +178,29 @@ def edge_attribution(
     check_pair_shapes(clean, corrupted)
     groups = position_groups(positions, batch=int(clean.shape[0]), seq=int(clean.shape[1]))
     ef = forward or EdgeForward(model)
+    check_flags(qk_fix=qk_fix, grad_drop=grad_drop, n_layers=ef.fast.n_layers)
+    if (qk_fix or grad_drop) and method != "eap":
+        raise ConfigError("method", f"qk_fix and grad_drop need 'eap', got {method!r}", "'eap'")
+    if (qk_fix or grad_drop) and groups.granularity != "all":
+        raise ConfigError(
+            "positions", f"qk_fix and grad_drop score whole edges, got {positions!r}", "'all'"
+        )
     with torch.no_grad():
         tok_c, pos = ef.embed_parts(clean)
         tok_r, _ = ef.embed_parts(corrupted)
         out_c = ef.run(tok_c, pos).outs
+    valid = ef.graph.valid_mask().to(out_c[0].device)
+    if qk_fix or grad_drop:
+        with torch.no_grad():
+            diffs = _diffs(out_c, ef.run(tok_r, pos).outs)
+        per_example = star_edge_scores(
+            ef, tok_r, pos, diffs,
+            lambda logits: _metric_sum(metric, logits, batch),
+            lambda g: _scores(diffs, g) * valid.unsqueeze(-1),
+            qk_fix=qk_fix, grad_drop=grad_drop,
+        )  # fmt: skip
+        scores = EdgeScores.from_per_example(ef.graph, per_example, method=method, ig_steps=1)
+        return replace(scores, params={"qk_fix": qk_fix, "grad_drop": grad_drop})
     alphas = [0.0] if method == "eap" else [(k + 0.5) / ig_steps for k in range(ig_steps)]
     out_r: list[Tensor] | None = None
     grads: Tensor | None = None
@@ -185,14 +214,10 @@ def edge_attribution(
     if out_r is None:
         with torch.no_grad():
             out_r = ef.run(tok_r, pos).outs
-    # Subtract straight into one buffer: a stack of differences would copy twice.
-    diffs = out_c[0].new_empty((len(out_c), *out_c[0].shape))
-    for i, (a, b) in enumerate(zip(out_c, out_r, strict=True)):
-        torch.sub(a, b, out=diffs[i])
+    diffs = _diffs(out_c, out_r)
     assert grads is not None
     if len(alphas) > 1:  # in place: the buffer is [n_down, b, p, d_model]
         grads.div_(len(alphas))
-    valid = ef.graph.valid_mask().to(diffs.device)
     if groups.granularity != "all":
         grouped = grouped_scores(diffs, grads, groups.index, len(groups.labels))
         grouped = grouped * valid[:, :, None, None]
@@ -203,6 +228,14 @@ def edge_attribution(
         )  # fmt: skip
     per_example = _scores(diffs, grads) * valid.unsqueeze(-1)
     return EdgeScores.from_per_example(ef.graph, per_example, method=method, ig_steps=ig_steps)
+
+
+def _diffs(out_c: list[Tensor], out_r: list[Tensor]) -> Float[Tensor, "n_up batch pos d_model"]:
+    # Subtract straight into one buffer: a stack of differences would copy twice.
+    diffs = out_c[0].new_empty((len(out_c), *out_c[0].shape))
+    for i, (a, b) in enumerate(zip(out_c, out_r, strict=True)):
+        torch.sub(a, b, out=diffs[i])
+    return diffs
 
 
 def _scores(

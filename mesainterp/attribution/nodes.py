@@ -8,6 +8,9 @@ resample ablation) measures as patched - corrupted, per example. Runs on any bri
 the activations are read and the gradients taken through `hook_context`, by adding a
 zero tensor that requires grad to each hooked activation (so the bridge's own
 reshaping of q/k/v/z still applies and no parameter's `.grad` is touched).
+
+`qk_fix` and `grad_drop` are AtP*'s fixes for saturated attention and for cancelling
+effects (`mesainterp.attribution.atp_star`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
+from mesainterp.attribution.atp_star import QK_KINDS, QKFix, check_flags, combine_grad_drop
+from mesainterp.attribution.atp_star import grad_drop_hooks as drop_hooks
 from mesainterp.attribution.eap import _metric_sum
 from mesainterp.errors import MesaInterpError
 from mesainterp.model.build import model_shape
@@ -69,8 +74,15 @@ def node_attribution(
     corrupted: Tensor,
     metric: AnyMetric,
     batch: Any = None,
+    qk_fix: bool = False,
+    grad_drop: bool = False,
 ) -> NodeScores:
     """Attribution score of every site (see the module docstring).
+
+    qk_fix:    score q and k sites from the exact attention pattern (AtP*'s QK fix).
+    grad_drop: GradDrop: mean |score| over runs that each drop one layer's gradient
+               (scores become magnitudes). Both together are AtP*; see
+               `mesainterp.attribution.atp_star`.
 
     >>> model = mesainterp.build_model(mesainterp.ModelConfig(
     ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
@@ -90,10 +102,49 @@ def node_attribution(
     """
     metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
     check_pair_shapes(clean, corrupted)
-    site_list = validate_sites(sites, model_shape(model), seq_len=int(clean.shape[1]))
+    shape = model_shape(model)
+    check_flags(qk_fix=qk_fix, grad_drop=grad_drop, n_layers=shape.n_layers)
+    site_list = validate_sites(sites, shape, seq_len=int(clean.shape[1]))
+    fix = QKFix(model) if qk_fix and any(s.kind in QK_KINDS for s in site_list) else None
     names = unique_hook_names(site_list)
+    names += [n for n in (fix.hook_names(site_list) if fix else []) if n not in names]
     clean, corrupted = to_model(model, clean), to_model(model, corrupted)
     _, clean_acts = capture(model, clean, names)
+    drops = range(shape.n_layers) if grad_drop else [None]
+    acts: dict[str, Tensor] = {}
+    runs: list[dict[str, Tensor]] = []  # gradients per run: one per dropped layer
+    for drop in drops:
+        extra = [] if drop is None else drop_hooks(drop, attn_only=shape.attn_only)
+        # The forward values do not depend on the drop: keep the first run's.
+        run_acts, grads = _gradient_run(model, names, corrupted, metric, batch, extra)
+        acts = acts or run_acts
+        runs.append(grads)
+    if fix is not None:
+        fix.prepare(clean_acts, acts)
+    per_site = [
+        fix.score(s, [g[Site(kind="pattern", layer=s.layer, head=0).hook_name] for g in runs])
+        if fix is not None and s.kind in QK_KINDS
+        else torch.stack([
+            site_slice_sum(s, (clean_acts[s.hook_name] - acts[s.hook_name]) * g[s.hook_name])
+            for g in runs
+        ])
+        for s in site_list
+    ]  # fmt: skip
+    per_run = list(torch.stack(per_site, dim=1))  # [n_runs, n_sites, b] -> per run
+    per_example = combine_grad_drop(per_run) if grad_drop else per_run[0]
+    return NodeScores(sites=site_list, per_example=per_example.float().cpu())
+
+
+def _gradient_run(
+    model: TransformerBridge,
+    names: list[str],
+    corrupted: Tensor,
+    metric: Any,
+    batch: Any,
+    extra: list[tuple[str, Any]],
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """The corrupted run's activations at `names` and the metric's gradient there
+    (`extra` hooks run after the leaves, e.g. GradDrop's)."""
     corrupted_acts: dict[str, Tensor] = {}
     leaves: dict[str, Tensor] = {}
 
@@ -106,7 +157,7 @@ def node_attribution(
 
         return fn
 
-    with torch.enable_grad(), hook_context(model, fwd=[(n, make(n)) for n in names]):
+    with torch.enable_grad(), hook_context(model, fwd=[(n, make(n)) for n in names] + extra):
         logits = model(corrupted)
         value = _metric_sum(metric, logits, batch)
         missing = [n for n in names if n not in leaves]
@@ -115,6 +166,4 @@ def node_attribution(
         grads = dict(
             zip(names, torch.autograd.grad(value, [leaves[n] for n in names]), strict=True)
         )
-    products = {n: (clean_acts[n] - corrupted_acts[n]) * grads[n].detach() for n in names}
-    per_example = torch.stack([site_slice_sum(s, products[s.hook_name]) for s in site_list])
-    return NodeScores(sites=site_list, per_example=per_example.float().cpu())
+    return corrupted_acts, {n: g.detach() for n, g in grads.items()}

@@ -12,11 +12,19 @@ from mesainterp.discovery.config import SearchConfig, load_config
 from mesainterp.discovery.faithfulness_measure import FaithfulnessRow, faithfulness, rows_to_frame
 from mesainterp.discovery.greedy import drop_dangling, top_edges
 from mesainterp.discovery.planted import PLANTED_EDGES, planted_model, planted_pair
+from mesainterp.discovery.planted_saturated import (
+    SATURATED_DISTRACTORS,
+    SATURATED_NECESSARY,
+    saturated_model,
+    saturated_pair,
+)
 
 __all__ = [
     "CIRCUIT_FORMAT",
     "CIRCUIT_SCHEMA_VERSION",
     "PLANTED_EDGES",
+    "SATURATED_DISTRACTORS",
+    "SATURATED_NECESSARY",
     "AcdcResult",
     "Circuit",
     "CircuitFormatError",
@@ -31,5 +39,7 @@ __all__ = [
     "planted_model",
     "planted_pair",
     "rows_to_frame",
+    "saturated_model",
+    "saturated_pair",
     "top_edges",
 ]
