@@ -27,6 +27,7 @@ from mesainterp.errors import ConfigError, allowed
 from mesainterp.model.build import model_shape
 from mesainterp.patching.engine import run_sweep
 from mesainterp.patching.metrics import MetricFn
+from mesainterp.shapes import ModelInput, shape_checked
 from mesainterp.sites.sweeps import head_sites
 
 __all__ = ["Agreement", "attribution_agreement", "pearson", "spearman", "top_k_overlap"]
@@ -35,7 +36,8 @@ Granularity = Literal["head", "head_pos"]
 GRANULARITIES: tuple[str, ...] = ("head", "head_pos")
 
 
-def pearson(a: Float[Tensor, " n"], b: Float[Tensor, " n"]) -> float:
+@shape_checked
+def pearson(a: Float[Tensor, " sites"], b: Float[Tensor, " sites"]) -> float:
     """Pearson r (NaN when either side is constant)."""
     x, y = a.double() - a.double().mean(), b.double() - b.double().mean()
     denom = float(x.norm() * y.norm())
@@ -54,12 +56,14 @@ def _ranks(a: Tensor) -> Tensor:
     return ranks
 
 
-def spearman(a: Float[Tensor, " n"], b: Float[Tensor, " n"]) -> float:
+@shape_checked
+def spearman(a: Float[Tensor, " sites"], b: Float[Tensor, " sites"]) -> float:
     """Spearman rho: Pearson r of the (tie-averaged) ranks."""
     return pearson(_ranks(a.double()), _ranks(b.double()))
 
 
-def top_k_overlap(a: Float[Tensor, " n"], b: Float[Tensor, " n"], k: int) -> float:
+@shape_checked
+def top_k_overlap(a: Float[Tensor, " sites"], b: Float[Tensor, " sites"], k: int) -> float:
     """|top-k of |a|  ∩  top-k of |b|| / k (ties broken by site order)."""
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= a.shape[0]:
         raise ConfigError("k", f"expected an int in [1, {a.shape[0]}], got {k!r}")
@@ -95,11 +99,12 @@ class Agreement:
         }
 
 
+@shape_checked
 def attribution_agreement(
     model: TransformerBridge,
     *,
-    clean: Tensor,
-    corrupted: Tensor,
+    clean: ModelInput,
+    corrupted: ModelInput,
     metric: MetricFn,
     batch: Any = None,
     granularity: Granularity = "head",

@@ -31,6 +31,7 @@ from mesainterp.errors import ConfigError, MesaInterpError, allowed
 from mesainterp.patching.engine import check_pair_shapes
 from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.patching.metrics import MetricFn
+from mesainterp.shapes import ModelInput, shape_checked
 
 __all__ = ["EDGE_METHODS", "EdgeMethod", "EdgeScores", "edge_attribution"]
 
@@ -53,6 +54,7 @@ class EdgeScores:
     params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
+    @shape_checked
     def from_per_example(
         cls,
         graph: EdgeGraph,
@@ -91,11 +93,12 @@ def _metric_sum(metric: MetricFn, logits: Tensor, batch: Any) -> Tensor:
     return values.sum()
 
 
+@shape_checked
 def edge_attribution(
     model: TransformerBridge,
     *,
-    clean: Tensor,
-    corrupted: Tensor,
+    clean: ModelInput,
+    corrupted: ModelInput,
     metric: AnyMetric,
     batch: Any = None,
     method: EdgeMethod = "eap",

@@ -34,6 +34,7 @@ from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.patching.results import PatchResult
 from mesainterp.patching.setters import apply_site
 from mesainterp.provenance_stamp import provenance
+from mesainterp.shapes import ModelInput, ReferenceInput, shape_checked
 from mesainterp.sites.site import RECEIVER_KINDS, SENDER_KINDS, ReceiverKind, Site
 from mesainterp.sites.sweeps import heads_of, validate_sites
 
@@ -106,17 +107,18 @@ def _check(senders: list[Site], receivers: list[Site], shape: ModelShape) -> Non
 
 
 @torch.no_grad()
+@shape_checked
 def run_path_sweep(
     model: TransformerBridge,
     senders: Sequence[Site],
     receivers: Sequence[Site],
     *,
-    clean: Tensor,
-    corrupted: Tensor,
+    clean: ModelInput,
+    corrupted: ModelInput,
     metric: AnyMetric,
     batch: Any = None,
     spec: PatchSpec | None = None,
-    reference: Tensor | None = None,
+    reference: ReferenceInput | None = None,
 ) -> SweepValues:
     """Raw per-example metric values of path patching each sender into `receivers`."""
     metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
@@ -237,18 +239,19 @@ def _receiver_run(
         return model(inputs)
 
 
+@shape_checked
 def path_patch(
     model: TransformerBridge,
     senders: Sequence[Site],
     receivers: Sequence[Site],
     *,
-    clean: Tensor,
-    corrupted: Tensor,
+    clean: ModelInput,
+    corrupted: ModelInput,
     metric: AnyMetric,
     batch: Any = None,
     direction: Direction = "denoising",
     ablation: AblationKind = "resample",
-    reference: Tensor | None = None,
+    reference: ReferenceInput | None = None,
     n_boot: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
