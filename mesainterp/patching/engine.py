@@ -83,7 +83,7 @@ class SweepValues:
 @shape_checked
 def capture(
     model: TransformerBridge, inputs: ModelInput, names: Sequence[str]
-) -> tuple[Float[Tensor, "batch pos d_vocab_out"], dict[str, Tensor]]:
+) -> tuple[Float[Tensor, "batch pos d_vocab_out"], dict[str, Float[Tensor, " batch ..."]]]:
     """One bridge forward caching only `names` (in the bridge's hook layout)."""
     store: dict[str, Tensor] = {}
 

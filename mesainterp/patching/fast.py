@@ -142,7 +142,8 @@ class FastForward:
         self, layer: int, q: Float[Tensor, "batch heads query d_head"],
         k: Float[Tensor, "batch kv_heads key d_head"],
         v: Float[Tensor, "batch kv_heads key d_head"], start: int = 0,
-        pattern_fn: Callable[[Tensor], Tensor] | None = None,
+        pattern_fn: Callable[[Float[Tensor, "batch heads query key"]],
+                             Float[Tensor, "batch heads query key"]] | None = None,
     ) -> Float[Tensor, "batch heads query d_head"]:  # fmt: skip
         """Softmax attention of queries at positions start.. over keys 0..; q is
         [b, H, s, dh] and k, v are [b, KV, n_keys, dh] (rotary already applied)."""

@@ -28,7 +28,7 @@ from mesainterp.model.build import ModelShape, model_shape
 from mesainterp.model.placement import to_model
 from mesainterp.patching.ablation import AblationKind, Direction, PatchSpec, replacement_from
 from mesainterp.patching.api import summarise
-from mesainterp.patching.engine import SweepValues, capture
+from mesainterp.patching.engine import SweepValues, capture, check_pair_shapes
 from mesainterp.patching.hooks import hook_context
 from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.patching.results import PatchResult
@@ -123,6 +123,7 @@ def run_path_sweep(
     """Raw per-example metric values of path patching each sender into `receivers`."""
     metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
     spec = spec or PatchSpec()
+    check_pair_shapes(clean, corrupted)
     shape = model_shape(model)
     clean, corrupted = to_model(model, clean), to_model(model, corrupted)
     reference = None if reference is None else to_model(model, reference)
