@@ -10,15 +10,16 @@ it broadcast, `*` makes it variadic, and `...` or `_` alone is any shape or size
 `@shape_checked` makes those annotations checked at run time, with jaxtyping under
 beartype, when the environment sets MESAINTERP_TYPECHECK=1 before mesainterp is
 imported. The test suite sets it (tests/conftest.py); otherwise the decorator
-returns the function itself, so users pay nothing (a checked call costs ~0.1 ms).
-A decorator rather than jaxtyping's import hook (`--jaxtyping-packages`): the hook
-checks every annotated function of the package, private hot loops and
-`Protocol`-typed returns beartype cannot check included; this checks the public
-surface, where a wrong shape comes from the caller.
+returns the function itself, so users pay nothing (a checked call costs a few
+tenths of a millisecond). A decorator, not jaxtyping's import hook
+(`--jaxtyping-packages`): the hook checks every annotated function of the package,
+private hot loops and `Protocol`-typed returns beartype cannot check included; this
+checks the public surface, where a wrong shape comes from the caller.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from collections.abc import Callable
@@ -86,6 +87,7 @@ def is_shape_checked(fn: Any) -> bool:
     return _name(inspect.unwrap(fn)) in _CHECKED
 
 
+@functools.cache
 def _checker() -> Callable[[Any], Any]:
     try:
         from beartype import BeartypeConf, beartype
