@@ -34,6 +34,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from mesainterp.errors import MesaInterpError
+from mesainterp.shapes import shape_checked
 
 __all__ = [
     "Statistic",
@@ -204,6 +205,7 @@ def normalise_by_gap(
     return (raw.double() / gap).to(raw.dtype if raw.dtype.is_floating_point else torch.float64)
 
 
+@shape_checked
 def normalised_effect(
     patched: Float[Tensor, "sites batch"],
     clean: Float[Tensor, " batch"],
@@ -217,6 +219,7 @@ def normalised_effect(
     return normalise_by_gap(patched.mean(dim=1) - k, clean.mean(), k)
 
 
+@shape_checked
 def bootstrap_normalised(
     patched: Float[Tensor, "sites batch"],
     clean: Float[Tensor, " batch"],

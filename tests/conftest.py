@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import os
+
+# The suite checks every `@shape_checked` signature (jaxtyping shapes under beartype).
+# `shape_checked` decides when mesainterp is imported, so this comes first; the notebook
+# kernels and command-line subprocesses the tests start inherit it with the environment.
+os.environ["MESAINTERP_TYPECHECK"] = "1"
+
+import jaxtyping
 import pytest
 import torch
 
 from mesainterp.model import ModelConfig, build_model, save_checkpoint
 from mesainterp.tasks.registry import get_task
+
+
+@pytest.fixture
+def no_runtime_check():
+    """The shape check off for one test: for tests of the one-line refusal that users,
+    who run without the check, see."""
+    jaxtyping.config.update("jaxtyping_disable", True)
+    yield
+    jaxtyping.config.update("jaxtyping_disable", False)
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from mesainterp.errors import ConfigError, allowed
 from mesainterp.model.build import model_shape
 from mesainterp.patching.engine import run_sweep
 from mesainterp.patching.metrics import MetricFn
+from mesainterp.shapes import ModelInput, shape_checked
 from mesainterp.sites.sweeps import head_sites
 from mesainterp.stats import pearson, spearman
 
@@ -37,7 +38,8 @@ Granularity = Literal["head", "head_pos"]
 GRANULARITIES: tuple[str, ...] = ("head", "head_pos")
 
 
-def top_k_overlap(a: Float[Tensor, " n"], b: Float[Tensor, " n"], k: int) -> float:
+@shape_checked
+def top_k_overlap(a: Float[Tensor, " sites"], b: Float[Tensor, " sites"], k: int) -> float:
     """|top-k of |a|  ∩  top-k of |b|| / k (ties broken by site order)."""
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= a.shape[0]:
         raise ConfigError("k", f"expected an int in [1, {a.shape[0]}], got {k!r}")
@@ -73,11 +75,12 @@ class Agreement:
         }
 
 
+@shape_checked
 def attribution_agreement(
     model: TransformerBridge,
     *,
-    clean: Tensor,
-    corrupted: Tensor,
+    clean: ModelInput,
+    corrupted: ModelInput,
     metric: MetricFn,
     batch: Any = None,
     granularity: Granularity = "head",

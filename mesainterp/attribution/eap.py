@@ -41,6 +41,7 @@ from mesainterp.errors import ConfigError, MesaInterpError, allowed
 from mesainterp.patching.engine import check_pair_shapes
 from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.patching.metrics import MetricFn
+from mesainterp.shapes import ModelInput, shape_checked
 
 __all__ = ["EDGE_METHODS", "EdgeMethod", "EdgeScores", "edge_attribution"]
 
@@ -63,6 +64,7 @@ class EdgeScores:
     params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
+    @shape_checked
     def from_per_example(
         cls,
         graph: EdgeGraph,
@@ -131,11 +133,12 @@ def edge_attribution(
     qk_fix: bool = ...,
     grad_drop: bool = ...,
 ) -> PositionalEdgeScores: ...
+@shape_checked
 def edge_attribution(
     model: TransformerBridge,
     *,
-    clean: Tensor,
-    corrupted: Tensor,
+    clean: ModelInput,
+    corrupted: ModelInput,
     metric: AnyMetric,
     batch: Any = None,
     method: EdgeMethod = "eap",

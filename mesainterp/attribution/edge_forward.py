@@ -31,13 +31,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Shaped
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.attribution.graph import EdgeGraph
 from mesainterp.errors import MesaInterpError
 from mesainterp.patching.fast import FastForward, unsupported_reason
+from mesainterp.shapes import ModelInput, shape_checked
 
 __all__ = ["EdgeForward", "EdgeRun", "edge_support_reason", "graph_of"]
 
@@ -98,7 +99,10 @@ class EdgeForward:
             for layer in range(f.n_layers + 1)
         ]
 
-    def input_weights(self, layer: int) -> tuple[Tensor, Tensor | None]:
+    @shape_checked
+    def input_weights(
+        self, layer: int
+    ) -> tuple[Float[Tensor, "inputs d_head d_model"], Float[Tensor, "inputs d_head"] | None]:
         """Per head input (queries, keys, values), its projection [n_in, d_head, d_model]
         and bias [n_in, d_head] (None without biases); views of the model's weights."""
         a, dh = self.fast.layers[layer].attn, self.fast.d_head
@@ -114,8 +118,9 @@ class EdgeForward:
 
     # -- inputs --------------------------------------------------------------------------
 
+    @shape_checked
     def embed_parts(
-        self, inputs: Tensor
+        self, inputs: ModelInput
     ) -> tuple[Float[Tensor, "batch pos d_model"], Float[Tensor, "batch pos d_model"] | None]:
         """(token embedding, positional embedding expanded over the batch, or None for
         models without learned positions)."""
@@ -130,13 +135,14 @@ class EdgeForward:
 
     # -- runs ----------------------------------------------------------------------------
 
+    @shape_checked
     def run(
         self,
         tok: Float[Tensor, "batch pos d_model"],
         pos: Float[Tensor, "batch pos d_model"] | None,
         *,
-        cut: Tensor | None = None,
-        ablated: list[Tensor] | None = None,
+        cut: Shaped[Tensor, "n_up n_down"] | None = None,
+        ablated: list[Float[Tensor, "#batch #pos d_model"]] | None = None,
         leaves: bool = False,
         start_layer: int = 0,
         base: EdgeRun | None = None,
@@ -268,7 +274,10 @@ class EdgeForward:
             logits=logits, outs=outs, resid=resids, leaves=leaf_list, head_inputs=head_inputs
         )
 
-    def leaf_grads(self, run: EdgeRun, value: Tensor) -> Float[Tensor, "n_down batch pos d_model"]:
+    @shape_checked
+    def leaf_grads(
+        self, run: EdgeRun, value: Float[Tensor, ""]
+    ) -> Float[Tensor, "n_down batch pos d_model"]:
         """d value / d(each downstream input), in `EdgeGraph.downstream` order.
 
         Uses `torch.autograd.grad`, so no `.grad` of the model's parameters is touched.
@@ -303,7 +312,7 @@ class EdgeForward:
         g_qkv: Tensor,
         x: Float[Tensor, "batch pos d_model"],
         *,
-        out: Float[Tensor, "n_inputs batch pos d_model"],
+        out: Float[Tensor, "inputs batch pos d_model"],
     ) -> None:
         """Gradients at the layer's head inputs from those at q, k and v (see the module
         docstring), written into `out` in q, k, v then head order."""
@@ -324,7 +333,7 @@ class EdgeForward:
         g_qkv: Tensor,
         x: Float[Tensor, "batch pos d_model"],
         *,
-        out: Float[Tensor, "n_inputs batch pos d_model"],
+        out: Float[Tensor, "inputs batch pos d_model"],
     ) -> None:
         """The layer norm's backward in closed form, with the projection folded in.
 

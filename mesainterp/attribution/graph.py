@@ -21,10 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from jaxtyping import Bool, Shaped
 from torch import Tensor
 
 from mesainterp.errors import MesaInterpError
 from mesainterp.model.build import ModelShape
+from mesainterp.shapes import shape_checked
 
 __all__ = ["EdgeGraph", "edge_name", "split_edge_name"]
 
@@ -136,7 +138,8 @@ class EdgeGraph:
             n += self.n_heads
         return n
 
-    def valid_mask(self) -> Tensor:
+    @shape_checked
+    def valid_mask(self) -> Bool[Tensor, "n_up n_down"]:
         """Bool [n_upstream, n_downstream]: which edges exist."""
         mask = torch.zeros(self.n_upstream, self.n_downstream, dtype=torch.bool)
         for j in range(self.n_downstream):
@@ -157,7 +160,10 @@ class EdgeGraph:
     def down_index(self, name: str) -> int:
         return self.downstream.index(name)
 
-    def mask_of(self, edges: list[tuple[str, str]] | set[tuple[str, str]]) -> Tensor:
+    @shape_checked
+    def mask_of(
+        self, edges: list[tuple[str, str]] | set[tuple[str, str]]
+    ) -> Bool[Tensor, "n_up n_down"]:
         """Bool [n_upstream, n_downstream] with exactly `edges` set."""
         up = {n: i for i, n in enumerate(self.upstream)}
         down = {n: j for j, n in enumerate(self.downstream)}
@@ -166,7 +172,8 @@ class EdgeGraph:
             mask[up[u], down[d]] = True
         return mask
 
-    def edges_of(self, mask: Tensor) -> list[tuple[str, str]]:
+    @shape_checked
+    def edges_of(self, mask: Shaped[Tensor, "n_up n_down"]) -> list[tuple[str, str]]:
         """The (upstream, downstream) pairs set in a bool mask, in graph order."""
         valid = self.valid_mask() & mask.bool()
         return [

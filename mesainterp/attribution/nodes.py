@@ -33,6 +33,7 @@ from mesainterp.model.placement import to_model
 from mesainterp.patching.engine import capture, check_pair_shapes
 from mesainterp.patching.hooks import hook_context
 from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
+from mesainterp.shapes import ModelInput, shape_checked
 from mesainterp.sites.site import Site
 from mesainterp.sites.sweeps import unique_hook_names, validate_sites
 
@@ -54,7 +55,8 @@ class NodeScores:
         return {s.label(): float(v) for s, v in zip(self.sites, self.scores, strict=True)}
 
 
-def site_slice_sum(site: Site, values: Tensor) -> Float[Tensor, " batch"]:
+@shape_checked
+def site_slice_sum(site: Site, values: Float[Tensor, " batch *act"]) -> Float[Tensor, " batch"]:
     """Sum of `values` (the site's hook activation layout) over the site's slice, per example."""
     if site.kind == "pattern":
         part = values[:, site.head]  # [b, q, k]
@@ -66,12 +68,13 @@ def site_slice_sum(site: Site, values: Tensor) -> Float[Tensor, " batch"]:
     return part.reshape(part.shape[0], -1).sum(dim=1)
 
 
+@shape_checked
 def node_attribution(
     model: TransformerBridge,
     sites: Sequence[Site],
     *,
-    clean: Tensor,
-    corrupted: Tensor,
+    clean: ModelInput,
+    corrupted: ModelInput,
     metric: AnyMetric,
     batch: Any = None,
     qk_fix: bool = False,

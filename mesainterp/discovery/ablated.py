@@ -14,23 +14,26 @@ from typing import Any
 
 import torch
 from einops import reduce
+from jaxtyping import Float, Shaped
 from torch import Tensor
 
 from mesainterp.attribution.edge_forward import EdgeForward, EdgeRun
 from mesainterp.errors import ConfigError, allowed
 from mesainterp.patching.ablation import ABLATIONS
+from mesainterp.shapes import ModelInput, ReferenceInput, shape_checked
 
 __all__ = ["ablated_outputs", "cut_run_metric"]
 
 
 @torch.no_grad()
+@shape_checked
 def ablated_outputs(
     ef: EdgeForward,
     ablation: str,
     *,
-    corrupted: Tensor,
-    reference: Tensor | None = None,
-) -> list[Tensor]:
+    corrupted: ModelInput,
+    reference: ReferenceInput | None = None,
+) -> list[Float[Tensor, "#batch #pos d_model"]]:
     """Per upstream node, the value a cut edge reads (broadcastable to [b, p, d_model])."""
     if ablation not in ABLATIONS:
         raise ConfigError("ablation", f"got {ablation!r}", allowed(ABLATIONS))
@@ -48,19 +51,20 @@ def ablated_outputs(
 
 
 @torch.no_grad()
+@shape_checked
 def cut_run_metric(
     ef: EdgeForward,
     metric: Any,
     batch: Any,
     *,
-    tok: Tensor,
-    pos: Tensor | None,
-    cut: Tensor,
-    ablated: list[Tensor],
+    tok: Float[Tensor, "batch pos d_model"],
+    pos: Float[Tensor, "batch pos d_model"] | None,
+    cut: Shaped[Tensor, "n_up n_down"],
+    ablated: list[Float[Tensor, "#batch #pos d_model"]],
     start_layer: int = 0,
     base: EdgeRun | None = None,
     cut_groups: Tensor | None = None,
-) -> Tensor:
+) -> Float[Tensor, " batch"]:
     """Per-example metric of the run with `cut` edges reading `ablated` values
     (`cut_groups`: per-position cuts, see `EdgeForward.run`)."""
     run = ef.run(

@@ -34,6 +34,7 @@ from mesainterp.errors import ConfigError
 from mesainterp.patching.engine import check_pair_shapes
 from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.progress import progress_bar
+from mesainterp.shapes import ModelInput, ReferenceInput, shape_checked
 
 __all__ = ["AcdcResult", "acdc"]
 
@@ -54,16 +55,17 @@ class AcdcResult:
 
 
 @torch.no_grad()
+@shape_checked
 def acdc(
     model: TransformerBridge,
     *,
-    clean: Tensor,
-    corrupted: Tensor,
+    clean: ModelInput,
+    corrupted: ModelInput,
     metric: AnyMetric,
     threshold: float,
     batch: Any = None,
     ablation: str = "resample",
-    reference: Tensor | None = None,
+    reference: ReferenceInput | None = None,
     forward: EdgeForward | None = None,
     restart: bool = True,
     skip_inert: bool = True,

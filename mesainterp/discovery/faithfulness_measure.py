@@ -38,6 +38,7 @@ from mesainterp.patching.ablation import ABLATIONS
 from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.patching.stats import bootstrap_normalised, normalised_effect
 from mesainterp.progress import progress_bar
+from mesainterp.shapes import ModelInput, ReferenceInput, shape_checked
 
 __all__ = ["FaithfulnessRow", "faithfulness", "rows_to_frame"]
 
@@ -65,18 +66,19 @@ class FaithfulnessRow:
 
 
 @torch.no_grad()
+@shape_checked
 def faithfulness(
     model: TransformerBridge,
     circuit: Circuit,
     *,
-    clean: Tensor,
-    corrupted: Tensor,
+    clean: ModelInput,
+    corrupted: ModelInput,
     metric: AnyMetric,
     batch: Any = None,
     ablations: Sequence[str] = ("resample", "mean", "zero"),
     curve_k: Sequence[int] = (),
     ranking: Sequence[tuple[str, str]] | None = None,
-    reference: Tensor | None = None,
+    reference: ReferenceInput | None = None,
     n_boot: int = 1000,
     seed: int = 0,
     forward: EdgeForward | None = None,

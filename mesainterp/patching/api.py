@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.patching.ablation import AblationKind, Direction, PatchSpec
@@ -14,6 +13,7 @@ from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.patching.results import PatchResult, build_table
 from mesainterp.patching.stats import bootstrap_normalised, normalised_effect
 from mesainterp.provenance_stamp import provenance
+from mesainterp.shapes import ModelInput, ReferenceInput, shape_checked
 from mesainterp.sites.site import Site
 
 __all__ = ["patch", "patch_pair", "summarise"]
@@ -62,17 +62,18 @@ def summarise(
     )
 
 
+@shape_checked
 def patch(
     model: TransformerBridge,
     sites: Sequence[Site],
     *,
-    clean: Tensor,
-    corrupted: Tensor,
+    clean: ModelInput,
+    corrupted: ModelInput,
     metric: AnyMetric,
     batch: Any = None,
     direction: Direction = "denoising",
     ablation: AblationKind = "resample",
-    reference: Tensor | None = None,
+    reference: ReferenceInput | None = None,
     method: Method = "auto",
     n_boot: int = 1000,
     confidence: float = 0.95,

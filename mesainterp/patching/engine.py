@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import torch
+from jaxtyping import Float
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
@@ -44,6 +45,7 @@ from mesainterp.patching.stacked import (
     stacks,
 )
 from mesainterp.progress import progress_bar
+from mesainterp.shapes import ModelInput, ReferenceInput, shape_checked
 from mesainterp.sites.site import Site
 from mesainterp.sites.sweeps import unique_hook_names, validate_sites
 
@@ -78,9 +80,10 @@ class SweepValues:
 
 
 @torch.no_grad()
+@shape_checked
 def capture(
-    model: TransformerBridge, inputs: Tensor, names: Sequence[str]
-) -> tuple[Tensor, dict[str, Tensor]]:
+    model: TransformerBridge, inputs: ModelInput, names: Sequence[str]
+) -> tuple[Float[Tensor, "batch pos d_vocab_out"], dict[str, Float[Tensor, " batch ..."]]]:
     """One bridge forward caching only `names` (in the bridge's hook layout)."""
     store: dict[str, Tensor] = {}
 
@@ -113,16 +116,17 @@ def check_pair_shapes(clean: Tensor, corrupted: Tensor) -> None:
         )
 
 
+@shape_checked
 def run_sweep(
     model: TransformerBridge,
     sites: Sequence[Site],
     *,
-    clean: Tensor,
-    corrupted: Tensor,
+    clean: ModelInput,
+    corrupted: ModelInput,
     metric: MetricFn,
     batch: Any = None,
     spec: PatchSpec | None = None,
-    reference: Tensor | None = None,
+    reference: ReferenceInput | None = None,
     method: Method = "auto",
     progress: bool | None = None,
     sites_per_forward: int | None = None,
@@ -242,6 +246,7 @@ def _is_noop(site: Site, base_act: Tensor, replacement: Tensor) -> bool:
     return bool(torch.equal(apply_site(site, base_act, replacement), base_act))
 
 
-def site_hooks(site: Site, replacement: Tensor) -> list[tuple[str, Any]]:
+@shape_checked
+def site_hooks(site: Site, replacement: Float[Tensor, " batch *act"]) -> list[tuple[str, Any]]:
     """Forward hooks that patch `site` on a bridge (see `stacked.stacked_hooks`)."""
     return stacked_hooks([site], {site.hook_name: replacement})

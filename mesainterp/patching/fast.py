@@ -30,6 +30,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from mesainterp.errors import MesaInterpError
 from mesainterp.patching.fast_arch import Architecture, Layer, Unsupported, read_architecture
 from mesainterp.patching.setters import apply_site
+from mesainterp.shapes import ModelInput, shape_checked
 from mesainterp.sites.site import Site
 
 __all__ = ["BaseState", "FastForward", "entry_point", "unsupported_reason"]
@@ -98,7 +99,8 @@ class FastForward:
 
     # -- pieces -------------------------------------------------------------------------
 
-    def token_embed(self, inputs: Tensor) -> Float[Tensor, "batch pos d_model"]:
+    @shape_checked
+    def token_embed(self, inputs: ModelInput) -> Float[Tensor, "batch pos d_model"]:
         """The token embedding of token ids (or float inputs, taken as that embedding),
         on the model's device and in its dtype; refuses inputs longer than the model's."""
         seq = inputs.shape[1]
@@ -111,26 +113,38 @@ class FastForward:
             return inputs.to(self.device, self.dtype)
         return self.arch.tok_embed(inputs.to(self.device))
 
-    def positions(self, seq: int) -> Tensor | None:
+    @shape_checked
+    def positions(self, seq: int) -> Float[Tensor, "pos d_model"] | None:
         """Learned positional embeddings of positions 0..seq-1 (None under rotary)."""
         pos = self.arch.pos_embed
         return None if pos is None else pos[:seq]
 
-    def embed(self, inputs: Tensor) -> Float[Tensor, "batch pos d_model"]:
+    @shape_checked
+    def embed(self, inputs: ModelInput) -> Float[Tensor, "batch pos d_model"]:
         """Residual entering block 0."""
         x = self.token_embed(inputs)
         pos = self.positions(x.shape[1])
         return x if pos is None else x + pos
 
-    def project(self, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    @shape_checked
+    def project(
+        self,
+        x: Float[Tensor, "batch query d_model"],
+        w: Float[Tensor, "_ d_model"],
+        b: Float[Tensor, " _"] | None,
+    ) -> Float[Tensor, "batch query _ d_head"]:
         """[b, s, d_model] -> [b, s, heads, d_head] (the bridge's hook layout)."""
         batch, seq, _ = x.shape
         return F.linear(x, w, b).view(batch, seq, -1, self.d_head)
 
+    @shape_checked
     def attend(
-        self, layer: int, q: Tensor, k: Tensor, v: Tensor, start: int = 0,
-        pattern_fn: Callable[[Tensor], Tensor] | None = None,
-    ) -> Float[Tensor, "batch heads q d_head"]:  # fmt: skip
+        self, layer: int, q: Float[Tensor, "batch heads query d_head"],
+        k: Float[Tensor, "batch kv_heads key d_head"],
+        v: Float[Tensor, "batch kv_heads key d_head"], start: int = 0,
+        pattern_fn: Callable[[Float[Tensor, "batch heads query key"]],
+                             Float[Tensor, "batch heads query key"]] | None = None,
+    ) -> Float[Tensor, "batch heads query d_head"]:  # fmt: skip
         """Softmax attention of queries at positions start.. over keys 0..; q is
         [b, H, s, dh] and k, v are [b, KV, n_keys, dh] (rotary already applied)."""
         repeats = self.n_heads // self.n_kv_heads
@@ -146,25 +160,40 @@ class FastForward:
             pattern = pattern_fn(pattern)
         return pattern @ v
 
-    def rotate(self, q: Tensor, k: Tensor, start: int = 0) -> tuple[Tensor, Tensor]:
+    @shape_checked
+    def rotate(
+        self,
+        q: Float[Tensor, "batch heads query d_head"],
+        k: Float[Tensor, "batch kv_heads query d_head"],
+        start: int = 0,
+    ) -> tuple[
+        Float[Tensor, "batch heads query d_head"], Float[Tensor, "batch kv_heads query d_head"]
+    ]:
         """Rotary embedding of q, k [b, heads, s, dh] at positions start.. (if any)."""
         rotary = self.arch.rotary
         return (q, k) if rotary is None else rotary(q, k, start)
 
-    def mlp(self, layer: int, x: Tensor) -> Tensor:
+    @shape_checked
+    def mlp(
+        self, layer: int, x: Float[Tensor, "batch query d_model"]
+    ) -> Float[Tensor, "batch query d_model"]:
         """The MLP's output for its residual input x (norm included)."""
         p = self.layers[layer]
         assert p.ln2 is not None and p.mlp is not None
         return p.mlp(p.ln2(x))
 
-    def unembed(self, resid: Tensor) -> Tensor:
+    @shape_checked
+    def unembed(
+        self, resid: Float[Tensor, "batch query d_model"]
+    ) -> Float[Tensor, "batch query d_vocab_out"]:
         return self.arch.unembed(self.arch.ln_final(resid))
 
     # -- runs ---------------------------------------------------------------------------
 
     @torch.no_grad()
+    @shape_checked
     def run_base(
-        self, inputs: Tensor, *, keep_z: Iterable[int] = (), keep_mid: Iterable[int] = ()
+        self, inputs: ModelInput, *, keep_z: Iterable[int] = (), keep_mid: Iterable[int] = ()
     ) -> BaseState:
         """The full base run, caching residuals and keys/values of every layer and the
         z / resid_mid of the layers named (what later patched runs restart from)."""
@@ -175,9 +204,10 @@ class FastForward:
         return state
 
     @torch.no_grad()
+    @shape_checked
     def run_patched(
-        self, state: BaseState, site: Site, replacement: Tensor
-    ) -> Float[Tensor, "batch pos vocab"]:
+        self, state: BaseState, site: Site, replacement: Float[Tensor, " batch *act"]
+    ) -> Float[Tensor, "batch pos d_vocab_out"]:
         """Logits of the base run with `site` set to `replacement` (in the bridge's layout,
         full shape of the hook activation)."""
         start = site.first_pos

@@ -15,6 +15,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from mesainterp.shapes import shape_checked
 from mesainterp.tasks.metrics import exact_path_accuracy, logit_diff, logits_at
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
 MetricFn = Callable[[Tensor, Any], Tensor]
 
 
+@shape_checked
 def answer_logprob(answer_pos: Int[Tensor, " batch"], answer: Int[Tensor, " batch"]) -> MetricFn:
     """log p(answer) at the answer position."""
 
@@ -39,8 +41,9 @@ def answer_logprob(answer_pos: Int[Tensor, " batch"], answer: Int[Tensor, " batc
     return metric
 
 
+@shape_checked
 def neg_kl_to_clean(
-    clean_logits: Float[Tensor, "batch pos vocab"],
+    clean_logits: Float[Tensor, "batch pos d_vocab_out"],
     answer_pos: Int[Tensor, " batch"] | None = None,
 ) -> MetricFn:
     """-KL(clean || patched) at the answer position (or averaged over all positions).

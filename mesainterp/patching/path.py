@@ -28,12 +28,13 @@ from mesainterp.model.build import ModelShape, model_shape
 from mesainterp.model.placement import to_model
 from mesainterp.patching.ablation import AblationKind, Direction, PatchSpec, replacement_from
 from mesainterp.patching.api import summarise
-from mesainterp.patching.engine import SweepValues, capture
+from mesainterp.patching.engine import SweepValues, capture, check_pair_shapes
 from mesainterp.patching.hooks import hook_context
 from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.patching.results import PatchResult
 from mesainterp.patching.setters import apply_site
 from mesainterp.provenance_stamp import provenance
+from mesainterp.shapes import ModelInput, ReferenceInput, shape_checked
 from mesainterp.sites.site import RECEIVER_KINDS, SENDER_KINDS, ReceiverKind, Site
 from mesainterp.sites.sweeps import heads_of, validate_sites
 
@@ -106,21 +107,23 @@ def _check(senders: list[Site], receivers: list[Site], shape: ModelShape) -> Non
 
 
 @torch.no_grad()
+@shape_checked
 def run_path_sweep(
     model: TransformerBridge,
     senders: Sequence[Site],
     receivers: Sequence[Site],
     *,
-    clean: Tensor,
-    corrupted: Tensor,
+    clean: ModelInput,
+    corrupted: ModelInput,
     metric: AnyMetric,
     batch: Any = None,
     spec: PatchSpec | None = None,
-    reference: Tensor | None = None,
+    reference: ReferenceInput | None = None,
 ) -> SweepValues:
     """Raw per-example metric values of path patching each sender into `receivers`."""
     metric = as_batch_metric(metric)  # metric(logits) or metric(logits, batch)
     spec = spec or PatchSpec()
+    check_pair_shapes(clean, corrupted)
     shape = model_shape(model)
     clean, corrupted = to_model(model, clean), to_model(model, corrupted)
     reference = None if reference is None else to_model(model, reference)
@@ -237,18 +240,19 @@ def _receiver_run(
         return model(inputs)
 
 
+@shape_checked
 def path_patch(
     model: TransformerBridge,
     senders: Sequence[Site],
     receivers: Sequence[Site],
     *,
-    clean: Tensor,
-    corrupted: Tensor,
+    clean: ModelInput,
+    corrupted: ModelInput,
     metric: AnyMetric,
     batch: Any = None,
     direction: Direction = "denoising",
     ablation: AblationKind = "resample",
-    reference: Tensor | None = None,
+    reference: ReferenceInput | None = None,
     n_boot: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,

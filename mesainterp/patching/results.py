@@ -17,11 +17,13 @@ from typing import Any
 
 import pandas as pd
 import torch
+from jaxtyping import Float
 from safetensors.torch import save_file
 from torch import Tensor
 
 from mesainterp.atomic import atomic_write, atomic_write_json
 from mesainterp.errors import MesaInterpError
+from mesainterp.shapes import shape_checked
 from mesainterp.sites.site import Site
 
 __all__ = ["PatchResult", "load_result"]
@@ -46,9 +48,10 @@ class PatchResult:
         """Normalised effect per site (0 = corrupted, 1 = clean)."""
         return torch.tensor(self.table["value"].to_numpy(dtype="float64"), dtype=torch.float32)
 
+    @shape_checked
     def to_tensor(
         self, rows: str = "layer", cols: str = "position"
-    ) -> tuple[Tensor, list[Any], list[Any]]:
+    ) -> tuple[Float[Tensor, "rows cols"], list[Any], list[Any]]:
         """The normalised values pivoted for plotting, e.g. layer × position or layer × head.
 
         Returns (tensor [len(row labels), len(col labels)], row labels, col labels);

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int, Shaped
 from torch import Tensor
 
 from mesainterp.errors import ConfigError, allowed
@@ -19,15 +19,17 @@ from mesainterp.probes.lbfgs import fit_lbfgs
 from mesainterp.probes.linear import ridge_solve
 from mesainterp.probes.logistic_objective import FoldView
 from mesainterp.progress import progress_bar
+from mesainterp.shapes import shape_checked
 
 __all__ = ["CVScores", "ProbeKind", "cross_validate", "kfold_indices", "majority_baseline"]
 
 ProbeKind = Literal["logistic", "ridge", "multilabel"]
 
 
+@shape_checked
 def kfold_indices(
-    n: int, *, k: int = 5, seed: int = 0, stratify: Tensor | None = None
-) -> list[tuple[Tensor, Tensor]]:
+    n: int, *, k: int = 5, seed: int = 0, stratify: Shaped[Tensor, " n"] | None = None
+) -> list[tuple[Int[Tensor, " _"], Int[Tensor, " _"]]]:
     """`k` disjoint test folds covering range(n), with their training complements.
 
     Deterministic in `seed`. With `stratify` (class ids [n]) each class is dealt
@@ -186,9 +188,10 @@ def _logistic_scores(
     return torch.stack(scores)
 
 
+@shape_checked
 def cross_validate(
     features: Float[Tensor, "sites n d"],
-    y: Tensor,
+    y: Shaped[Tensor, "n ..."],
     *,
     kind: ProbeKind = "logistic",
     C: float = 1.0,
@@ -256,8 +259,14 @@ def cross_validate(
     return _summarise("accuracy", per_fold)
 
 
+@shape_checked
 def majority_baseline(
-    y: Tensor, *, kind: ProbeKind = "logistic", k: int = 5, seed: int = 0, stratified: bool = True
+    y: Shaped[Tensor, "n ..."],
+    *,
+    kind: ProbeKind = "logistic",
+    k: int = 5,
+    seed: int = 0,
+    stratified: bool = True,
 ) -> CVScores:
     """The constant predictor's held-out score on the same folds (one value, sites = 1).
 

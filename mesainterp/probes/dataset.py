@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Shaped
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
@@ -25,6 +25,7 @@ from torch import Tensor
 from mesainterp.errors import ConfigError, MesaInterpError, allowed
 from mesainterp.model.build import ModelShape
 from mesainterp.progress import progress_bar
+from mesainterp.shapes import shape_checked
 from mesainterp.sites.site import PROBE_KINDS, ProbeSiteKind, Site
 from mesainterp.tasks.base import Task, TaskBatch
 
@@ -120,7 +121,8 @@ class ActivationDataset:
     def n(self) -> int:
         return int(self.features.shape[1])
 
-    def label(self, name: str) -> Tensor:
+    @shape_checked
+    def label(self, name: str) -> Shaped[Tensor, "n ..."]:
         if name not in self.labels:
             raise ConfigError("target", f"no label {name!r}", ", ".join(sorted(self.labels)))
         return self.labels[name]

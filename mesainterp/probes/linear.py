@@ -21,12 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Float, Int, Shaped
 from torch import Tensor
 
 from mesainterp.errors import ConfigError
 from mesainterp.probes.gram import gram_matrix
 from mesainterp.probes.lbfgs import LbfgsResult, fit_lbfgs
+from mesainterp.shapes import shape_checked
 
 __all__ = [
     "LinearProbe",
@@ -46,10 +47,12 @@ class Standardizer:
     mean: Float[Tensor, "sites 1 d"]
     scale: Float[Tensor, "sites 1 d"]
 
+    @shape_checked
     def __call__(self, x: Float[Tensor, "sites n d"]) -> Float[Tensor, "sites n d"]:
         return (x.to(self.mean.dtype) - self.mean) / self.scale
 
 
+@shape_checked
 def standardize(
     x: Float[Tensor, "sites n d"], *, dtype: torch.dtype = torch.float64
 ) -> Standardizer:
@@ -79,6 +82,7 @@ class LinearProbe:
     n_iter: int = 0
     converged: bool = True
 
+    @shape_checked
     def decision(self, x: Float[Tensor, "sites n d"]) -> Float[Tensor, "sites n out"]:
         # Computed in the features' precision: casting them up would copy them all.
         # (Wᵀ Xᵀ)ᵀ is MKL's fast form for a few outputs (about 1.7x X W).
@@ -86,7 +90,8 @@ class LinearProbe:
         bias = self.intercept.to(dtype)[:, :, None]
         return torch.baddbmm(bias, self.coef.to(dtype).mT, x.to(dtype).mT).mT
 
-    def predict(self, x: Float[Tensor, "sites n d"]) -> Tensor:
+    @shape_checked
+    def predict(self, x: Float[Tensor, "sites n d"]) -> Shaped[Tensor, "sites n ..."]:
         """Class ids [sites, n] (multinomial), bool [sites, n, labels] (binary) or values."""
         z = self.decision(x)
         if self.kind == "multinomial":
@@ -128,6 +133,7 @@ def _ridge_solve_owned(
     return torch.cholesky_solve(rhs.to(torch.float64), chol)
 
 
+@shape_checked
 def fit_ridge(
     x: Float[Tensor, "sites n d"],
     y: Float[Tensor, "n out"] | Float[Tensor, " n"],
@@ -190,6 +196,7 @@ def _init_theta(init: LinearProbe | None) -> Tensor | None:
     return torch.cat([init.coef, init.intercept[:, None, :]], dim=1)
 
 
+@shape_checked
 def fit_multilabel(
     x: Float[Tensor, "sites n d"],
     y: Int[Tensor, "n labels"] | Int[Tensor, " n"],
@@ -223,6 +230,7 @@ def fit_multilabel(
     return _probe("binary", fit)
 
 
+@shape_checked
 def fit_logistic(
     x: Float[Tensor, "sites n d"],
     y: Int[Tensor, " n"],

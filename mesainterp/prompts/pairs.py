@@ -42,6 +42,7 @@ from mesainterp.prompts.rows import (
     tokenize_row,
 )
 from mesainterp.prompts.tokenizer import check_tokenizer, token_strings, vocab_size
+from mesainterp.shapes import shape_checked
 from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair, Metric, TaskBatch
 
 __all__ = ["PromptPairs"]
@@ -167,12 +168,13 @@ class PromptPairs:
         return cls.from_rows(rows, tokenizer=tokenizer, labels=labels, roles=roles, texts=texts)
 
     @classmethod
+    @shape_checked
     def from_token_ids(
         cls,
-        clean: Sequence[Sequence[int]] | Int[Tensor, "n pos"],
-        corrupted: Sequence[Sequence[int]] | Int[Tensor, "n pos"],
-        clean_answer: Sequence[int | Sequence[int]] | Tensor,
-        corrupted_answer: Sequence[int | Sequence[int]] | Tensor,
+        clean: Sequence[Sequence[int]] | Int[Tensor, "batch pos"],
+        corrupted: Sequence[Sequence[int]] | Int[Tensor, "batch pos"],
+        clean_answer: Sequence[int | Sequence[int]] | Int[Tensor, " batch ..."],
+        corrupted_answer: Sequence[int | Sequence[int]] | Int[Tensor, " batch ..."],
         *,
         tokenizer: Any | None = None,
         vocab_size: int | None = None,

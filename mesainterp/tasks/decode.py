@@ -15,6 +15,7 @@ from jaxtyping import Bool, Int
 from torch import Tensor
 
 from mesainterp.errors import ConfigError
+from mesainterp.shapes import shape_checked
 from mesainterp.tasks.base import TaskBatch
 from mesainterp.tasks.metrics import exact_match
 
@@ -24,6 +25,7 @@ Model = Callable[[Tensor], Tensor]
 
 
 @torch.no_grad()
+@shape_checked
 def greedy_decode(model: Model, batch: TaskBatch) -> Int[Tensor, "batch pos"]:
     """Tokens [batch, pos]: the prompt, then the model's greedy continuation.
 

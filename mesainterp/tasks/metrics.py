@@ -20,6 +20,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from mesainterp.errors import ConfigError, MesaInterpError
+from mesainterp.shapes import shape_checked
 from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair, Metric
 
 __all__ = [
@@ -42,14 +43,15 @@ def check_outputs(outputs: Tensor, batch: int, layout: str = "[batch, pos, d_voc
 
 
 def logits_at(
-    logits: Float[Tensor, "batch pos vocab"], answer_pos: Int[Tensor, " batch"]
-) -> Float[Tensor, "batch vocab"]:
+    logits: Float[Tensor, "batch pos d_vocab_out"], answer_pos: Int[Tensor, " batch"]
+) -> Float[Tensor, "batch d_vocab_out"]:
     """logits[i, answer_pos[i]] for every example i."""
     check_outputs(logits, int(answer_pos.shape[0]))
     rows = torch.arange(logits.shape[0], device=logits.device)
     return logits[rows, answer_pos.to(logits.device)]
 
 
+@shape_checked
 def logit_diff(
     answer_pos: Int[Tensor, " batch"],
     clean_answer: Int[Tensor, " batch"],
@@ -57,7 +59,7 @@ def logit_diff(
 ) -> Metric:
     """logit[clean answer] - logit[corrupted answer] at the answer position."""
 
-    def metric(logits: Float[Tensor, "batch pos vocab"], batch: Any = None) -> Tensor:
+    def metric(logits: Float[Tensor, "batch pos d_vocab_out"], batch: Any = None) -> Tensor:
         at = logits_at(logits, answer_pos)
         rows = torch.arange(at.shape[0], device=at.device)
         return at[rows, clean_answer.to(at.device)] - at[rows, corrupted_answer.to(at.device)]
@@ -82,6 +84,7 @@ def exact_match(
     return ((predicted == targets) | ~scored).all(dim=-1)
 
 
+@shape_checked
 def exact_path_accuracy(
     targets: Int[Tensor, "batch pos"] | None = None, mask: Bool[Tensor, "batch pos"] | None = None
 ) -> Metric:
@@ -92,7 +95,7 @@ def exact_path_accuracy(
     `batch.answer_mask` of the `TaskBatch` the metric is called with.
     """
 
-    def metric(logits: Float[Tensor, "batch pos vocab"], batch: Any = None) -> Tensor:
+    def metric(logits: Float[Tensor, "batch pos d_vocab_out"], batch: Any = None) -> Tensor:
         tgt = targets if targets is not None else getattr(batch, "targets", None)
         if tgt is None:
             raise MesaInterpError("exact_path_accuracy: give targets or call it with a TaskBatch")

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from mesainterp.errors import ConfigError, MesaInterpError
-from mesainterp.patching import Receiver, count_hooks, path_patch, run_path_sweep
+from mesainterp.patching import PatchSpec, Receiver, count_hooks, path_patch, run_path_sweep
 from mesainterp.sites import Site
 from tests.unit.patching._helpers import make_inputs, make_model
 
@@ -156,3 +156,16 @@ def test_receiver_sites_are_checked_before_any_forward(setup, receiver: Site, me
             clean=clean, corrupted=corrupted, metric=metric,
         )  # fmt: skip
     assert count_hooks(model) == before
+
+
+@pytest.mark.parametrize("ablation", ["resample", "mean", "zero"])
+def test_inputs_of_different_shapes_are_refused(setup, ablation, no_runtime_check) -> None:
+    """Before any forward, for every ablation (zero ablation used to return numbers
+    normalised between runs of different lengths)."""
+    model, clean, corrupted, metric, *_ = setup
+    with pytest.raises(MesaInterpError, match="clean and corrupted inputs differ in shape"):
+        run_path_sweep(
+            model, [Site(kind="z", layer=0, head=0)], [Receiver(kind="logits")],
+            clean=clean, corrupted=corrupted[:, :-1], metric=metric,
+            spec=PatchSpec(ablation=ablation),
+        )  # fmt: skip
