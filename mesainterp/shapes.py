@@ -67,6 +67,7 @@ DIMS: dict[str, str] = {
     "d": "width of one site's activation (probes)",
     "out": "probe outputs: classes, or regression targets",
     "labels": "binary labels of a multilabel probe",
+    "groups": "position groups of a position-aware edge graph (positions or token roles)",
 }
 
 # What a model is run on: token ids, or embeddings fed in place of the token embedding.

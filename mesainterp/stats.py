@@ -248,6 +248,7 @@ def bootstrap_normalised(
     return low.to(patched.dtype), high.to(patched.dtype)
 
 
+@shape_checked
 def pearson(a: Float[Tensor, " n"], b: Float[Tensor, " n"]) -> float:
     """Pearson r (NaN when either side is constant)."""
     x, y = a.double() - a.double().mean(), b.double() - b.double().mean()
@@ -264,6 +265,7 @@ def _ranks(a: Tensor) -> Tensor:
     return average[inverse]
 
 
+@shape_checked
 def spearman(a: Float[Tensor, " n"], b: Float[Tensor, " n"]) -> float:
     """Spearman rho: Pearson r of the (tie-averaged) ranks."""
     return pearson(_ranks(a.double()), _ranks(b.double()))

@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from jaxtyping import Float, Shaped
+from jaxtyping import Float, Int, Shaped
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
@@ -141,13 +141,13 @@ class EdgeForward:
         tok: Float[Tensor, "batch pos d_model"],
         pos: Float[Tensor, "batch pos d_model"] | None,
         *,
-        cut: Shaped[Tensor, "n_up n_down"] | None = None,
+        cut: Shaped[Tensor, "n_up n_down *groups"] | None = None,
         ablated: list[Float[Tensor, "#batch #pos d_model"]] | None = None,
         leaves: bool = False,
         start_layer: int = 0,
         base: EdgeRun | None = None,
         split_leaves: bool = False,
-        cut_groups: Tensor | None = None,
+        cut_groups: Int[Tensor, "batch pos"] | None = None,
     ) -> EdgeRun:
         """One decomposed run.
 

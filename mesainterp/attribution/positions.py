@@ -42,11 +42,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from mesainterp.attribution.graph import EdgeGraph
 from mesainterp.errors import ConfigError
+from mesainterp.shapes import shape_checked
 
 __all__ = [
     "GRANULARITIES",
@@ -186,7 +187,8 @@ class PositionalGraph:
     def n_groups(self) -> int:
         return len(self.labels)
 
-    def valid_mask(self) -> Tensor:
+    @shape_checked
+    def valid_mask(self) -> Bool[Tensor, "n_up n_down groups"]:
         """Bool [n_upstream, n_downstream, n_groups]: which edges exist."""
         return self.base.valid_mask().unsqueeze(-1).expand(-1, -1, self.n_groups).clone()
 
@@ -212,7 +214,10 @@ class PositionalGraph:
             raise ConfigError("edge", f"{edge} is not an edge of this model's graph")
         return g.up_index(u), g.down_index(d), self._group[gu]
 
-    def mask_of(self, edges: Sequence[tuple[str, str]] | set[tuple[str, str]]) -> Tensor:
+    @shape_checked
+    def mask_of(
+        self, edges: Sequence[tuple[str, str]] | set[tuple[str, str]]
+    ) -> Bool[Tensor, "n_up n_down groups"]:
         """Bool [n_upstream, n_downstream, n_groups] with exactly `edges` set."""
         mask = torch.zeros(self.base.n_upstream, self.base.n_downstream, self.n_groups,
                            dtype=torch.bool)  # fmt: skip
@@ -260,6 +265,7 @@ class PositionalEdgeScores:
         """Edges by decreasing |score| (ties in graph order)."""
         return sorted(self.as_dict().items(), key=lambda item: -abs(item[1]))
 
+    @shape_checked
     def total(self) -> Float[Tensor, "n_up n_down"]:
         """The scores summed over groups: the position-agnostic scores."""
         return self.scores.sum(dim=-1)

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from einops import reduce
-from jaxtyping import Float, Shaped
+from jaxtyping import Float, Int, Shaped
 from torch import Tensor
 
 from mesainterp.attribution.edge_forward import EdgeForward, EdgeRun
@@ -59,11 +59,11 @@ def cut_run_metric(
     *,
     tok: Float[Tensor, "batch pos d_model"],
     pos: Float[Tensor, "batch pos d_model"] | None,
-    cut: Shaped[Tensor, "n_up n_down"],
+    cut: Shaped[Tensor, "n_up n_down *groups"],
     ablated: list[Float[Tensor, "#batch #pos d_model"]],
     start_layer: int = 0,
     base: EdgeRun | None = None,
-    cut_groups: Tensor | None = None,
+    cut_groups: Int[Tensor, "batch pos"] | None = None,
 ) -> Float[Tensor, " batch"]:
     """Per-example metric of the run with `cut` edges reading `ablated` values
     (`cut_groups`: per-position cuts, see `EdgeForward.run`)."""
