@@ -265,6 +265,7 @@ def test_grad_drop_edge_scores_equal_the_frozen_layer_oracle() -> None:
     assert (scores.per_example[:, logits] - expected).abs().max() <= TOL
 
 
+@pytest.mark.usefixtures("no_runtime_check")
 def test_atp_star_flags_are_checked() -> None:
     model, clean, corrupted, metric = _one_layer()
     inputs = dict(clean=clean, corrupted=corrupted, metric=metric)
