@@ -281,6 +281,8 @@ class StructuralTable:
     label there), value, ci_low, ci_high, chance, best_control (name),
     control (its score), control_high (highest control upper bound), baseline,
     baseline_high, clears (ci_low > max(control_high, chance)), beats_baseline.
+    A quantity absent at a position, held by too few examples there (< 4 x folds)
+    or constant there has no rows at that position.
     """
 
     rows: tuple[dict[str, Any], ...]
@@ -312,7 +314,8 @@ def _rows_at(
         keep = keep & keep_y
         y = label_for({"y": q.values[keep, pos]}, "y", None)[1]
     n = int(keep.sum())
-    if n < 4 * folds or (q.kind == "class" and int(y.max()) < 1):
+    # Too few examples, or one value for all of them (nothing to decode): no row.
+    if n < 4 * folds or bool((y == y[:1]).all()):
         return []
     model_x = inputs.at(pos).features[:, keep]
     n_layers = model_x.shape[0]
