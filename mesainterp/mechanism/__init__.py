@@ -7,7 +7,17 @@
   difference, through the final norm with its scale frozen.
 """
 
+from mesainterp.mechanism.dla import DirectLogitAttribution, direct_logit_attribution
 from mesainterp.mechanism.head_roles import MIN_DROP, MIN_MASS, RoleRow, RoleTable, head_role_table
+from mesainterp.mechanism.lens import (
+    LensComparison,
+    TunedLens,
+    accumulated_resid,
+    compare_lenses,
+    fit_tuned_lens,
+    kl_to_final,
+    logit_lens,
+)
 from mesainterp.mechanism.relations import (
     QueryRole,
     Relation,
@@ -29,11 +39,20 @@ __all__ = [
     "MIN_DROP",
     "MIN_MASS",
     "RELATION_TASKS",
+    "DirectLogitAttribution",
+    "LensComparison",
     "QueryRole",
     "Relation",
     "RoleRow",
     "RoleTable",
+    "TunedLens",
+    "accumulated_resid",
+    "compare_lenses",
+    "direct_logit_attribution",
+    "fit_tuned_lens",
     "head_role_table",
+    "kl_to_final",
+    "logit_lens",
     "prefix",
     "previous_token",
     "prompt_query_roles",

@@ -204,6 +204,7 @@ def head_role_table(
             continue
         mass = role_mass(patterns, masks, n_boot=n_boot, confidence=confidence, seed=seed)
         groups = grouped(masks, names)
+        within = _nested(masks, groups)
         for layer in range(patterns.shape[0]):
             for head in range(patterns.shape[2]):
                 cells = [
@@ -223,7 +224,9 @@ def head_role_table(
                 ]
                 if not cells:
                     continue
-                kept = [c for c in cells if c.assigned] or [max(cells, key=lambda c: c.mass)]
+                kept = _most_specific([c for c in cells if c.assigned], within) or [
+                    max(cells, key=lambda c: c.mass)
+                ]
                 if any(c.assigned for c in kept):
                     where = {label: mass.per_example[r, layer, head] for label, (r, *_) in groups}
                     kept = _with_causal(kept, where, ablator, src, masks.query, clean_logits,
@@ -242,6 +245,30 @@ def head_role_table(
         "relations": names,
     }
     return RoleTable(rows=rows, settings=settings)
+
+
+def _nested(masks: Any, groups: list[tuple[str, list[int]]]) -> set[tuple[str, str]]:
+    """{(a, b)}: relation group a names a subset of b's keys at every query of the role,
+    and is defined wherever b is (so their masses are over the same examples)."""
+    at_role = masks.keys & masks.query[None, :, :, None]
+    out = set()
+    for a, (first_a, *_) in groups:
+        for b, (first_b, *_) in groups:
+            narrower = not bool((at_role[first_a] & ~at_role[first_b]).any())
+            covers = not bool((masks.defined[first_b] & ~masks.defined[first_a]).any())
+            if a != b and narrower and covers:
+                out.add((a, b))
+    return out
+
+
+def _most_specific(rows: list[RoleRow], within: set[tuple[str, str]]) -> list[RoleRow]:
+    """Drop an assigned relation when a narrower assigned one (a subset of its keys) holds
+    as much mass within its CI: "previous token" over "edge into current", not both."""
+    return [
+        r
+        for r in rows
+        if not any((o.relation, r.relation) in within and o.ci_high >= r.mass for o in rows)
+    ]
 
 
 def _with_causal(
