@@ -8,7 +8,14 @@
 """
 
 from mesainterp.mechanism.dla import DirectLogitAttribution, direct_logit_attribution
-from mesainterp.mechanism.head_roles import MIN_DROP, MIN_MASS, RoleRow, RoleTable, head_role_table
+from mesainterp.mechanism.head_roles import (
+    MAX_CHANCE,
+    MIN_DROP,
+    MIN_MASS,
+    RoleRow,
+    RoleTable,
+    head_role_table,
+)
 from mesainterp.mechanism.lens import (
     LensComparison,
     TunedLens,
@@ -36,6 +43,7 @@ from mesainterp.mechanism.task_relations import (
 )
 
 __all__ = [
+    "MAX_CHANCE",
     "MIN_DROP",
     "MIN_MASS",
     "RELATION_TASKS",

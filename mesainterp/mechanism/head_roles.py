@@ -3,7 +3,9 @@
 `head_role_table(model, source)` takes a path task (examples sampled from it) or a
 user's `PromptPairs`, and for every head and query role measures the attention mass
 on every relation (`attention.role_mass`). A head is *assigned* a relation at a role
-when the lower end of the mass's bootstrap interval clears `MIN_MASS`. Every assigned
+when the lower end of the mass's bootstrap interval clears `MIN_MASS` and the relation
+is specific: uniform attention over the visible keys would put at most `MAX_CHANCE`
+on it. Every assigned
 (head, role) then gets its causal check (`ablate.HeadAblator`): the head is ablated
 at the role's query positions only, and the behaviour the role serves must drop by
 more than `MIN_DROP` at the lower end of its interval. A role is *supported* only
@@ -46,10 +48,15 @@ from mesainterp.mechanism.task_relations import (
 from mesainterp.stats import bootstrap_mean
 from mesainterp.tasks.base import TaskBatch
 
-__all__ = ["MIN_DROP", "MIN_MASS", "RoleRow", "RoleTable", "head_role_table"]
+__all__ = ["MAX_CHANCE", "MIN_DROP", "MIN_MASS", "RoleRow", "RoleTable", "head_role_table"]
 
-# A head is assigned a relation when its mass's CI lower bound is at least this.
+# A head is assigned a relation when its mass's CI lower bound is at least this...
 MIN_MASS = 0.5
+# ...and the relation is specific: uniform attention over the visible keys would put
+# at most this much mass on it. A relation naming most of the prompt (in a 3x3 maze,
+# "connections within 6 steps of the target") is met by a head that attends to
+# nothing in particular, so it can name no role.
+MAX_CHANCE = 0.25
 # A role is supported when ablating the head there lowers the behaviour by at least
 # this much (nats of answer log-probability, or logits for prompt pairs) at the CI's
 # lower bound.
@@ -218,7 +225,7 @@ def head_role_table(
                         ci_high=float(mass.high[r, layer, head]),
                         chance=float(mass.chance[r]),
                         n=int(mass.n[r]),
-                        assigned=bool(mass.low[r, layer, head] >= MIN_MASS),
+                        assigned=_assigned(mass, r, layer, head),
                     )
                     for label, (r, *_) in groups
                 ]
@@ -234,6 +241,7 @@ def head_role_table(
                 rows.extend(kept)
     settings = {
         "min_mass": MIN_MASS,
+        "max_chance": MAX_CHANCE,
         "min_drop": MIN_DROP,
         "confidence": confidence,
         "n_boot": n_boot,
@@ -245,6 +253,11 @@ def head_role_table(
         "relations": names,
     }
     return RoleTable(rows=rows, settings=settings)
+
+
+def _assigned(mass: Any, r: int, layer: int, head: int) -> bool:
+    low, chance = mass.low[r, layer, head], mass.chance[r]
+    return bool(low >= MIN_MASS and chance <= MAX_CHANCE)
 
 
 def _nested(masks: Any, groups: list[tuple[str, list[int]]]) -> set[tuple[str, str]]:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import pytest
 
 from mesainterp.evidence.planted_registry import planted_model
-from mesainterp.mechanism import MIN_DROP, MIN_MASS, RoleTable, head_role_table
-from mesainterp.tasks import GraphSearchTask, TreePathTask
+from mesainterp.mechanism import MAX_CHANCE, MIN_DROP, MIN_MASS, RoleTable, head_role_table
+from mesainterp.tasks import GraphSearchTask, MazeTask, TreePathTask
 
 N, BOOT = 32, 200
 
@@ -30,7 +30,7 @@ def tree() -> tuple[RoleTable, RoleTable]:
 
 
 def test_thresholds_are_the_declared_ones() -> None:
-    assert (MIN_MASS, MIN_DROP) == (0.5, 0.1)
+    assert (MIN_MASS, MAX_CHANCE, MIN_DROP) == (0.5, 0.25, 0.1)
 
 
 def test_planted_tree_heads_get_their_planted_relation(tree: tuple[RoleTable, RoleTable]) -> None:
@@ -106,5 +106,31 @@ def test_planted_graph_reach_heads() -> None:
     planning = {(f"L{lookahead - 1 + j}H0", ":", f"path edge {j}") for j in range(1, lookahead + 1)}
     assert planning <= table.labels()
     assert not planning & supported
+    control = head_role_table(planted.control, task, n=N, n_boot=BOOT, steps=1)
+    assert control.labels() == set()
+
+
+@pytest.mark.slow
+def test_planted_maze_flood_and_readout_heads() -> None:
+    """Planted flood fill (`planted_maze`, 3x3): block 0's H1 puts the target into the
+    filled set at the answer positions; block 1's H0 / H1 attend to the target's own
+    connections (second / first cell the target); the last block's H0 / H1 follow the
+    connection to the next path cell, one orientation each. Later flood steps name most
+    connections of a 3x3 maze, so they are indistinguishable from uniform attention and
+    get no role. The random-init twin gets none either."""
+    task = MazeTask(grid_n=3)
+    planted = planted_model(task)
+    table = head_role_table(planted.model, task, n=N, n_boot=BOOT, steps=1)
+    last = task.n_cells + 1
+    expected = {
+        ("L0H1", "answer 1", "target"),
+        ("L1H0", "answer 1", "connections with second cell within 0 of target"),
+        ("L1H1", "answer 1", "connections with first cell within 0 of target"),
+        (f"L{last}H0", "answer 1", "connection to next (current first)"),
+        (f"L{last}H1", "answer 1", "connection to next (current second)"),
+    }
+    assert expected <= table.labels(), expected - table.labels()
+    readout = {(h, role, rel) for h, role, rel in expected if h.startswith(f"L{last}")}
+    assert readout <= table.labels(supported=True)
     control = head_role_table(planted.control, task, n=N, n_boot=BOOT, steps=1)
     assert control.labels() == set()
