@@ -7,6 +7,13 @@
   difference, through the final norm with its scale frozen.
 """
 
+from mesainterp.mechanism.builtin import (
+    RELATION_TASKS,
+    prompt_query_roles,
+    prompt_relations,
+    task_query_roles,
+    task_relations,
+)
 from mesainterp.mechanism.dla import DirectLogitAttribution, direct_logit_attribution
 from mesainterp.mechanism.head_roles import (
     MAX_CHANCE,
@@ -33,13 +40,6 @@ from mesainterp.mechanism.relations import (
     relation_masks,
     same_token,
     self_token,
-)
-from mesainterp.mechanism.task_relations import (
-    RELATION_TASKS,
-    prompt_query_roles,
-    prompt_relations,
-    task_query_roles,
-    task_relations,
 )
 
 __all__ = [

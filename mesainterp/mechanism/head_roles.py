@@ -38,13 +38,13 @@ from mesainterp.mechanism.ablate import (
     answer_logprob_after,
 )
 from mesainterp.mechanism.attention import attention_patterns, grouped, role_mass
-from mesainterp.mechanism.relations import QueryRole, Relation, relation_masks
-from mesainterp.mechanism.task_relations import (
+from mesainterp.mechanism.builtin import (
     prompt_query_roles,
     prompt_relations,
     task_query_roles,
     task_relations,
 )
+from mesainterp.mechanism.relations import QueryRole, Relation, relation_masks
 from mesainterp.stats import bootstrap_mean
 from mesainterp.tasks.base import TaskBatch
 
