@@ -16,6 +16,8 @@ threads: the attribution backward's float sums depend on the thread count).
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from mesainterp.attribution.eap import EdgeScores, edge_attribution
 from mesainterp.attribution.edge_forward import EdgeForward, edge_support_reason
 from mesainterp.attribution.nodes import NodeScores, node_attribution
 from mesainterp.discovery.acdc_pruning import acdc
+from mesainterp.discovery.budget import COMPLETE, Status
 from mesainterp.discovery.circuit import Circuit
 from mesainterp.discovery.config import SearchConfig
 from mesainterp.discovery.faithfulness_measure import FaithfulnessRow, faithfulness, rows_to_frame
@@ -272,13 +275,20 @@ def find_circuit(
     *,
     command: list[str] | None = None,
     chunks: Sequence[Mapping[str, Tensor]] | None = None,
+    state: str | os.PathLike[str] | None = None,
+    status: Status = COMPLETE,
 ) -> tuple[Circuit, list[tuple[str, str]]]:
     """Stage 1: score and prune; the circuit (no faithfulness yet) and the edge ranking.
 
     eap, eap-ig and node-attribution join the `chunk_scores` of every range of
     `score_ranges` (computed here, or given as `chunks` in that order), average over
     the examples, then rank and prune. ACDC decides each edge after the last, so it
-    runs whole here and takes no chunks.
+    runs whole here and takes no chunks; it stops at the config's budget and, with
+    `state`, saves its progress there and continues from it (`acdc_pruning`).
+
+    The circuit's `params["status"]` (and its provenance's) is "partial" when the
+    budget stopped ACDC, or when the caller says so (`status`: chunks of only the
+    first examples, a plan cut short by `budget_plan`); else "complete".
     """
     cfg = plan.config
     torch.manual_seed(cfg.seed)
@@ -292,9 +302,12 @@ def find_circuit(
         result = acdc(
             plan.model, clean=clean, corrupted=corrupted, metric=_metric(plan),
             batch=plan.pair.clean, threshold=cfg.threshold, ablation=cfg.ablation, forward=ef,
-            reference=torch.cat([clean, corrupted]),
+            reference=torch.cat([clean, corrupted]), budget=cfg.budget, state=state,
         )  # fmt: skip
-        edges = result.kept
+        # An edge the budget left undecided is kept, scored 0 (JSON has no NaN).
+        edges = {e: 0.0 if math.isnan(v) else v for e, v in result.kept.items()}
+        status = result.status
+        params["n_undecided"] = result.n_undecided
         damages = torch.nan_to_num(result.damages, nan=0.0)
         ranking = sorted(ef.graph.edges(), key=lambda e: -abs(float(
             damages[ef.graph.up_index(e[0]), ef.graph.down_index(e[1])]
@@ -322,6 +335,7 @@ def find_circuit(
         raise MesaInterpError(
             "the search kept no edges; lower search.threshold or raise search.top_n"
         )
+    params["status"] = status
     stamp = provenance(
         model_fingerprint=plan.fingerprint,
         model_name=plan.model_name,
@@ -333,6 +347,7 @@ def find_circuit(
         seed=cfg.seed,
         command=command,
     )
+    stamp["status"] = status
     circuit = Circuit.from_edges(
         edges, method=cfg.method, params=params, ablation=cfg.ablation,
         provenance=stamp, node_order=ef.graph.upstream,
