@@ -336,11 +336,13 @@ def find_circuit(
             "the search kept no edges; lower search.threshold or raise search.top_n"
         )
     params["status"] = status
+    if status != COMPLETE:
+        params["budget"] = cfg.budget.to_dict()
     stamp = provenance(
         model_fingerprint=plan.fingerprint,
         model_name=plan.model_name,
         config={
-            "search": cfg.to_dict(),
+            "search": cfg.identity_dict(),  # the budget does not change a finished search
             "task": plan.task.config_dict(),
             "family": plan.pair.family,
         },
