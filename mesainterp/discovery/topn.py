@@ -75,7 +75,8 @@ def default_grid(n_edges: int) -> list[int]:
     >>> default_grid(120)
     [1, 2, 5, 10, 20, 50, 100, 120]
     """
-    grid, scale = [], 1
+    grid: list[int] = []
+    scale = 1
     while scale < n_edges:
         grid.extend(m * scale for m in (1, 2, 5) if m * scale < n_edges)
         scale *= 10
