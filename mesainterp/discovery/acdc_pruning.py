@@ -15,10 +15,17 @@ node that no longer has any kept outgoing edge (they cannot matter), and edges w
 upstream output already equals its ablated value on every example and position (the
 cut changes no input; under resample ablation the positional embeddings, and any
 node the counterfactual does not reach).
+
+`budget` bounds the trial runs and seconds of one call; a search that meets it
+returns `status="partial"`, its undecided edges kept (damage NaN). With `state`, the
+progress is saved to that file after every downstream input and at the stop, and a
+call given an existing file continues from it (`acdc_checkpoint`): stopped by the
+budget, interrupted, or killed, the finished search equals the uninterrupted one.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +36,14 @@ from transformer_lens.model_bridge import TransformerBridge
 from mesainterp.attribution.edge_forward import EdgeForward
 from mesainterp.attribution.positions import Positions
 from mesainterp.discovery.ablated import ablated_outputs, cut_run_metric
+from mesainterp.discovery.acdc_checkpoint import (
+    AcdcProgress,
+    acdc_key,
+    load_progress,
+    save_progress,
+)
 from mesainterp.discovery.acdc_positions import acdc_by_position
+from mesainterp.discovery.budget import COMPLETE, PARTIAL, Budget, Status
 from mesainterp.errors import ConfigError
 from mesainterp.patching.engine import check_pair_shapes
 from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
@@ -41,7 +55,9 @@ __all__ = ["AcdcResult", "acdc"]
 
 @dataclass(frozen=True, kw_only=True)
 class AcdcResult:
-    """kept: {(u, d): damage} of the edges kept; damages: every edge tested (NaN = skipped)."""
+    """kept: {(u, d): damage} of the edges kept; damages: every edge tested (NaN = not
+    decided). status: "partial" when the budget stopped the search (its undecided edges
+    are kept, with damage NaN; `n_undecided` counts them)."""
 
     kept: dict[tuple[str, str], float]
     damages: Tensor  # [n_upstream, n_downstream]
@@ -52,6 +68,8 @@ class AcdcResult:
     # Per-position runs: damages is [n_upstream, n_downstream, n_groups], kept edges are
     # named "u@g" -> "d@g", and this is the granularity (`PositionGroups.spec`).
     positions: dict[str, Any] | None = None
+    status: Status = COMPLETE
+    n_undecided: int = 0
 
 
 @torch.no_grad()
@@ -71,6 +89,8 @@ def acdc(
     skip_inert: bool = True,
     progress: bool | None = None,
     positions: Positions = "all",
+    budget: Budget | None = None,
+    state: str | os.PathLike[str] | None = None,
 ) -> AcdcResult:
     """Prune edges whose ablation costs less than `threshold` (see the module docstring).
 
@@ -79,6 +99,8 @@ def acdc(
     progress: a bar over the downstream inputs (None: on unless MESAINTERP_NO_PROGRESS).
     positions: "all", or "each" / {role: positions} to prune the per-position edge set
               (`discovery.acdc_positions`, `attribution.positions`).
+    budget: at most so many trial runs / seconds in this call (see the module docstring).
+    state: a file to save progress to and continue from.
 
     >>> model = mesainterp.build_model(mesainterp.ModelConfig(
     ...     n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=8, seed=0))
@@ -103,6 +125,11 @@ def acdc(
     check_pair_shapes(clean, corrupted)
     ef = forward or EdgeForward(model)
     if positions != "all":
+        limited = budget is not None and (budget.max_runs, budget.max_seconds) != (None, None)
+        if limited:  # the per-position loop keeps no progress file yet
+            raise ConfigError(
+                "positions", f"a budget needs positions='all', got {positions!r}", "'all'"
+            )
         pg, kept_at, damages_at, counts = acdc_by_position(
             ef, metric, clean=clean, corrupted=corrupted, threshold=threshold,
             positions=positions, batch=batch, ablation=ablation, reference=reference,
@@ -114,43 +141,63 @@ def acdc(
     tok, pos = ef.embed_parts(clean)
     base = ef.run(tok, pos)
     valid = g.valid_mask()
-    cut = torch.zeros_like(valid)
-    damages = torch.full(valid.shape, float("nan"))
     full = float(metric(base.logits, batch).float().mean())
-    current = full
-    n_runs = n_skipped = 0
+    key = acdc_key(
+        clean=clean, corrupted=corrupted, full=full, names=[g.upstream, g.downstream],
+        options={"threshold": float(threshold), "ablation": ablation, "restart": restart,
+                 "skip_inert": skip_inert},
+    )  # fmt: skip
+    p = (None if state is None else load_progress(state, key=key)) or AcdcProgress(
+        key=key, cut=torch.zeros_like(valid), damages=torch.full(valid.shape, float("nan")),
+        current=full, full=full, n_runs=0, n_skipped=0, node=g.n_downstream - 1,
+        edge=g.n_before(g.n_downstream - 1),
+    )  # fmt: skip
+    clock = (budget or Budget()).start()
     # Upstream nodes whose cut writes back the value already there.
     inert = [bool(torch.equal(o, a.expand_as(o))) for o, a in zip(base.outs, ablated, strict=True)]
-    nodes = reversed(range(g.n_downstream))
-    for j in progress_bar(nodes, desc="acdc", total=g.n_downstream, unit="node", progress=progress):
+    nodes = reversed(range(p.node + 1))
+    stopped = False
+    for j in progress_bar(nodes, desc="acdc", total=p.node + 1, unit="node", progress=progress):
         n_up = g.n_before(j)
         owners = [g.up_index(o) for o in g.owners(g.downstream[j])]
         # Every reader of this input (one head, or a key/value head's query heads) is
         # cut off from everything downstream: its incoming edges cannot matter.
-        if owners and not (valid[owners] & ~cut[owners]).any():
-            cut[:n_up, j] = True
-            damages[:n_up, j] = 0.0
-            n_skipped += n_up
+        if owners and not (valid[owners] & ~p.cut[owners]).any():
+            p.cut[:n_up, j] = True
+            p.damages[:n_up, j] = 0.0
+            p.n_skipped += n_up
+            _advance(p, g, j, state)
             continue
         start = g.down_layer[j] if restart else 0
-        for i in reversed(range(n_up)):
-            trial = cut.clone()
+        for i in reversed(range(min(n_up, p.edge))):
+            trial = p.cut.clone()
             trial[i, j] = True
             if skip_inert and inert[i]:
-                cut, damages[i, j] = trial, 0.0
-                n_skipped += 1
+                p.cut, p.damages[i, j] = trial, 0.0
+                p.n_skipped += 1
                 continue
+            if clock.spent():
+                p.node, p.edge, stopped = j, i + 1, True
+                break
             values = cut_run_metric(
                 ef, metric, batch, tok=tok, pos=pos, cut=trial, ablated=ablated,
                 start_layer=start, base=base,
             )  # fmt: skip
-            n_runs += 1
+            clock.charge()
+            p.n_runs += 1
             value = float(values.mean())
-            damage = current - value
-            damages[i, j] = damage
+            damage = p.current - value
+            p.damages[i, j] = damage
             if damage < threshold:
-                cut = trial
-                current = value
+                p.cut = trial
+                p.current = value
+        if stopped:
+            if state is not None:
+                save_progress(state, p)
+            break
+        _advance(p, g, j, state)
+    cut, damages = p.cut, p.damages
+    undecided = valid & damages.isnan()
     kept = {
         (g.upstream[i], g.downstream[j]): float(damages[i, j])
         for j in range(g.n_downstream)
@@ -158,6 +205,15 @@ def acdc(
         if not cut[i, j]
     }
     return AcdcResult(
-        kept=kept, damages=damages, n_runs=n_runs, final_metric=current, full_metric=full,
-        n_skipped=n_skipped,
+        kept=kept, damages=damages, n_runs=p.n_runs, final_metric=p.current, full_metric=full,
+        n_skipped=p.n_skipped, status=PARTIAL if stopped else COMPLETE,
+        n_undecided=int(undecided.sum()),
     )  # fmt: skip
+
+
+def _advance(p: AcdcProgress, g: Any, j: int, state: str | os.PathLike[str] | None) -> None:
+    """Node `j` is decided: move the cursor to the next one and save."""
+    p.node = j - 1
+    p.edge = g.n_before(j - 1) if j > 0 else 0
+    if state is not None:
+        save_progress(state, p)

@@ -22,6 +22,9 @@
                                  # position) | "roles" (per token role: the task's, or
                                  # the [data] roles)
     seed = 0
+    max_runs = 500               # optional budget of one call: acdc trial runs, or
+                                 # score chunks of the attribution methods
+    max_seconds = 3600           # optional budget of one call, in seconds
 
     [faithfulness]
     ablations = ["resample", "mean", "zero"]
@@ -42,6 +45,11 @@ Every error names the dotted field and the allowed values.
 many examples (the last may be shorter), which the Ray executor spreads over workers;
 `mesainterp search` and `run_search` use the same chunks, so both give the same circuit.
 ACDC decides each edge after the last and does not split, so it refuses the field.
+
+`max_runs` / `max_seconds` bound one call (`discovery.budget`): a search that meets
+them stops with a partial circuit (`params["status"] == "partial"`) and `--resume`
+continues it with a fresh budget, so they are not part of what a resumed run must
+match (`identity_dict`).
 """
 
 from __future__ import annotations
@@ -51,9 +59,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from mesainterp.discovery.budget import Budget
 from mesainterp.errors import ConfigError, allowed
 
 __all__ = [
+    "BUDGET_FIELDS",
     "SEARCH_ABLATIONS",
     "SEARCH_METHODS",
     "SEARCH_METRICS",
@@ -67,13 +77,15 @@ SEARCH_METHODS = ("eap", "eap-ig", "acdc", "node-attribution")
 SEARCH_ABLATIONS = ("resample", "mean", "zero")
 SEARCH_METRICS = ("task", "kl")
 SEARCH_POSITIONS = ("all", "each", "roles")
+# The [search] fields that bound one call; a resumed run may change them.
+BUDGET_FIELDS = ("max_runs", "max_seconds")
 
 _TABLES: dict[str, tuple[str, ...]] = {
     "model": ("zoo", "checkpoint"),
     "task": ("name", "family", "params"),
     "search": (
         "method", "ablation", "metric", "top_n", "threshold", "ig_steps", "n_examples", "seed",
-        "score_chunk", "positions",
+        "score_chunk", "positions", *BUDGET_FIELDS,
     ),
     "faithfulness": ("ablations", "curve_k", "n_boot"),
     "data": ("path", "tokenizer", "roles"),
@@ -128,6 +140,8 @@ class SearchConfig:
     seed: int = 0
     score_chunk: int | None = None
     positions: str = "all"
+    max_runs: int | None = None
+    max_seconds: float | None = None
     faithfulness_ablations: tuple[str, ...] = SEARCH_ABLATIONS
     curve_k: tuple[int, ...] = (1, 2, 5, 10, 20)
     n_boot: int = 1000
@@ -188,6 +202,14 @@ class SearchConfig:
                     "search does not split over examples",
                     "leave it out",
                 )
+        if self.max_runs is not None:
+            _int("search.max_runs", self.max_runs, 1)
+        if self.max_seconds is not None and (
+            isinstance(self.max_seconds, bool)
+            or not isinstance(self.max_seconds, int | float)
+            or not self.max_seconds > 0
+        ):
+            raise ConfigError("search.max_seconds", f"got {self.max_seconds!r}", "a number > 0")
         if not isinstance(self.faithfulness_ablations, tuple) or not self.faithfulness_ablations:
             raise ConfigError(
                 "faithfulness.ablations", "expected a non-empty list", allowed(SEARCH_ABLATIONS)
@@ -230,12 +252,9 @@ class SearchConfig:
                 # The dataclass annotations are the schema: types are checked here
                 # under the TOML path, ranges and choices in __post_init__.
                 flat[field_name] = check_value(f"{table}.{key}", value, hints[field_name])
-        if (
-            "threshold" in flat
-            and isinstance(flat["threshold"], int)
-            and not isinstance(flat["threshold"], bool)
-        ):
-            flat["threshold"] = float(flat["threshold"])
+        for name in ("threshold", "max_seconds"):
+            if isinstance(flat.get(name), int) and not isinstance(flat[name], bool):
+                flat[name] = float(flat[name])
         config = cls(**flat)
         _check_task_params(config)
         return config
@@ -264,6 +283,9 @@ class SearchConfig:
             search["score_chunk"] = self.score_chunk
         if self.positions != "all":  # left out by default: older configs keep their shape
             search["positions"] = self.positions
+        for name in BUDGET_FIELDS:
+            if getattr(self, name) is not None:
+                search[name] = getattr(self, name)
         out = {
             "model": model,
             "task": task,
@@ -280,6 +302,17 @@ class SearchConfig:
                 data["tokenizer"] = self.data_tokenizer
             out["data"] = data
         return out
+
+    def identity_dict(self) -> dict[str, Any]:
+        """`to_dict` without the budget: what a resumed run must match."""
+        out = self.to_dict()
+        out["search"] = {k: v for k, v in out["search"].items() if k not in BUDGET_FIELDS}
+        return out
+
+    @property
+    def budget(self) -> Budget:
+        """The budget of one call (`discovery.budget`)."""
+        return Budget(max_runs=self.max_runs, max_seconds=self.max_seconds)
 
 
 def _recorded_task(config: SearchConfig) -> dict[str, Any] | None:

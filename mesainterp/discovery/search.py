@@ -21,6 +21,8 @@ per-example log-probability difference; normalised faithfulness is unchanged).
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,7 @@ from mesainterp.attribution.positions import (
     position_groups,
 )
 from mesainterp.discovery.acdc_pruning import acdc
+from mesainterp.discovery.budget import COMPLETE, Status
 from mesainterp.discovery.circuit import Circuit
 from mesainterp.discovery.config import SearchConfig
 from mesainterp.discovery.faithfulness_measure import FaithfulnessRow, faithfulness, rows_to_frame
@@ -300,13 +303,20 @@ def find_circuit(
     *,
     command: list[str] | None = None,
     chunks: Sequence[Mapping[str, Tensor]] | None = None,
+    state: str | os.PathLike[str] | None = None,
+    status: Status = COMPLETE,
 ) -> tuple[Circuit, list[tuple[str, str]]]:
     """Stage 1: score and prune; the circuit (no faithfulness yet) and the edge ranking.
 
     eap, eap-ig and node-attribution join the `chunk_scores` of every range of
     `score_ranges` (computed here, or given as `chunks` in that order), average over
     the examples, then rank and prune. ACDC decides each edge after the last, so it
-    runs whole here and takes no chunks.
+    runs whole here and takes no chunks; it stops at the config's budget and, with
+    `state`, saves its progress there and continues from it (`acdc_pruning`).
+
+    The circuit's `params["status"]` (and its provenance's) is "partial" when the
+    budget stopped ACDC, or when the caller says so (`status`: chunks of only the
+    first examples, a plan cut short by `budget_plan`); else "complete".
     """
     cfg = plan.config
     torch.manual_seed(cfg.seed)
@@ -318,12 +328,17 @@ def find_circuit(
             raise MesaInterpError("acdc decides edges one after another; it takes no chunks")
         assert cfg.threshold is not None
         clean, corrupted = plan.pair.clean.inputs, plan.pair.corrupted.inputs
+        positions = search_positions(plan)
         result = acdc(
             plan.model, clean=clean, corrupted=corrupted, metric=_metric(plan),
             batch=plan.pair.clean, threshold=cfg.threshold, ablation=cfg.ablation, forward=ef,
-            reference=torch.cat([clean, corrupted]), positions=search_positions(plan),
+            reference=torch.cat([clean, corrupted]), positions=positions, budget=cfg.budget,
+            state=state if positions == "all" else None,
         )  # fmt: skip
-        edges = result.kept
+        # An edge the budget left undecided is kept, scored 0 (JSON has no NaN).
+        edges = {e: 0.0 if math.isnan(v) else v for e, v in result.kept.items()}
+        status = result.status
+        params["n_undecided"] = result.n_undecided
         damages = torch.nan_to_num(result.damages, nan=0.0)
         if result.positions is not None:
             pg = PositionalGraph(ef.graph, result.positions["granularity"],
@@ -355,17 +370,21 @@ def find_circuit(
         raise MesaInterpError(
             "the search kept no edges; lower search.threshold or raise search.top_n"
         )
+    params["status"] = status
+    if status != COMPLETE:
+        params["budget"] = cfg.budget.to_dict()
     stamp = provenance(
         model_fingerprint=plan.fingerprint,
         model_name=plan.model_name,
         config={
-            "search": cfg.to_dict(),
+            "search": cfg.identity_dict(),  # the budget does not change a finished search
             "task": plan.task.config_dict(),
             "family": plan.pair.family,
         },
         seed=cfg.seed,
         command=command,
     )
+    stamp["status"] = status
     circuit = Circuit.from_edges(
         edges, method=cfg.method, params=params, ablation=cfg.ablation,
         provenance=stamp, node_order=ef.graph.upstream, positions=spec,

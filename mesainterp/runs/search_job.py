@@ -21,6 +21,7 @@ circuit are never mixed in. Each worker loads the model itself from the config.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,22 +44,29 @@ __all__ = [
     "faithfulness_plan",
     "outcome_from_units",
     "search_plan",
+    "stage1_meta",
     "stage1_result",
 ]
 
 
 @dataclass(frozen=True, kw_only=True)
 class SearchJob:
-    """The config file (absolute path), the command recorded in the provenance, and
-    the prompt file given on the command line (`PromptData.to_dict()`), if any, which
-    replaces the config's [data]."""
+    """The config file (absolute path), the command recorded in the provenance, the
+    prompt file given on the command line (`PromptData.to_dict()`), if any, which
+    replaces the config's [data], the budget fields given on the command line
+    (`BUDGET_FIELDS`, replacing the config's), and the ACDC state file."""
 
     config_path: str
     command: tuple[str, ...]
     data: dict[str, Any] | None = None
+    budget: dict[str, Any] | None = None
+    acdc_state: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"config_path": self.config_path, "command": list(self.command), "data": self.data}
+        return {
+            "config_path": self.config_path, "command": list(self.command), "data": self.data,
+            "budget": self.budget, "acdc_state": self.acdc_state,
+        }  # fmt: skip
 
     def worker_spec(self) -> WorkerSpec:
         # The attribution backward's float sums depend on the thread count: actors
@@ -74,20 +82,30 @@ class SearchWorker:
     """Loads and validates the config, the model and the pairs once."""
 
     def __init__(
-        self, *, config_path: str, command: list[str], data: dict[str, Any] | None = None
+        self,
+        *,
+        config_path: str,
+        command: list[str],
+        data: dict[str, Any] | None = None,
+        budget: dict[str, Any] | None = None,
+        acdc_state: str | None = None,
     ) -> None:
         from mesainterp.discovery.config import load_config, with_data
         from mesainterp.discovery.search import prepare
 
         self.command = list(command)
+        self.acdc_state = acdc_state
         config = load_config(config_path)
+        config = dataclasses.replace(config, **(budget or {}))
         self.plan = prepare(config if data is None else with_data(config, data))
 
     @classmethod
-    def from_plan(cls, plan: Any, command: list[str]) -> SearchWorker:
+    def from_plan(
+        cls, plan: Any, command: list[str], *, acdc_state: str | None = None
+    ) -> SearchWorker:
         """A worker around a plan this process already prepared (no second load)."""
         worker = cls.__new__(cls)
-        worker.plan, worker.command = plan, list(command)
+        worker.plan, worker.command, worker.acdc_state = plan, list(command), acdc_state
         return worker
 
     def run(self, unit: WorkUnit) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -102,10 +120,12 @@ class SearchWorker:
             return {}, {"rows": [r.to_dict() for r in rows]}
         if "start" in unit.payload:  # stage 1, one chunk of examples
             return chunk_scores(self.plan, unit.payload["start"], unit.payload["stop"]), {}
-        return {}, _stage1_meta(*find_circuit(self.plan, command=self.command))  # acdc
+        found = find_circuit(self.plan, command=self.command, state=self.acdc_state)  # acdc
+        return {}, stage1_meta(*found)
 
 
-def _stage1_meta(circuit: Circuit, ranking: list[tuple[str, str]]) -> dict[str, Any]:
+def stage1_meta(circuit: Circuit, ranking: list[tuple[str, str]]) -> dict[str, Any]:
+    """A stage-1 result as the JSON-able unit metadata it is saved as."""
     return {"circuit": circuit.to_json(), "ranking": [list(edge) for edge in ranking]}
 
 
@@ -146,7 +166,7 @@ def stage1_result(
     key = f"circuit-{stable_hash(stage1.keys)}"
     if not state.has(key):
         chunks = [state.load_unit(k)[0] for k in stage1.keys]
-        meta = _stage1_meta(*find_circuit(plan, command=command, chunks=chunks))
+        meta = stage1_meta(*find_circuit(plan, command=command, chunks=chunks))
         state.save_unit(key, {}, meta)
     return state.load_unit(key)[1]
 
