@@ -54,6 +54,13 @@ def summarise(draws: list[dict[str, Any]]) -> dict[str, Any]:
         if not rows:
             continue
         rate, bound = passes / len(rows), upper_bound(passes, len(rows))
+        # What a verdict on the point estimate (not the corrected lower bound) would give.
+        point = [
+            d["model"]
+            for d in rows
+            if d["tests"][test]["margin"] is not None
+            and d["tests"][test]["margin"] >= d["tests"][test]["threshold"]
+        ]
         reading = (
             "shown <= alpha"
             if bound <= ALPHA
@@ -66,6 +73,7 @@ def summarise(draws: list[dict[str, Any]]) -> dict[str, Any]:
             "passes": passes,
             "passed_by": [d["model"] for d in rows if d["tests"][test]["verdict"] == "pass"],
             "false_positive_rate": rate,
+            "point_estimate_above_threshold": point,
             "upper_95": bound,
             "alpha": ALPHA,
             "reading": reading,
@@ -81,6 +89,7 @@ def _row(card: Scorecard, kind: str) -> dict[str, Any]:
         "tests": {
             t.test: {
                 "verdict": t.verdict,
+                "margin": t.margin,
                 "margin_low": t.margin_low,
                 "threshold": t.threshold,
                 "p_adjusted": t.p_adjusted,
