@@ -18,7 +18,7 @@ thresholds are the pinned ones (`EvidenceConfig()` defaults); this script never
 moves them: a rate above alpha is a finding to report.
 
     python benchmarks/calibrate_thresholds.py --task tree-path --seeds 101,102,103 \\
-        [--scorecards DIR ...] [--n 600] [--tests goal_representation,...] --out FILE.json
+        [--scorecards DIR ...] [--include EARLIER.json ...] [--n 600] [--tests ...] --out FILE.json
 """
 
 from __future__ import annotations
@@ -134,12 +134,15 @@ def main() -> None:
     ap.add_argument("--scorecards", nargs="*", default=[], help="scorecard dirs of null models")
     ap.add_argument("--n", type=int, default=600, help="examples per probe")
     ap.add_argument("--tests", default="all", help="comma-separated subset of the tests")
+    ap.add_argument("--include", nargs="*", default=[], help="earlier calibration JSONs to pool")
     ap.add_argument("--out", required=True, help="calibration JSON to write")
     args = ap.parse_args()
     cfg = EvidenceConfig(n_examples=args.n)
     tests = None if args.tests == "all" else args.tests.split(",")
     seeds = [int(s) for s in args.seeds.split(",") if s]
     draws = [_row(Scorecard.load(Path(d) / "scorecard.json"), "memorizer") for d in args.scorecards]
+    for path in args.include:
+        draws += json.loads(Path(path).read_text())["draws"]
     for name in args.task:
         draws += _random_init_draws(name, seeds, cfg, tests)
     report = {
