@@ -3,7 +3,9 @@
 goal_representation, goal_retargeting, look_ahead, iterative_computation,
 localised_mechanism, algorithmic_match (one module each) → `run_battery` →
 `Scorecard` (versioned JSON with provenance) → `rank` across models of one task.
-`planted` builds hand-set models whose search circuit is known by construction.
+`planted` builds hand-set models whose search circuit is known by construction;
+`planted_lookup` one that solves tree-path without iterating (the negative control
+of the iterative test).
 """
 
 from mesainterp.evidence.algorithmic import algorithmic_match
@@ -19,6 +21,7 @@ from mesainterp.evidence.planted import (
     planted_gd_model,
 )
 from mesainterp.evidence.planted_graph import planted_reach_config, planted_reach_model
+from mesainterp.evidence.planted_lookup import planted_lookup_config, planted_lookup_model
 from mesainterp.evidence.planted_maze import planted_flood_config, planted_flood_model
 from mesainterp.evidence.profile import EvidenceInputs, TaskProfile, collect_inputs, profile_for
 from mesainterp.evidence.result import EvidenceResult, Verdict
@@ -57,6 +60,8 @@ __all__ = [
     "planted_flood_model",
     "planted_gd_config",
     "planted_gd_model",
+    "planted_lookup_config",
+    "planted_lookup_model",
     "planted_reach_config",
     "planted_reach_model",
     "profile_for",

@@ -15,7 +15,8 @@ reached. Iterative computation predicts a layer-ordered
 rise: the (k-1)-th node reaches its rise at a layer where the k-th has not yet,
 so the *lead* max_l [progress_{k-1}(l) - progress_k(l)] is large for every
 consecutive pair. The statistic is the weakest pair's lead. A model that
-computes every rank in the same layer has leads near 0 and fails; a rank that
+computes every rank in the same layer has leads near 0 and fails (the one-layer
+lookup model of `planted_lookup` is the real-model case); a rank that
 never rises (full rise < `MIN_RISE`) fails the test outright (nothing to order).
 
 Statistics: the paired bootstrap of `stats` (every rank's accuracies resampled

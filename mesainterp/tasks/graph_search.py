@@ -39,10 +39,16 @@ underlying problem (the edge set, start and goal) falls in that split, a
 and no problem is shared, whatever the seeds. The default "all" keeps
 everything.
 
-Counterfactual family "goal": the same graph, edge order and start, a
-different goal with a unique path from the start that diverges from the clean
-one (neither goal on the other's path), at the same lookahead when one exists.
-`answer_pos` predicts the first differing path vertex.
+Counterfactual families (`answer_pos` predicts the first differing path vertex):
+- "goal": the same graph, edge order and start, a different goal with a unique
+  path from the start that diverges from the clean one (neither goal on the
+  other's path), at the same lookahead when one exists.
+- "rewire": the same start, goal, labels and edge order in a different graph:
+  the edge into the goal (p, goal) becomes (d, goal), d a vertex reachable from
+  the start off the clean path, so the prompts differ in one token (that edge's
+  tail) and the path now runs through d. The new path is still the only one and
+  no longer than `max_lookahead`, the graph still acyclic; d at the clean
+  lookahead's level when one exists, so the lookahead usually stays.
 """
 
 from __future__ import annotations
@@ -134,7 +140,7 @@ class GraphSearchTask(PathTask):
     """Start-to-goal path in a random DAG with a unique path. See the module docstring."""
 
     name: ClassVar[str] = "graph-search"
-    counterfactual_families: ClassVar[tuple[str, ...]] = ("goal",)
+    counterfactual_families: ClassVar[tuple[str, ...]] = ("goal", "rewire")
 
     n_vertices: int = 16
     max_lookahead: int = 5
@@ -370,6 +376,8 @@ class GraphSearchTask(PathTask):
         family = pick_family(self, family)
         check_int(self.name, "n", n, 1)
         check_int(self.name, "seed", seed, 0)
+        if family == "rewire":
+            return self._rewire_pairs(n, Uniforms([seed, 2]))
         u = Uniforms([seed, 1])
         clean: list[tuple[DagInstance, tuple[int | None, ...]]] = []
         corrupt: list[tuple[DagInstance, tuple[int | None, ...]]] = []
@@ -404,6 +412,62 @@ class GraphSearchTask(PathTask):
             pos.append(self.prompt_len - 1 + i)
         return pair_at_positions(family, self._batch(clean), self._batch(corrupt), pos)
 
+    def _new_tails(self, adj: list[set[int]], start: int, goal: int) -> list[int]:
+        """Vertices d for which replacing the goal's in-edge on the path by (d, goal)
+        leaves a DAG with a unique start -> goal path of at most max_lookahead edges."""
+        path = _unique_path(adj, start, goal)
+        dist, reach_goal = _bfs_dist(adj, start), _reach(adj, goal)
+        out = []
+        for d in range(self.n_vertices):
+            if d in path or dist[d] < 0 or d in reach_goal or dist[d] + 1 > self.max_lookahead:
+                continue
+            moved = [set(a) for a in adj]
+            moved[path[-2]].discard(goal)
+            moved[d].add(goal)
+            if _count_paths(moved, start, goal) == 1:
+                out.append(d)
+        return out
+
+    def _rewire_pairs(self, n: int, u: Uniforms) -> CounterfactualPair:
+        clean: list[tuple[DagInstance, tuple[int | None, ...]]] = []
+        corrupt: list[tuple[DagInstance, tuple[int | None, ...]]] = []
+        pos: list[int] = []
+        for _attempt in range(10000 * n):
+            if len(clean) == n:
+                break
+            adj, start, goal, big_l = self._graph(u)
+            tails = self._new_tails(adj, start, goal)
+            if not tails:
+                continue
+            dist = _bfs_dist(adj, start)
+            d = u.choice([v for v in tails if dist[v] == big_l - 1] or tails)
+            tail = _unique_path(adj, start, goal)[-2]
+            moved = [set(a) for a in adj]
+            moved[tail].discard(goal)
+            moved[d].add(goal)
+            label, slots = self._render(u, adj)
+            new_slots = tuple((d, goal) if e == (tail, goal) else e for e in slots)
+            c = self._instance(adj, label, slots, start, goal)
+            if not self._in_split(c[0]):
+                continue
+            r = self._instance(moved, label, new_slots, start, goal)
+            clean.append(c)
+            corrupt.append(r)
+            pos.append(self.prompt_len - 1 + _first_diff(c[0].path, r[0].path))
+        if len(clean) < n:
+            raise ConfigError(
+                f"{self.name}.max_lookahead",
+                f"no graph whose goal edge can be rewired in {10000 * n} draws",
+                "more room: a larger max_lookahead, n_branches or n_vertices",
+            )
+        return pair_at_positions("rewire", self._batch(clean), self._batch(corrupt), pos)
+
     def render(self, tokens: Int[Tensor, " pos"] | list[int]) -> str:
         ids = tokens.tolist() if isinstance(tokens, Tensor) else list(tokens)
         return " ".join(self.vocab[i] for i in ids)
+
+
+def _first_diff(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    """First index where two start-to-goal paths differ (neither is a prefix of the
+    other: both end at the goal, which appears once)."""
+    return next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)

@@ -42,11 +42,17 @@ underlying problem (the edge set and the goal) falls in that split, a
 and no problem is shared, whatever the seeds. The default "all" keeps
 everything.
 
-Counterfactual family "goal": the same tree, labels and edge order with a
-different goal whose path diverges from the clean one (neither goal is an
-ancestor of the other). `answer_pos` is the position predicting the first path
-token where the two paths differ; the default metric is the logit difference
-between the clean and corrupted tokens there.
+Counterfactual families (`answer_pos` is the position predicting the first
+path token where the two paths differ; the default metric is the logit
+difference between the clean and corrupted tokens there):
+- "goal": the same tree, labels and edge order with a different goal whose path
+  diverges from the clean one (neither goal is an ancestor of the other).
+- "rewire": the same goal, labels and edge order in a different tree: one node
+  on the clean path (the goal or an ancestor other than the root) is re-parented
+  to a node outside its subtree, so the prompts differ in one token only (the
+  parent token of that node's edge) and the path to the goal changes. Depth and
+  child limits still hold. It shows how the structure is processed, not only
+  how the goal is routed.
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ from mesainterp.tasks._common import (
     check_int,
     check_split,
     in_split,
+    pair_at_positions,
     pick_family,
 )
 from mesainterp.tasks.base import IGNORE_INDEX, CounterfactualPair, TaskBatch
@@ -102,7 +109,7 @@ class TreePathTask(PathTask):
     """Root-to-goal path in a shuffled-edge-list tree. See the module docstring."""
 
     name: ClassVar[str] = "tree-path"
-    counterfactual_families: ClassVar[tuple[str, ...]] = ("goal",)
+    counterfactual_families: ClassVar[tuple[str, ...]] = ("goal", "rewire")
 
     n_nodes: int = 12
     max_depth: int = 5
@@ -318,6 +325,8 @@ class TreePathTask(PathTask):
         family = pick_family(self, family)
         check_int(self.name, "n", n, 1)
         check_int(self.name, "seed", seed, 0)
+        if family == "rewire":
+            return self._rewire_pairs(n, Uniforms([seed, 2]))
         u = Uniforms([seed, 1])
         clean: list[TreeInstance] = []
         corrupt: list[TreeInstance] = []
@@ -357,7 +366,68 @@ class TreePathTask(PathTask):
             corrupted_answer=torch.tensor(corrupted_answer, dtype=torch.long),
         )
 
+    def _rewirings(self, tree: _Tree, goal: int) -> list[tuple[int, int]]:
+        """(node, new parent) moves of a non-root path node that keep a valid tree."""
+        children = [0] * self.n_nodes
+        for v in range(1, self.n_nodes):
+            children[tree.parent[v]] += 1
+        moves = []
+        # How far below each node its subtree reaches: the whole subtree moves with it.
+        height = [0] * self.n_nodes
+        for v in sorted(range(1, self.n_nodes), key=lambda v: -tree.depth[v]):
+            height[tree.parent[v]] = max(height[tree.parent[v]], height[v] + 1)
+        for a in self._struct_path(tree, goal)[1:]:
+            for q in range(self.n_nodes):
+                if q == tree.parent[a] or a in self._struct_path(tree, q):
+                    continue  # the same tree, or a cycle (q in a's subtree)
+                if self.max_children is not None and children[q] >= self.max_children:
+                    continue
+                depth = tree.depth[q] + 1  # a's new depth
+                goal_depth = depth + tree.depth[goal] - tree.depth[a]
+                if depth + height[a] <= self.max_depth and goal_depth >= self.min_goal_depth:
+                    moves.append((a, q))
+        return moves
+
+    def _rewire_pairs(self, n: int, u: Uniforms) -> CounterfactualPair:
+        clean: list[TreeInstance] = []
+        corrupt: list[TreeInstance] = []
+        for _ in range(n):
+            for _attempt in range(10000):
+                tree, goal = self._draw(u)
+                moves = self._rewirings(tree, goal)
+                if moves and self._in_split(self._instance(tree, goal)):
+                    break
+            else:
+                raise ConfigError(
+                    f"{self.name}.max_depth",
+                    "no node on the path can be re-parented in 10000 trees",
+                    "more room: a larger max_depth or max_children",
+                )
+            a, q = u.choice(moves)
+            parent = list(tree.parent)
+            parent[a] = q
+            depth = [0] * self.n_nodes
+            for v in range(1, self.n_nodes):
+                w = v
+                while parent[w] >= 0:
+                    w, depth[v] = parent[w], depth[v] + 1
+            moved = _Tree(parent=tuple(parent), depth=tuple(depth), label=tree.label,
+                          edge_order=tree.edge_order)  # fmt: skip
+            clean.append(self._instance(tree, goal))
+            corrupt.append(self._instance(moved, goal))
+        pos = [
+            self.prompt_len - 1 + _first_diff(c.path, r.path)
+            for c, r in zip(clean, corrupt, strict=True)
+        ]
+        return pair_at_positions("rewire", self._batch(clean), self._batch(corrupt), pos)
+
     def render(self, tokens: Int[Tensor, " pos"] | list[int]) -> str:
         """Tokens as a readable string, e.g. '3 7 , 7 1 , ... | 1 : 3 7 1 END'."""
         ids = tokens.tolist() if isinstance(tokens, Tensor) else list(tokens)
         return " ".join(self.vocab[i] for i in ids if i != self.pad)
+
+
+def _first_diff(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    """First index where two root-to-goal paths differ (they cannot be prefixes of
+    each other: both end at the goal, which appears once)."""
+    return next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)

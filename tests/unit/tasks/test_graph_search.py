@@ -155,3 +155,41 @@ def test_any_valid_config_has_a_unique_path(
             g = _graph(inst)
             assert nx.is_directed_acyclic_graph(g) and len(inst.edges) <= task.max_edges
             assert list(nx.all_simple_paths(g, inst.start, inst.goal)) == [list(inst.path)]
+
+
+@pytest.mark.parametrize(
+    "task", [TASK, GraphSearchTask(n_vertices=8, max_lookahead=3, extra_edges=2)]
+)
+def test_rewire_pairs_move_the_goal_edge_and_change_the_path(task):
+    pair = task.counterfactual_pairs(60, seed=7, family="rewire")
+    c, r, p0 = pair.clean, pair.corrupted, task.prompt_len
+    diff = c.inputs[:, :p0] != r.inputs[:, :p0]
+    # One token, the tail of an edge (positions 3e), never the start or goal tokens.
+    assert (diff.sum(1) == 1).all()
+    cols = diff.nonzero()[:, 1]
+    assert (cols % 3 == 0).all() and (cols < p0 - 5).all()
+    same_lookahead = 0
+    for b in range(60):
+        ci, ri = c.instances[b], r.instances[b]
+        assert ci.start == ri.start and ci.goal == ri.goal
+        moved = set(ci.edges) ^ set(ri.edges)
+        assert len(moved) == 2 and all(e[1] == ci.goal for e in moved)
+        g = _graph(ri)
+        assert nx.is_directed_acyclic_graph(g)
+        # The corrupted path is the corrupted graph's only one, and a new one.
+        assert list(nx.all_simple_paths(g, ri.start, ri.goal)) == [list(ri.path)]
+        assert ci.path != ri.path and len(ri.path) - 1 <= task.max_lookahead
+        i = next(i for i, (x, y) in enumerate(zip(ci.path, ri.path, strict=False)) if x != y)
+        pos = int(pair.answer_pos[b])
+        assert pos == p0 - 1 + i
+        assert pair.clean_answer[b] == ci.path[i] != ri.path[i] == pair.corrupted_answer[b]
+        same_lookahead += len(ci.path) == len(ri.path)
+    # Lookahead 1 cannot be kept (the only level-0 vertex is the start); most others are.
+    assert same_lookahead >= 20
+
+
+def test_rewire_is_refused_without_room():
+    # Lookahead 1: any other route to the goal is longer than max_lookahead.
+    task = GraphSearchTask(n_vertices=3, max_lookahead=1, extra_edges=0)
+    with pytest.raises(ConfigError, match="max_lookahead"):
+        task.counterfactual_pairs(1, seed=0, family="rewire")

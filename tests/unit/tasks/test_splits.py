@@ -72,3 +72,42 @@ def test_all_is_unchanged():
 def test_bad_split_params(cls, params, field):
     with pytest.raises(ConfigError, match=field):
         cls(**params)
+
+
+def _maze_of(inst) -> tuple:
+    return tuple(sorted((min(e), max(e)) for e in inst.edges))
+
+
+def _training_stream(task: MazeTask, steps: int, batch: int = 64) -> list:
+    """The batches the training loop draws for a run with seed 0 (online sampling)."""
+    from mesainterp.training.evaluation import train_seed
+
+    return [i for s in range(steps) for i in task.sample(batch, seed=train_seed(0, s)).instances]
+
+
+def test_split_by_maze_holds_out_whole_mazes():
+    # The DFS generator makes 88 distinct 3x3 mazes (of the grid's 192 spanning
+    # trees): 2,560 training draws see every training maze, so an overlap would show.
+    train = MazeTask(grid_n=3, split="train", split_by="maze")
+    test = dataclasses.replace(train, split="test")
+    seen = {_maze_of(i) for i in _training_stream(train, steps=40)}
+    held = {_maze_of(i) for i in test.sample(400, seed=7).instances}
+    held |= {_maze_of(i) for i in test.counterfactual_pairs(20, seed=8).corrupted.instances}
+    assert len(seen) >= 70 and 5 <= len(held) <= 20 and len(seen | held) <= 88
+    assert not seen & held
+    assert all(test.split_key(i) == (list(m),) for i, m in zip(test.sample(3, seed=0).instances,
+                                                               [_maze_of(j) for j in test.sample(3, seed=0).instances], strict=True))  # fmt: skip
+    # The default split holds out (maze, origin, target) triples only: the same
+    # training stream then shares mazes with the test split.
+    by_problem = MazeTask(grid_n=3, split="train")
+    seen_p = {_maze_of(i) for i in _training_stream(by_problem, steps=40)}
+    held_p = {_maze_of(i) for i in dataclasses.replace(by_problem, split="test").sample(400, seed=7).instances}  # fmt: skip
+    assert seen_p & held_p
+
+
+def test_split_by_problem_is_unchanged_and_bad_split_by_is_refused():
+    a = MazeTask(grid_n=3, split="test").sample(30, seed=5)
+    b = MazeTask(grid_n=3, split="test", split_by="problem").sample(30, seed=5)
+    assert torch.equal(a.inputs, b.inputs)
+    with pytest.raises(ConfigError, match="split_by"):
+        MazeTask(split_by="cell")  # type: ignore[arg-type]

@@ -215,3 +215,42 @@ def test_any_valid_config_gives_correct_labels(n_nodes, depth_frac, max_children
 def test_chain_trees_cannot_make_goal_pairs():
     with pytest.raises(ConfigError, match="max_children"):
         TreePathTask(n_nodes=4, max_depth=3, max_children=1).counterfactual_pairs(1, seed=0)
+
+
+@pytest.mark.parametrize("task", [TASK, TreePathTask(n_nodes=7, max_depth=3, max_children=None)])
+def test_rewire_pairs_change_one_edge_and_the_path_not_the_goal(task):
+    pair = task.counterfactual_pairs(100, seed=6, family="rewire")
+    c, r = pair.clean, pair.corrupted
+    p0 = task.prompt_len
+    diff = c.inputs[:, :p0] != r.inputs[:, :p0]
+    # One token: the parent of one edge (positions 3e), never the goal or a child.
+    assert (diff.sum(dim=1) == 1).all()
+    assert (diff.nonzero()[:, 1] % 3 == 0).all() and (diff.nonzero()[:, 1] < p0 - 3).all()
+    n_changed = 0
+    for b in range(100):
+        ci, ri = c.instances[b], r.instances[b]
+        assert ci.goal == ri.goal and ci.root == ri.root
+        g = _graph(ri)
+        # Still a tree within the limits; the path is the corrupted tree's own.
+        assert nx.is_arborescence(g) and g.number_of_nodes() == task.n_nodes
+        assert list(ri.path) == nx.shortest_path(g, ri.root, ri.goal)
+        assert len(ri.path) - 1 <= task.max_depth
+        assert max(nx.shortest_path_length(g, ri.root).values()) <= task.max_depth
+        if task.max_children is not None:
+            assert max(d for _, d in g.out_degree()) <= task.max_children
+        # Exactly one edge moved, and it was one into a node on the clean path.
+        moved = set(ci.edges) ^ set(ri.edges)
+        assert len(moved) == 2 and {e[1] for e in moved} <= set(ci.path)
+        assert ci.path != ri.path
+        i = next(i for i, (x, y) in enumerate(zip(ci.path, ri.path, strict=False)) if x != y)
+        pos = int(pair.answer_pos[b])
+        assert pos == p0 - 1 + i
+        assert pair.clean_answer[b] == ci.path[i] != ri.path[i] == pair.corrupted_answer[b]
+        n_changed += len(ci.path) != len(ri.path)
+    assert n_changed > 0  # depth-changing moves occur, not only same-depth swaps
+
+
+def test_rewire_is_refused_where_no_node_can_move():
+    # A star of depth 1: any other parent would put the goal at depth 2.
+    with pytest.raises(ConfigError, match="max_depth"):
+        TreePathTask(n_nodes=3, max_depth=1).counterfactual_pairs(1, seed=0, family="rewire")
