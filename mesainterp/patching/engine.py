@@ -157,8 +157,19 @@ def run_sweep(
 
     denoising = spec.direction == "denoising"
     base_input = corrupted if denoising else clean
+    reason = unsupported_reason(model) if method != "hooks" else "hooks requested"
+    # At real vocabularies the logits dominate memory: each run's metric is taken as soon
+    # as it is captured, and only the base run's logits are kept, only for the fast
+    # path's check against the bridge.
     clean_logits, clean_acts = capture(model, clean, names)
+    clean_values = _metric_values(metric, clean_logits, batch, n)
+    base_logits: Tensor | None = clean_logits if reason is None and not denoising else None
+    del clean_logits
     corrupted_logits, corrupted_acts = capture(model, corrupted, names)
+    corrupted_values = _metric_values(metric, corrupted_logits, batch, n)
+    if reason is None and denoising:
+        base_logits = corrupted_logits
+    del corrupted_logits
     base_acts = corrupted_acts if denoising else clean_acts
     source_acts: dict[str, Tensor] = clean_acts if denoising else corrupted_acts
     if spec.needs_reference:
@@ -171,14 +182,7 @@ def run_sweep(
         for name in names
     }
     del clean_acts, corrupted_acts
-    clean_values = _metric_values(metric, clean_logits, batch, n)
-    corrupted_values = _metric_values(metric, corrupted_logits, batch, n)
-    # At real vocabularies the logits dominate memory: keep only the base run's, and only
-    # for the fast path's check.
-    base_logits: Tensor | None = corrupted_logits if denoising else clean_logits
-    del clean_logits, corrupted_logits
 
-    reason = unsupported_reason(model) if method != "hooks" else "hooks requested"
     fast: FastForward | None = None
     if method != "hooks" and reason is None:
         fast = FastForward(model)
@@ -228,6 +232,7 @@ def run_sweep(
             stacked = run_stacked(model, base_input, [site_list[i] for i in group], replacements)
             for slot, i in enumerate(group):
                 rows[i] = _metric_values(metric, stacked[slot], batch, n)
+            del stacked  # else two stacks of full-vocabulary logits live at the next forward
     return SweepValues(
         sites=site_list,
         patched=torch.stack([row for row in rows if row is not None]),
