@@ -97,16 +97,18 @@ class Case:
 
 def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--sites", type=int, default=160)
-    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--sites", type=int, default=None, help="default 160 (presets: see WIDTHS)")
+    p.add_argument("--n", type=int, default=None, help="default 2000")
     p.add_argument("--d", type=int, default=128)
     p.add_argument("--width", type=int, choices=sorted(WIDTHS), default=None,
-                   help="real-width preset: sets --d, --n, --sites and --cv-sites")  # fmt: skip
+                   help="real-width preset: sets --d, and --n, --sites, --cv-sites unless given")  # fmt: skip
     p.add_argument("--classes", type=int, default=8)
     p.add_argument("--C", type=float, default=1.0)
     p.add_argument("--alpha", type=float, default=1.0)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--cv-sites", type=int, default=40, help="sites in the CV sweep (0: skip)")
+    p.add_argument(
+        "--cv-sites", type=int, default=None, help="sites in the CV sweep (0: skip; default 40)"
+    )
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--only", choices=["ridge", "binary", "multinomial"], default=None)
@@ -114,9 +116,13 @@ def _args() -> argparse.Namespace:
     p.add_argument("--memory", action="store_true", help="peak RSS of each torch call, in a child")  # fmt: skip
     p.add_argument("--mem-child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.width is not None:
+    defaults = (160, 2000, 40)
+    if args.width is not None:  # the preset's shape, where not given explicitly
         args.d = args.width
-        args.sites, args.n, args.cv_sites = WIDTHS[args.width]
+        defaults = WIDTHS[args.width]
+    for name, value in zip(("sites", "n", "cv_sites"), defaults, strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     return args
 
 
