@@ -59,8 +59,9 @@ class ProbeSpec:
     """What to probe for and how.
 
     target:        label name in the dataset (e.g. "goal", "depth", "on_path", "w").
-    kind:          "auto" picks ridge for float labels, multilabel for 2-D bool/0-1
-                   labels, logistic for 1-D integer labels.
+    kind:          "auto" picks ridge for float labels, multilabel for bool/0-1
+                   labels of 2 or more dimensions (each entry one label), logistic
+                   for 1-D integer labels.
     label_column:  take one column of a 2-D label (e.g. column 1 of "path").
     C:             inverse L2 strength of logistic probes (sklearn's C).
     alpha:         L2 strength of ridge probes (sklearn's alpha).
@@ -104,7 +105,7 @@ class ProbeSpec:
 def infer_kind(y: Tensor) -> ProbeKind:
     if y.dtype.is_floating_point:
         return "ridge"
-    if y.ndim == 2:
+    if y.ndim >= 2:  # e.g. an adjacency matrix per example: each entry one label
         return "multilabel"
     return "logistic"
 

@@ -7,8 +7,8 @@ on the scores, z(t) = z + t·Xδ, so trial steps never touch the features. Sites
 that have converged drop out of the matmuls at once, and out of the batch's
 element-wise work once enough of them have.
 
-The initial inverse Hessian is the inverse of Böhning's bound (`bohning`),
-rescaled every iteration by the usual L-BFGS factor sᵀy / yᵀPy: well-separated
+The initial inverse Hessian is the inverse of Böhning's bound (`bohning`; its
+diagonal only for wide features, fewer rows than columns), rescaled every iteration by the usual L-BFGS factor sᵀy / yᵀPy: well-separated
 classes have curvature far below the bound, and unscaled steps would be many times
 too short.
 """
@@ -22,11 +22,11 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from mesainterp.probes.bohning import BohningPreconditioner
-from mesainterp.probes.gram import augmented_gram
+from mesainterp.probes.bohning import BohningPreconditioner, DiagonalBohning
+from mesainterp.probes.gram import augmented_gram, column_moments
 from mesainterp.probes.logistic_objective import FoldView, Link, LogisticObjective
 
-__all__ = ["LbfgsResult", "fit_lbfgs"]
+__all__ = ["LbfgsResult", "fit_lbfgs", "working_bytes"]
 
 # The batch sheds its converged sites once they are this share of it: the gather
 # costs about one iteration's element-wise work.
@@ -38,6 +38,14 @@ class LbfgsResult:
     theta: Float[Tensor, "sites p out"]
     n_iter: int
     converged: bool
+
+
+def working_bytes(n: int, d: int, out: int, itemsize: int, memory: int = 10) -> int:
+    """About the memory `fit_lbfgs` holds per site beyond x: the p×p Gram, factor
+    and preconditioner (where n ≥ p), the history and a dozen score-sized arrays."""
+    p = d + 1
+    square = 3 * p * p if n >= p else 0
+    return itemsize * (square + (2 * memory + 8) * p * out + 12 * n * out)
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
@@ -57,6 +65,7 @@ def fit_lbfgs(
     gram: Tensor | None = None,
     view: FoldView | None = None,
     progress: Callable[[int], None] | None = None,
+    diagonal: tuple[Tensor, Tensor] | None = None,
 ) -> LbfgsResult:
     """Minimise Σ log-loss + 1/(2C)·‖W‖² for every site, in x's dtype.
 
@@ -66,6 +75,11 @@ def fit_lbfgs(
     init: warm start θ [sites, d+1, out]; gram: [X, 1]ᵀ[X, 1] if already known.
     view: fit a fold's standardised training rows instead of x itself (y then has
     only those rows, and `gram` must be theirs).
+    The preconditioner is the full inverse bound (from `gram`), or its centred
+    diagonal when `diagonal` gives the fitted columns' (mean, Σ(x − mean)²) [sites,
+    d] each, or when x has fewer rows than columns and no `gram` is given: there
+    the diagonal costs O(n·d) against the full bound's O(n·d² + d³) and the
+    fit's own O(n·d) an iteration.
     """
     dtype = x.dtype
     s, _, d = x.shape
@@ -75,15 +89,23 @@ def fit_lbfgs(
     reg[-1] = 0.0
     y = (y if y.ndim == 3 else y[None]).to(dtype)
     c = 0.5 if link == "softmax" else 0.25
-    if gram is None:
-        if view is not None:
-            raise ValueError("fit_lbfgs: a FoldView needs the Gram of its standardised rows")
-        gram = augmented_gram(x, dtype=dtype)
     objective = LogisticObjective(x, y, reg, link, view)
     n = objective.n
     if y.shape[1] != n:
         raise ValueError(f"fit_lbfgs: y has {y.shape[1]} rows, the fit sees {n}")
-    precond = BohningPreconditioner(gram, reg, c, dtype)
+    precond: BohningPreconditioner | DiagonalBohning
+    if diagonal is None and gram is None and view is None and n < p:
+        sums, squares = column_moments(x, dtype=dtype)
+        mean = sums / n  # Σ(x − μ)² = Σx² − nμ², clamped: a preconditioner needs no more
+        diagonal = (mean, (squares - n * mean.square()).clamp_min(0))
+    if diagonal is not None:
+        precond = DiagonalBohning(diagonal[0], diagonal[1], n, reg, c, dtype)
+    else:
+        if gram is None:
+            if view is not None:
+                raise ValueError("fit_lbfgs: a FoldView needs the Gram of its standardised rows")
+            gram = augmented_gram(x, dtype=dtype)
+        precond = BohningPreconditioner(gram, reg, c, dtype)
     theta = torch.zeros(s, p, out, dtype=dtype) if init is None else init.to(dtype).clone()
     final = torch.empty_like(theta)  # each site's θ lands here as it leaves the batch
     z = torch.zeros(s, out, n, dtype=dtype)

@@ -14,6 +14,10 @@ Objectives (chosen to match scikit-learn, the oracle in the tests):
 Both logistic objectives are solved by batched, preconditioned L-BFGS
 (`mesainterp.probes.lbfgs`); ridge by one Gram matrix per site shared by all
 targets and a batched Cholesky solve (the n×n dual system when n < d).
+Sites are fitted in chunks (`chunk_sites`, by default as many as fit in
+`chunks.MEMORY_BUDGET_BYTES` of working memory); the probes do not depend on it.
+Labels may have any trailing shape for ridge and multi-label probes: [n, *] is
+read as [n, outputs], each entry one output.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from jaxtyping import Float, Int, Shaped
 from torch import Tensor
 
 from mesainterp.errors import ConfigError
+from mesainterp.probes.chunks import site_chunks
 from mesainterp.probes.gram import gram_matrix
-from mesainterp.probes.lbfgs import LbfgsResult, fit_lbfgs
+from mesainterp.probes.lbfgs import LbfgsResult, fit_lbfgs, working_bytes
 from mesainterp.shapes import shape_checked
 
 __all__ = [
@@ -35,6 +40,7 @@ __all__ = [
     "fit_logistic",
     "fit_multilabel",
     "fit_ridge",
+    "label_matrix",
     "ridge_solve",
     "standardize",
 ]
@@ -107,6 +113,22 @@ def _check_c(name: str, value: float) -> float:
     return float(value)
 
 
+def label_matrix(y: Tensor, n: int) -> Tensor:
+    """Labels [n] or [n, *] as [n, outputs]; a one-line refusal naming the shape
+    when they do not have one row per example."""
+    if y.ndim == 0 or y.shape[0] != n or y.numel() == 0:
+        raise ConfigError(
+            "y",
+            f"has shape {tuple(y.shape)}, expected [n={n}] or [n={n}, ...] (one row per example)",
+        )
+    return y.reshape(n, -1)
+
+
+def _check_binary(y: Tensor) -> None:
+    if not bool(((y == 0) | (y == 1)).all()):
+        raise ConfigError("y", f"multi-label targets of shape {tuple(y.shape)} must be 0/1 or bool")
+
+
 def _work_dtype(x: Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
@@ -136,22 +158,38 @@ def _ridge_solve_owned(
 @shape_checked
 def fit_ridge(
     x: Float[Tensor, "sites n d"],
-    y: Float[Tensor, "n out"] | Float[Tensor, " n"],
+    y: Float[Tensor, "n *out"],
     *,
     alpha: float = 1.0,
+    chunk_sites: int | None = None,
 ) -> LinearProbe:
     """Closed-form ridge for every site (intercept unpenalised, as sklearn's Ridge).
 
     n ≥ d: (XcᵀXc + alpha·I) W = XcᵀYc, with XcᵀXc = XᵀX − n·μμᵀ, so the features
     are never copied to centre them. n < d: the dual, W = Xcᵀ(XcXcᵀ + alpha·I)⁻¹Yc.
     The n·d² products run in the features' precision (float32 features: float32);
-    means and the solves are float64.
+    means and the solves are float64. y: [n] or [n, *] (flattened to [n, outputs]).
+    `chunk_sites`: sites per batch (None: by the memory budget); same result.
     """
     alpha = _check_c("alpha", alpha)
+    n, d = x.shape[1], x.shape[2]
+    y2 = label_matrix(y, n).to(torch.float64)
+    per_site = 8 * (2 * min(n, d) ** 2 + n * d + n * y2.shape[1])
+    parts = [_ridge_sites(x[c], y2, alpha) for c in site_chunks(x.shape[0], per_site, chunk_sites)]
+    if len(parts) == 1:
+        return parts[0]
+    return LinearProbe(
+        kind="ridge",
+        coef=torch.cat([q.coef for q in parts]),
+        intercept=torch.cat([q.intercept for q in parts]),
+    )
+
+
+def _ridge_sites(x: Tensor, y2: Tensor, alpha: float) -> LinearProbe:
+    """`fit_ridge` for one batch of sites; y2 is [n, out] float64."""
     work = _work_dtype(x)
     x = x.to(work)
     n, d = x.shape[1], x.shape[2]
-    y2 = (y[:, None] if y.ndim == 1 else y).to(torch.float64)
     y_mean = y2.mean(dim=0, keepdim=True)
     yc = (y2 - y_mean).to(work)
     # One thin pass gives both Xᵀ·Yc and the column sums (a ones column on Y's side).
@@ -196,16 +234,48 @@ def _init_theta(init: LinearProbe | None) -> Tensor | None:
     return torch.cat([init.coef, init.intercept[:, None, :]], dim=1)
 
 
+def _fit_chunked(
+    x: Tensor,
+    targets: Tensor,
+    *,
+    init: Tensor | None,
+    chunk_sites: int | None,
+    memory: int = 10,
+    **options: object,
+) -> LbfgsResult:
+    """`fit_lbfgs` over the sites a chunk at a time; each site's fit is its own."""
+    n, d = x.shape[1], x.shape[2]
+    per_site = working_bytes(n, d, targets.shape[-1], x.element_size(), memory)
+    fits = [
+        fit_lbfgs(
+            x[c],
+            targets,
+            init=None if init is None else init[c],
+            memory=memory,
+            **options,  # type: ignore[arg-type]
+        )
+        for c in site_chunks(x.shape[0], per_site, chunk_sites)
+    ]
+    if len(fits) == 1:
+        return fits[0]
+    return LbfgsResult(
+        theta=torch.cat([f.theta for f in fits]),
+        n_iter=max(f.n_iter for f in fits),
+        converged=all(f.converged for f in fits),
+    )
+
+
 @shape_checked
 def fit_multilabel(
     x: Float[Tensor, "sites n d"],
-    y: Int[Tensor, "n labels"] | Int[Tensor, " n"],
+    y: Shaped[Tensor, "n *labels"],
     *,
     C: float = 1.0,
     max_iter: int = 1000,
     tol: float = 1e-8,
     dtype: torch.dtype | None = None,
     init: LinearProbe | None = None,
+    chunk_sites: int | None = None,
 ) -> LinearProbe:
     """Independent L2 logistic regressions, one per label column, for every site.
 
@@ -213,12 +283,15 @@ def fit_multilabel(
     precision (default: float64 for float64 features, else float32), where a site
     also stops once its loss no longer falls. A label constant in `y` drives its
     intercept large and its weights to zero (the limit of the objective).
-    `init` warm-starts from another probe of the same shape.
+    `init` warm-starts from another probe of the same shape. y: 0/1 or bool, [n]
+    or [n, *] (e.g. an adjacency matrix per example: each entry one label).
+    `chunk_sites`: sites per batch (None: by the memory budget); same probes.
     """
     C = _check_c("C", C)
-    y2 = y[:, None] if y.ndim == 1 else y
+    y2 = label_matrix(y, x.shape[1])
+    _check_binary(y2)
     work = dtype if dtype is not None else _work_dtype(x)
-    fit = fit_lbfgs(
+    fit = _fit_chunked(
         x.to(work),
         y2.to(work),
         link="sigmoid",
@@ -226,6 +299,7 @@ def fit_multilabel(
         tol=tol,
         max_iter=max_iter,
         init=_init_theta(init),
+        chunk_sites=chunk_sites,
     )
     return _probe("binary", fit)
 
@@ -242,6 +316,7 @@ def fit_logistic(
     memory: int = 10,
     dtype: torch.dtype = torch.float32,
     init: LinearProbe | None = None,
+    chunk_sites: int | None = None,
 ) -> LinearProbe:
     """L2 logistic regression (sklearn's objective) for every site at once.
 
@@ -251,14 +326,19 @@ def fit_logistic(
     does. `dtype` is the working precision (losses are summed in float64);
     float32 halves the cost and moves accuracy by far less than 0.01. `init`
     warm-starts from a probe of the same shape (e.g. the previous CV fold's).
+    `chunk_sites`: sites per batch (None: by the memory budget); same probes.
     """
     C = _check_c("C", C)
-    if y.ndim != 1 or y.dtype.is_floating_point:
-        raise ConfigError("y", f"expected integer class ids [n], got {tuple(y.shape)} {y.dtype}")
+    if y.ndim != 1 or y.dtype.is_floating_point or y.shape[0] != x.shape[1]:
+        raise ConfigError(
+            "y",
+            f"expected integer class ids [n={x.shape[1]}], got {tuple(y.shape)} {y.dtype}"
+            " (a label per example with more dimensions is a multi-label or ridge target)",
+        )
     k = int(n_classes if n_classes is not None else int(y.max()) + 1)
     binary = k <= 2
     targets = (y == 1)[:, None] if binary else torch.nn.functional.one_hot(y.long(), k)
-    fit = fit_lbfgs(
+    fit = _fit_chunked(
         x.to(dtype),
         targets.to(dtype),
         link="sigmoid" if binary else "softmax",
@@ -267,5 +347,6 @@ def fit_logistic(
         max_iter=max_iter,
         memory=memory,
         init=_init_theta(init),
+        chunk_sites=chunk_sites,
     )
     return _probe("binary" if binary else "multinomial", fit)
