@@ -158,7 +158,7 @@ def _ridge_solve_owned(
 @shape_checked
 def fit_ridge(
     x: Float[Tensor, "sites n d"],
-    y: Float[Tensor, "n *out"],
+    y: Float[Tensor, " n *out"],
     *,
     alpha: float = 1.0,
     chunk_sites: int | None = None,
@@ -268,7 +268,7 @@ def _fit_chunked(
 @shape_checked
 def fit_multilabel(
     x: Float[Tensor, "sites n d"],
-    y: Shaped[Tensor, "n *labels"],
+    y: Shaped[Tensor, " n *labels"],
     *,
     C: float = 1.0,
     max_iter: int = 1000,
