@@ -32,14 +32,14 @@ import torch
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
-from mesainterp.attribution.eap import EdgeScores, edge_attribution
+from mesainterp.attribution.eap import EDGE_METHODS, EdgeScores, edge_attribution
 from mesainterp.attribution.edge_forward import EdgeForward
 from mesainterp.discovery.ablated import ablated_outputs, cut_run_metric
 from mesainterp.discovery.budget import COMPLETE, PARTIAL, Budget, Status
 from mesainterp.discovery.circuit import Circuit
 from mesainterp.discovery.faithfulness_measure import FaithfulnessRow, faithfulness
 from mesainterp.discovery.greedy import top_edges
-from mesainterp.errors import ConfigError
+from mesainterp.errors import ConfigError, allowed
 from mesainterp.patching.engine import check_pair_shapes
 from mesainterp.patching.metric_call import AnyMetric, as_batch_metric
 from mesainterp.stats import normalised_effect
@@ -133,6 +133,8 @@ def topn_circuit(
     metric = as_batch_metric(metric)
     if isinstance(target, bool) or not isinstance(target, int | float) or target != target:
         raise ConfigError("target", f"got {target!r}", "a number (a faithfulness, e.g. 0.9)")
+    if isinstance(scorer, str) and scorer not in EDGE_METHODS:  # before any forward
+        raise ConfigError("method", f"got {scorer!r}", allowed(EDGE_METHODS))
     check_pair_shapes(clean, corrupted)
     ef = forward or EdgeForward(model)
     g = ef.graph
