@@ -1,0 +1,73 @@
+"""Mechanism: what each head does in a task's own terms, and what each layer would say.
+
+- `head_role_table`: attention mass of every head on named relations at named query
+  roles, with bootstrap CIs, and an ablation check of every role it assigns.
+- `logit_lens`, `fit_tuned_lens`, `compare_lenses`: decode every layer's residual.
+- `direct_logit_attribution`: each head's and MLP's direct effect on a logit
+  difference, through the final norm with its scale frozen.
+"""
+
+from mesainterp.mechanism.dla import DirectLogitAttribution, direct_logit_attribution
+from mesainterp.mechanism.head_roles import (
+    MAX_CHANCE,
+    MIN_DROP,
+    MIN_MASS,
+    RoleRow,
+    RoleTable,
+    head_role_table,
+)
+from mesainterp.mechanism.lens import (
+    LensComparison,
+    TunedLens,
+    accumulated_resid,
+    compare_lenses,
+    fit_tuned_lens,
+    kl_to_final,
+    logit_lens,
+)
+from mesainterp.mechanism.relations import (
+    QueryRole,
+    Relation,
+    prefix,
+    previous_token,
+    relation_masks,
+    same_token,
+    self_token,
+)
+from mesainterp.mechanism.task_relations import (
+    RELATION_TASKS,
+    prompt_query_roles,
+    prompt_relations,
+    task_query_roles,
+    task_relations,
+)
+
+__all__ = [
+    "MAX_CHANCE",
+    "MIN_DROP",
+    "MIN_MASS",
+    "RELATION_TASKS",
+    "DirectLogitAttribution",
+    "LensComparison",
+    "QueryRole",
+    "Relation",
+    "RoleRow",
+    "RoleTable",
+    "TunedLens",
+    "accumulated_resid",
+    "compare_lenses",
+    "direct_logit_attribution",
+    "fit_tuned_lens",
+    "head_role_table",
+    "kl_to_final",
+    "logit_lens",
+    "prefix",
+    "previous_token",
+    "prompt_query_roles",
+    "prompt_relations",
+    "relation_masks",
+    "same_token",
+    "self_token",
+    "task_query_roles",
+    "task_relations",
+]
