@@ -1,7 +1,8 @@
 """Mechanism card: the algorithm a model runs on a task, as a short list of checked claims.
 
 `mechanism_card(model, task)` measures head roles with their ablation check
-(`head_role_table`), direct logit attribution and the logit lens at the answer
+(`head_role_table`), every head's ablation effect at every query role
+(`patch_claims`), direct logit attribution and the logit lens at the answer
 positions (path tasks), or the algorithmic match against reference learners
 (icl-regression), turns each measurement into claims (`mechanism.claims`), and
 judges the task's published findings on those claims (`mechanism.literature`).
@@ -34,12 +35,17 @@ from mesainterp.mechanism.claims import (
 )
 from mesainterp.mechanism.head_roles import MAX_CHANCE, MIN_DROP, MIN_MASS, head_role_table
 from mesainterp.mechanism.literature import Comparison, compare_with_literature
-from mesainterp.mechanism.task_relations import RELATION_TASKS
+from mesainterp.mechanism.patch_claims import patching_claims
+from mesainterp.mechanism.task_relations import RELATION_TASKS, task_query_roles
 from mesainterp.tasks.base import Task
 
 __all__ = ["CARD_FORMAT", "MechanismCard", "mechanism_card"]
 
 CARD_FORMAT = "mesainterp.mechanism"
+# Examples of the algorithmic match (half fit the references' free parameters, half
+# test them): it reads one position, so more examples cost little and the interval
+# on R² needs them.
+ALGORITHM_EXAMPLES = 512
 # The statuses in the order a card lists them.
 _ORDER = {"supported": 0, "failed": 1, "not tested": 2}
 
@@ -98,7 +104,6 @@ class MechanismCard:
             lines.append("")
         if self.literature:
             lines += [
-                "",
                 f"## Compared with {self.literature[0].source}",
                 "",
                 "| finding | verdict | evidence |",
@@ -191,15 +196,18 @@ def mechanism_card(
         tables["roles"] = table.to_frame()
         claims += role_claims(table)
         batch = task.sample(n, seed=seed)
+        roles = task_query_roles(task, steps=steps)
+        patched, tables["patching"] = patching_claims(model, batch, roles, n_boot=n_boot, seed=seed)
+        claims += patched
         k = steps if steps is not None else batch.seq_len - batch.prompt_len
         dla, tables["dla"] = dla_claims(model, batch, k, n_boot=n_boot, seed=seed)
         lens, tables["lens"] = lens_claims(model, batch, k)
         claims += dla + lens
-        measured |= {"roles", "dla", "lens"}
+        measured |= {"roles", "patching", "dla", "lens"}
     elif hasattr(task, "gd_predictions"):
         if control is not None:
             found, tables["algorithm"] = _regression_claims(
-                model, control, task, max(n, 64), seed, n_boot
+                model, control, task, ALGORITHM_EXAMPLES, seed, n_boot
             )
             claims += found
             measured.add("algorithm")

@@ -129,7 +129,9 @@ def _algorithm(
         closest = c.relation.removeprefix("closest ")
         if c.status == "supported" and want(closest):
             return "consistent", c.text
-        return "not found", f"closest reference {closest}, not {label}; {c.status}"
+        if want(closest):
+            return "not found", f"closest reference {closest}, but its R² fails the threshold"
+        return "not found", f"closest reference {closest}, not {label}"
 
     return judge
 

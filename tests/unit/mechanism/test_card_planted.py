@@ -55,13 +55,22 @@ def test_planted_heads_claims_supported(cards: tuple[MechanismCard, MechanismCar
     assert verdicts["register tokens and subgoals for paths deeper than the layer count"] == (
         "not tested"
     )
+    # Ablating any climbing head at ":" breaks the answers (the patching table), and
+    # the card's patching claims name only heads that matter.
+    patching = card.tables["patching"]
+    hit = patching[patching.matters]
+    matters = set(zip(hit.head_name, hit.query_role, strict=True))
+    assert {(f"L{k}H0", ":") for k in range(1, depth + 1)} <= matters
+    assert (f"L{last}H0", "answer 1") in matters
+    claimed = {(c.head, c.query_role) for c in card.supported() if c.kind == "patching"}
+    assert claimed and claimed <= matters
     # The sink heads are listed, as failed claims.
     assert any(c.status == "failed" and c.relation.endswith("|") for c in card.claims)
 
 
 def test_random_init_twin_supports_no_role(cards: tuple[MechanismCard, MechanismCard]) -> None:
     _, control = cards
-    assert not [c for c in control.supported() if c.kind == "role"]
+    assert not [c for c in control.supported() if c.kind in ("role", "patching")]
     assert all(r.verdict != "consistent" for r in control.literature)
 
 
@@ -75,7 +84,7 @@ def test_card_writes_markdown_json_and_tables(
     data = json.loads(paths["json"].read_text())
     assert data["format"] == "mesainterp.mechanism"
     assert len(data["claims"]) == len(card.claims)
-    for name in ("roles", "dla", "lens"):
+    for name in ("roles", "patching", "dla", "lens"):
         assert (tmp_path / f"{name}.csv").exists()
     # Every claim's evidence names a table the card wrote.
     assert all(c.evidence.split()[0] in {f"{n}.csv" for n in card.tables} for c in card.claims)
