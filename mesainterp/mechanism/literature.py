@@ -245,7 +245,8 @@ LITERATURE: dict[str, tuple[str, list[Finding]]] = {
             Finding(
                 finding="deeper models match GD++ or several GD steps",
                 judge=_algorithm(
-                    lambda name: name == "gd++" or name.startswith("gd-"), "GD-k/GD++"
+                    lambda name: name == "gd++" or (name.startswith("gd-") and name != "gd-1"),
+                    "GD-k (k > 1) or GD++",
                 ),
             ),
         ],
