@@ -5,6 +5,9 @@
 - `logit_lens`, `fit_tuned_lens`, `compare_lenses`: decode every layer's residual.
 - `direct_logit_attribution`: each head's and MLP's direct effect on a logit
   difference, through the final norm with its scale frozen.
+- `structural_probes`, `staircase`: the quantities a search needs (the goal's k-th
+  ancestor, current node, reachable set, distance) probed at every layer and position
+  against random-init twins, shuffled labels and a search-free baseline.
 - `mechanism_card`: the above turned into a short list of claims, each with its
   evidence, interval and computed status, and the task's published findings judged
   on them.
@@ -40,6 +43,12 @@ from mesainterp.mechanism.relations import (
     same_token,
     self_token,
 )
+from mesainterp.mechanism.structural import (
+    Staircase,
+    StructuralTable,
+    staircase,
+    structural_probes,
+)
 from mesainterp.mechanism.task_relations import (
     RELATION_TASKS,
     prompt_query_roles,
@@ -64,6 +73,8 @@ __all__ = [
     "Relation",
     "RoleRow",
     "RoleTable",
+    "Staircase",
+    "StructuralTable",
     "TunedLens",
     "accumulated_resid",
     "compare_lenses",
@@ -81,6 +92,8 @@ __all__ = [
     "relation_masks",
     "same_token",
     "self_token",
+    "staircase",
+    "structural_probes",
     "task_query_roles",
     "task_relations",
 ]
