@@ -2,7 +2,8 @@
 
 `mechanism_card(model, task)` measures head roles with their ablation check
 (`head_role_table`), every head's ablation effect at every query role
-(`patch_claims`), direct logit attribution and the logit lens at the answer
+(`patch_claims`), the chain staircase of structural probes (`probe_claims`, with
+the control twin), direct logit attribution and the logit lens at the answer
 positions (path tasks), or the algorithmic match against reference learners
 (icl-regression), turns each measurement into claims (`mechanism.claims`), and
 judges the task's published findings on those claims (`mechanism.literature`).
@@ -34,8 +35,10 @@ from mesainterp.mechanism.claims import (
     role_claims,
 )
 from mesainterp.mechanism.head_roles import MAX_CHANCE, MIN_DROP, MIN_MASS, head_role_table
+from mesainterp.mechanism.instance import head_attention_panels
 from mesainterp.mechanism.literature import Comparison, compare_with_literature
 from mesainterp.mechanism.patch_claims import patching_claims
+from mesainterp.mechanism.probe_claims import probe_claims
 from mesainterp.mechanism.task_relations import RELATION_TASKS, task_query_roles
 from mesainterp.tasks.base import Task
 
@@ -61,6 +64,9 @@ class MechanismCard:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] | None = None
+    # One tree-path example (edges, root, goal, path) and, per supported patching
+    # claim, where that head attends in it ("role: head" -> node -> mass).
+    instance: dict[str, Any] | None = None
 
     def supported(self) -> list[Claim]:
         return [c for c in self.claims if c.status == "supported"]
@@ -75,6 +81,7 @@ class MechanismCard:
             "tables": {name: f"{name}.csv" for name in self.tables},
             "settings": self.settings,
             "provenance": self.provenance,
+            "instance": self.instance,
         }
 
     def to_markdown(self) -> str:
@@ -189,6 +196,7 @@ def mechanism_card(
     """
     name = getattr(task, "name", None)
     measured: set[str] = set()
+    instance: dict[str, Any] | None = None
     tables: dict[str, pd.DataFrame] = {}
     claims: list[Claim] = []
     if name in RELATION_TASKS:
@@ -199,11 +207,24 @@ def mechanism_card(
         roles = task_query_roles(task, steps=steps)
         patched, tables["patching"] = patching_claims(model, batch, roles, n_boot=n_boot, seed=seed)
         claims += patched
+        if name == "tree-path":
+            tree: Any = task  # a TreePathTask, by its name
+            panels = head_attention_panels(model, batch, 0, patched, roles, int(tree.n_nodes))
+            inst = batch.instances[0]
+            instance = {"edges": [list(e) for e in inst.edges], "root": inst.root,
+                        "goal": inst.goal, "path": list(inst.path),
+                        "panels": {k: {str(n): m for n, m in v.items()} for k, v in panels.items()}}  # fmt: skip
         k = steps if steps is not None else batch.seq_len - batch.prompt_len
         dla, tables["dla"] = dla_claims(model, batch, k, n_boot=n_boot, seed=seed)
         lens, tables["lens"] = lens_claims(model, batch, k)
         claims += dla + lens
         measured |= {"roles", "patching", "dla", "lens"}
+        if control is not None:
+            probed, probes = probe_claims(model, task, [control], seed=seed, n_boot=n_boot)
+            if probed:
+                claims += probed
+                tables["probes"] = probes
+                measured.add("probes")
     elif hasattr(task, "gd_predictions"):
         if control is not None:
             found, tables["algorithm"] = _regression_claims(
@@ -241,4 +262,5 @@ def mechanism_card(
         tables=tables,
         settings=settings,
         provenance=provenance,
+        instance=instance,
     )

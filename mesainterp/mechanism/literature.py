@@ -105,6 +105,33 @@ def _levels(pattern: str, least: int) -> Callable[[Sequence[Claim], set[str]], t
     return judge
 
 
+def _either(
+    *judges: Callable[[Sequence[Claim], set[str]], tuple[Verdict, str]],
+) -> Callable[[Sequence[Claim], set[str]], tuple[Verdict, str]]:
+    """Consistent when any judge finds it; not found when one measured it and none did."""
+    order: tuple[Verdict, ...] = ("consistent", "not found")
+
+    def judge(claims: Sequence[Claim], measured: set[str]) -> tuple[Verdict, str]:
+        found = [j(claims, measured) for j in judges]
+        for verdict in order:
+            hits = [e for v, e in found if v == verdict]
+            if hits:
+                return verdict, "; ".join(hits)
+        return "not tested", "; ".join(e for _, e in found)
+
+    return judge
+
+
+def _staircase(claims: Sequence[Claim], measured: set[str]) -> tuple[Verdict, str]:
+    hits = [c for c in claims if c.kind == "probe" and c.relation == "staircase"]
+    if not hits:
+        return "not tested", "no chain probes"
+    ok = [c for c in hits if c.status == "supported"]
+    return ("consistent" if ok else "not found"), "probes: " + "; ".join(
+        f"{c.query_role}: {'staircase' if c.status == 'supported' else 'none'}" for c in hits
+    )
+
+
 def _needs_kind(kind: str, what: str) -> Callable[[Sequence[Claim], set[str]], tuple[Verdict, str]]:
     """A finding only a measurement of `kind` this card does not make could test."""
 
@@ -162,7 +189,7 @@ LITERATURE: dict[str, tuple[str, list[Finding]]] = {
             ),
             Finding(
                 finding="deduction heads climb one tree level per layer",
-                judge=_levels(r"edge into goal ancestor (\d+)", 2),
+                judge=_either(_levels(r"edge into goal ancestor (\d+)", 2), _staircase),
             ),
             Finding(
                 finding="register tokens and subgoals for paths deeper than the layer count",
@@ -188,7 +215,7 @@ LITERATURE: dict[str, tuple[str, list[Finding]]] = {
         [
             Finding(
                 finding="the reachable set grows layer by layer (one hop per layer or more)",
-                judge=_levels(r"edges into goal within (\d+)", 2),
+                judge=_either(_levels(r"edges into goal within (\d+)", 2), _staircase),
             ),
             Finding(
                 finding="exponential path merging (reachable sets double their reach per layer)",

@@ -43,6 +43,14 @@ def test_report_opens_with_the_claims(run_dir) -> None:  # type: ignore[no-untyp
     titles = [s.title for s in sections]
     assert titles[1] == "Compared with Brinkmann et al. 2024"
     assert "Evidence: roles.csv" in titles
+    # The instance figure: one panel per supported patching claim, on the example's tree.
+    assert "Where the heads that matter attend, on one tree" in titles
+    data = json.loads((run_dir / "mechanism.json").read_text())
+    claimed = {f"{c['query_role']}: {c['head']}" for c in data["claims"]
+               if c["kind"] == "patching" and c["status"] == "supported"}  # fmt: skip
+    assert set(data["instance"]["panels"]) <= claimed and data["instance"]["panels"]
+    for mass in data["instance"]["panels"].values():
+        assert 0.0 <= sum(mass.values()) <= 1.0 + 1e-5
     page = build_report(run_dir)
     claim = first.table["text"].iloc[0]
     assert claim.split(" (")[0] in page

@@ -2,7 +2,8 @@
 
 The card must state the planted algorithm: every planted head's role claim is
 supported (edge-token concatenation by L0H0, goal movement by L0H1, one climbing head
-per layer L1H0..L{depth}H0, the readout by the last layer's H0), the literature table
+per layer L1H0..L{depth}H0, the readout by the last layer's H0), the chain probes
+climb one level per layer at ":", the literature table
 finds Brinkmann et al.'s pattern, and the random-init twin gets no supported role
 claim and no "consistent" verdict: that is the failing case.
 """
@@ -20,6 +21,7 @@ from mesainterp.mechanism import (
     MechanismCard,
     mechanism_card,
 )
+from mesainterp.model.build import random_init_twin
 from mesainterp.tasks import TreePathTask
 
 KW = {"n": 32, "steps": 2, "n_boot": 200}
@@ -29,7 +31,11 @@ KW = {"n": 32, "steps": 2, "n_boot": 200}
 def cards() -> tuple[MechanismCard, MechanismCard]:
     task = TreePathTask()
     planted = planted_model(task)
-    return mechanism_card(planted.model, task, **KW), mechanism_card(planted.control, task, **KW)
+    other = random_init_twin(planted.config, seed=planted.config.seed + 40)
+    return (
+        mechanism_card(planted.model, task, control=planted.control, **KW),
+        mechanism_card(planted.control, task, control=other, **KW),
+    )
 
 
 def test_thresholds_are_the_declared_ones() -> None:
@@ -64,13 +70,16 @@ def test_planted_heads_claims_supported(cards: tuple[MechanismCard, MechanismCar
     assert (f"L{last}H0", "answer 1") in matters
     claimed = {(c.head, c.query_role) for c in card.supported() if c.kind == "patching"}
     assert claimed and claimed <= matters
+    # The chain probes climb one level per layer at ":", where the planted heads climb.
+    stairs = {c.query_role: c.status for c in card.claims if c.relation == "staircase"}
+    assert stairs[":"] == "supported"
     # The sink heads are listed, as failed claims.
     assert any(c.status == "failed" and c.relation.endswith("|") for c in card.claims)
 
 
 def test_random_init_twin_supports_no_role(cards: tuple[MechanismCard, MechanismCard]) -> None:
     _, control = cards
-    assert not [c for c in control.supported() if c.kind in ("role", "patching")]
+    assert not [c for c in control.supported() if c.kind in ("role", "patching", "probe")]
     assert all(r.verdict != "consistent" for r in control.literature)
 
 
@@ -84,7 +93,27 @@ def test_card_writes_markdown_json_and_tables(
     data = json.loads(paths["json"].read_text())
     assert data["format"] == "mesainterp.mechanism"
     assert len(data["claims"]) == len(card.claims)
-    for name in ("roles", "patching", "dla", "lens"):
+    for name in ("roles", "patching", "probes", "dla", "lens"):
         assert (tmp_path / f"{name}.csv").exists()
     # Every claim's evidence names a table the card wrote.
     assert all(c.evidence.split()[0] in {f"{n}.csv" for n in card.tables} for c in card.claims)
+
+
+def test_instance_panels_show_where_the_readout_head_attends() -> None:
+    """On one planted example, the readout head at answer 1 (position prompt_len, which
+    holds the root path[0]) puts its attention on the edge into the next path node,
+    path[1]."""
+    from mesainterp.mechanism.instance import head_attention_panels
+    from mesainterp.mechanism.patch_claims import patching_claims
+    from mesainterp.mechanism.task_relations import task_query_roles
+
+    task = TreePathTask()
+    model = planted_model(task).model
+    batch = task.sample(16, seed=0)
+    example = next(b for b in range(16) if len(batch.instances[b].path) >= 2)
+    roles = task_query_roles(task, steps=1)
+    claims, _ = patching_claims(model, batch, roles, n_boot=50, seed=0)
+    panels = head_attention_panels(model, batch, example, claims, roles, task.n_nodes)
+    last = task.max_depth + 1
+    mass = panels[f"answer 1: L{last}H0"]
+    assert mass[batch.instances[example].path[1]] > 0.99
