@@ -189,7 +189,8 @@ def mechanism_card(
     without it that comparison is not run and the card says "not tested").
 
     >>> from mesainterp.evidence.planted_registry import planted_model
-    >>> task = mesainterp.TreePathTask()
+    >>> from mesainterp.tasks import TreePathTask
+    >>> task = TreePathTask()
     >>> card = mechanism_card(planted_model(task).model, task, n=16, steps=1, n_boot=50)
     >>> card.literature[0].verdict  # edge-token concatenation, planted in layer 0
     'consistent'

@@ -117,3 +117,12 @@ def test_instance_panels_show_where_the_readout_head_attends() -> None:
     last = task.max_depth + 1
     mass = panels[f"answer 1: L{last}H0"]
     assert mass[batch.instances[example].path[1]] > 0.99
+
+
+def test_mechanism_card_docstring_example_runs() -> None:
+    import doctest
+
+    test = doctest.DocTestFinder(recurse=False).find(mechanism_card, "mechanism_card")[0]
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
