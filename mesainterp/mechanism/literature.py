@@ -127,8 +127,8 @@ def _staircase(claims: Sequence[Claim], measured: set[str]) -> tuple[Verdict, st
     if not hits:
         return "not tested", "no chain probes"
     ok = [c for c in hits if c.status == "supported"]
-    return ("consistent" if ok else "not found"), "probes: " + "; ".join(
-        f"{c.query_role}: {'staircase' if c.status == 'supported' else 'none'}" for c in hits
+    return ("consistent" if ok else "not found"), "chain probes: " + "; ".join(
+        f"{'staircase' if c.status == 'supported' else 'none'} at {c.query_role}" for c in hits
     )
 
 
@@ -214,7 +214,8 @@ LITERATURE: dict[str, tuple[str, list[Finding]]] = {
         "Saparov et al. 2025",
         [
             Finding(
-                finding="the reachable set grows layer by layer (one hop per layer or more)",
+                finding="the search extends one hop per layer (heads reach the goal's k-hop"
+                " predecessors at rising layers, or the chain probes climb)",
                 judge=_either(_levels(r"edges into goal within (\d+)", 2), _staircase),
             ),
             Finding(

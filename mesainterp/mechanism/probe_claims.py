@@ -3,8 +3,9 @@
 At the goal token and at ":" the chain quantities (tree-path: the goal's k-th
 ancestor; graph-search: the k-th node back from the goal) are probed at every layer
 (`structural_probes`) against the random-init twin, shuffled labels and chance. The
-claim at a position is the structural module's own declared rule: every rank clears
-somewhere and the first clearing layer strictly rises with k. Its number is the
+claim at a position is the structural module's own declared rule: every rank with
+enough examples there clears somewhere and the first clearing layer strictly rises
+with k. Its number is the
 probe score of the deepest rank at its first clearing layer, with its interval.
 """
 
@@ -51,23 +52,24 @@ def probe_claims(
             continue
         layers = steps.first_layers(pos)
         role = "goal" if pos == goal_pos else ":"
-        shown = ", ".join("never" if v is None else str(v) for v in layers)
-        deepest = frame[(frame["pos"] == pos) & (frame["rank"] == CHAIN_RANKS)]
+        shown = ", ".join(
+            f"{k}: {'never' if v is None else f'layer {v}'}"
+            for k, v in zip(steps.ranks, layers, strict=True)
+        )
+        top = max(steps.ranks)
+        deepest = frame[(frame["pos"] == pos) & (frame["rank"] == top)]
         at = deepest[deepest["layer"] == layers[-1]] if layers[-1] is not None else deepest
         best = at.sort_values("value").iloc[-1] if len(at) else None
+        rises = steps.is_staircase(pos)
         claims.append(
             Claim(
-                text=f"At {role}, {_WORDS[task.name]} 1..{CHAIN_RANKS} are first decodable at"
-                f" layers {shown} (over the random-init twin, shuffled labels and chance): "
-                + (
-                    "a staircase, one level per layer"
-                    if steps.is_staircase(pos)
-                    else "no staircase"
-                )
+                text=f"At {role}, {_WORDS[task.name]} (by rank) are first decodable over the"
+                f" random-init twin, shuffled labels and chance at {shown}: "
+                + ("a staircase, the first layer rises with the rank" if rises else "no staircase")
                 + (
                     ""
                     if best is None
-                    else f"; rank {CHAIN_RANKS} {best['metric']} {best['value']:.2f}"
+                    else f"; rank {top} {best['metric']} {best['value']:.2f}"
                     f" (CI {best['ci_low']:.2f}–{best['ci_high']:.2f}) at layer {int(best['layer'])}"
                 ),
                 kind="probe",
@@ -75,7 +77,7 @@ def probe_claims(
                 value=None if best is None else float(best["value"]),
                 ci_low=None if best is None else float(best["ci_low"]),
                 ci_high=None if best is None else float(best["ci_high"]),
-                status="supported" if steps.is_staircase(pos) else "failed",
+                status="supported" if rises else "failed",
                 query_role=role,
                 relation="staircase",
             )
