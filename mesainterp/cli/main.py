@@ -34,6 +34,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "report",
     "patch",
     "evidence",
+    "mechanism",
 )
 
 EXIT_BAD_INPUT = 2

@@ -6,8 +6,11 @@
 - `direct_logit_attribution`: each head's and MLP's direct effect on a logit
   difference, through the final norm with its scale frozen.
 - `structural_probes`, `staircase`: the quantities a search needs (the goal's k-th
-  ancestor, current node, reachable set, distance to goal) decoded at every layer and
-  position against random-init twins, shuffled labels and search-free baselines.
+  ancestor, current node, reachable set, distance) probed at every layer and position
+  against random-init twins, shuffled labels and a search-free baseline.
+- `mechanism_card`: the above turned into a short list of claims, each with its
+  evidence, interval and computed status, and the task's published findings judged
+  on them.
 """
 
 from mesainterp.mechanism.builtin import (
@@ -17,6 +20,8 @@ from mesainterp.mechanism.builtin import (
     task_query_roles,
     task_relations,
 )
+from mesainterp.mechanism.card import MechanismCard, mechanism_card
+from mesainterp.mechanism.claims import MIN_DIRECT, MIN_LENS_ACC, Claim
 from mesainterp.mechanism.dla import DirectLogitAttribution, direct_logit_attribution
 from mesainterp.mechanism.head_roles import (
     MAX_CHANCE,
@@ -35,6 +40,7 @@ from mesainterp.mechanism.lens import (
     kl_to_final,
     logit_lens,
 )
+from mesainterp.mechanism.literature import Comparison, compare_with_literature
 from mesainterp.mechanism.relations import (
     QueryRole,
     Relation,
@@ -54,11 +60,16 @@ from mesainterp.mechanism.structural import (
 
 __all__ = [
     "MAX_CHANCE",
+    "MIN_DIRECT",
     "MIN_DROP",
+    "MIN_LENS_ACC",
     "MIN_MASS",
     "RELATION_TASKS",
+    "Claim",
+    "Comparison",
     "DirectLogitAttribution",
     "LensComparison",
+    "MechanismCard",
     "QueryRole",
     "Relation",
     "RoleRow",
@@ -68,11 +79,13 @@ __all__ = [
     "TunedLens",
     "accumulated_resid",
     "compare_lenses",
+    "compare_with_literature",
     "direct_logit_attribution",
     "fit_tuned_lens",
     "head_role_table",
     "kl_to_final",
     "logit_lens",
+    "mechanism_card",
     "prefix",
     "previous_token",
     "prompt_query_roles",

@@ -83,6 +83,7 @@ MANIFEST = "run.json"
 SCHEMA = "mesainterp.run/1"
 RESULT_KINDS = (
     "patching", "probes", "attribution", "circuit", "attention", "figure", "table", "scorecard",
+    "mechanism",
 )  # fmt: skip
 TABLE_SUFFIXES = (".parquet", ".csv")
 # What `mesainterp.patching.PatchResult.save` writes (read without importing patching).

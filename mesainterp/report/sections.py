@@ -317,6 +317,57 @@ def _scorecard(run: Run, result: Result) -> list[Section]:
     ]
 
 
+def _mechanism(run: Run, result: Result) -> list[Section]:
+    """The card's claims first (supported, then failed), the literature table, then
+    each evidence table the claims point to, in the card's order."""
+    data = _json(run, result)
+    if not isinstance(data, dict) or data.get("format") != "mesainterp.mechanism":
+        raise RunDirError(f"{result.path}: not a mechanism card (format 'mesainterp.mechanism')")
+    try:
+        claims = pd.DataFrame(data["claims"])
+        cols = ["status", "kind", "text", "evidence", "value", "ci_low", "ci_high"]
+        claims = claims[cols] if len(claims) else pd.DataFrame(columns=cols)
+        literature = pd.DataFrame(data.get("literature", []))
+        tables = dict(data.get("tables", {}))
+        n_ok = int((claims["status"] == "supported").sum())
+    except (KeyError, TypeError, ValueError) as err:
+        raise RunDirError(f"{result.path}: a mechanism card needs 'claims' ({err!r})") from err
+    base = slug(result.name)
+    out = [
+        Section(
+            title=result.options.get("title", "Mechanism"),
+            name=base,
+            caption=f"{data.get('model_name', '')} on {data.get('task', '')}: {n_ok} of"
+            f" {len(claims)} claims supported. Each status is computed from the number and"
+            " interval beside it against thresholds fixed in code; the evidence column"
+            " names the table and row below.",
+            table=claims,
+        )
+    ]
+    if len(literature):
+        out.append(
+            Section(
+                title=f"Compared with {literature['source'].iloc[0]}",
+                name=f"{base}-literature",
+                caption="Each verdict is judged on the claims above by a rule declared in code.",
+                table=literature[["finding", "verdict", "evidence"]],
+            )
+        )
+    for name, path in tables.items():
+        table = read_table(run.file(str(path)))
+        if name == "roles" and "assigned" in table:
+            table = table[table["assigned"].astype(bool)]
+        out.append(
+            Section(
+                title=f"Evidence: {path}",
+                name=f"{base}-{slug(name)}",
+                caption=f"{len(table)} rows" + (" (assigned roles)" if name == "roles" else ""),
+                table=table.reset_index(drop=True),
+            )
+        )
+    return out
+
+
 _BUILDERS = {
     "patching": _patching,
     "probes": _probes,
@@ -326,6 +377,7 @@ _BUILDERS = {
     "figure": _figure,
     "table": _table,
     "scorecard": _scorecard,
+    "mechanism": _mechanism,
 }
 
 
