@@ -95,8 +95,10 @@ def _base_node(name: str) -> str:
     return node if label is None else at(node, label)
 
 
-def _node_name(node: str | Site) -> str:
-    return node.node_name if isinstance(node, Site) else node
+def _node_name(node: str | Site, grouped_query: bool = False) -> str:
+    if not isinstance(node, Site):
+        return node
+    return node.node_name_for(grouped_query=True) if grouped_query else node.node_name
 
 
 def _node_site(name: str, where: str) -> Site:
@@ -195,6 +197,7 @@ class Circuit:
         provenance: dict[str, Any] | None = None,
         node_order: tuple[str, ...] = (),
         positions: dict[str, Any] | None = None,
+        grouped_query: bool = False,
     ) -> Circuit:
         """Derive the node set from the edges (a downstream input "L1H0.v" is node "L1H0").
 
@@ -203,8 +206,18 @@ class Circuit:
         is "L1H0.v"); the circuit keeps the names. A circuit found per position or role
         names its ends "L0H1@3", "L1H0.v@3" and takes `positions` (its granularity,
         `PositionalGraph.spec`); nodes then sort by graph order, then label order.
+        grouped_query: the model shares key/value heads, so a k/v receiver Site's `head`
+        counts key/value heads and names node "L1KV0.k" (`Site.node_name_for`).
+
+        >>> from mesainterp.sites import Site
+        >>> up, down = Site(kind="z", layer=0, head=1), Site(kind="k", layer=1, head=0)
+        >>> sorted(Circuit.from_edges({(up, down): 1.0}, method="eap", grouped_query=True).edges)
+        [('L0H1', 'L1KV0.k')]
         """
-        named = {(_node_name(u), _node_name(d)): score for (u, d), score in edges.items()}
+        named = {
+            (_node_name(u, grouped_query), _node_name(d, grouped_query)): score
+            for (u, d), score in edges.items()
+        }
         names: set[str] = set()
         for u, d in named:
             names.add(u)
