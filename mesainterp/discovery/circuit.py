@@ -6,7 +6,8 @@ of another format, or missing a field is refused with the field named.
 Schema versions: 1, position-agnostic edges; 2 adds circuits found per position or
 per role (`attribution.positions`): a top-level "positions" ({"granularity": "each"
 or "roles", "labels": [...]}, null otherwise) and a "position" on every node and
-edge of such a circuit. Version 1 documents read back unchanged.
+edge of such a circuit. Position-agnostic circuits are still written as version 1,
+so version 1 documents read back and write out unchanged.
 """
 
 from __future__ import annotations
@@ -272,9 +273,11 @@ class Circuit:
     # -- JSON ----------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        # A position-agnostic circuit is written as version 1, so committed circuits and
+        # readers of version 1 see the same document; only per-position ones need 2.
+        data = {
             "format": CIRCUIT_FORMAT,
-            "schema_version": CIRCUIT_SCHEMA_VERSION,
+            "schema_version": 1 if self.positions is None else CIRCUIT_SCHEMA_VERSION,
             "nodes": [_node_entry(n) for n in self.nodes],
             "edges": [_edge_entry(u, d, s) for (u, d), s in self.edges.items()],
             "method": self.method,
@@ -282,8 +285,10 @@ class Circuit:
             "ablation": self.ablation,
             "provenance": self.provenance,
             "faithfulness": self.faithfulness,
-            "positions": self.positions,
         }
+        if self.positions is not None:
+            data["positions"] = self.positions
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
