@@ -68,7 +68,9 @@ def imported_modules(source: str) -> set[str]:
 def first_party(root: Path) -> set[str]:
     """This repository's own top-level modules, as seen from files under `root`."""
     siblings = {p.stem for p in root.glob("*.py")} | {p.name for p in root.iterdir() if p.is_dir()}
-    return {"mesainterp", "tests", "benchmarks", "notebooks"} | siblings
+    # The circuits/ scripts, which the tests import to re-run them.
+    scripts = {p.stem for p in (ROOT / "circuits").glob("*.py")}
+    return {"mesainterp", "tests", "benchmarks", "notebooks"} | siblings | scripts
 
 
 def undeclared(
