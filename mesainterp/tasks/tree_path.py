@@ -35,6 +35,10 @@ n_nodes]: "parent" (-1 for the root), "node_depth", "on_path", "edge_pos" (the
 position of the parent token of the edge into that node; the child token is
 one later; -1 for the root).
 
+Root given (`root_given`, Brinkmann et al.'s setting): the root still sits
+after ":" as the first path token, but the model is never scored on naming it;
+the first target is the node below the root.
+
 Held-out split (`split`, `test_fraction`): with split "train" or "test" every
 example (for pairs: the clean half) is kept only if a stable hash of its
 underlying problem (the edge set and the goal) falls in that split, a
@@ -118,10 +122,13 @@ class TreePathTask(PathTask):
     goal_depth: GoalDepthDistribution = "uniform_depth"
     split: Split = "all"
     test_fraction: float = 0.1
+    root_given: bool = False
 
     def __post_init__(self) -> None:
         t = self.name
         check_int(t, "n_nodes", self.n_nodes, 2, 200)
+        if not isinstance(self.root_given, bool):
+            raise ConfigError(f"{t}.root_given", f"got {self.root_given!r}", "true or false")
         check_int(t, "max_depth", self.max_depth, 1, self.n_nodes - 1)
         if self.max_children is not None:
             check_int(t, "max_children", self.max_children, 1, self.n_nodes - 1)
@@ -276,7 +283,10 @@ class TreePathTask(PathTask):
             k = len(inst.path)
             row[p0 : p0 + k] = inst.path
             row[p0 + k] = self.end
-            targets[b, p0 - 1 : p0 + k] = row[p0 : p0 + k + 1]
+            # With the root given, the position after ":" holds it as input and the
+            # first scored prediction is the node below it.
+            first = p0 if self.root_given else p0 - 1
+            targets[b, first : p0 + k] = row[first + 1 : p0 + k + 1]
             goal[b], root[b], depth[b] = inst.goal, inst.root, k - 1
             path[b, :k] = inst.path
             ancestors[b, : k - 1] = inst.path[-2::-1]

@@ -82,6 +82,33 @@ PRESETS: dict[str, dict[str, Any]] = {
         "checkpoint_every": 250,
         "seed": 0,
     },
+    # Brinkmann et al. 2024's setting: 16-node binary trees, the root given as the
+    # first path token, one head per layer, and goals up to 8 levels deep, deeper
+    # than the 6 layers, so one backward-chaining step a layer cannot reach them.
+    "tree-path-brinkmann": {
+        "task": "tree-path",
+        "task_params": {
+            "n_nodes": 16,
+            "max_depth": 8,
+            "root_given": True,
+            "split": "train",
+        },
+        "eval_task_params": {"split": "test"},
+        "model": {"n_layers": 6, "d_model": 64, "n_heads": 1, "d_head": 64, "d_mlp": 256},
+        "steps": 12000,
+        "batch_size": 64,
+        "lr": 1e-3,
+        "warmup_steps": 200,
+        "weight_decay": 0.01,
+        "eval_every": 250,
+        "eval_n": 500,
+        "checkpoint_every": 250,
+        "seed": 0,
+        "curriculum": [
+            {"until_step": 800, "task_params": {"max_depth": 4}},
+            {"until_step": 2000, "task_params": {"max_depth": 6}},
+        ],
+    },
 }
 
 

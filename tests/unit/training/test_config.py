@@ -63,5 +63,6 @@ def test_unknown_task_lists_the_known_ones():
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_are_valid(name):
     config = preset(name)
-    assert config.task == name.removesuffix("-memorizer")
+    assert config.task == PRESETS[name]["task"]
+    assert name.startswith(config.task)
     config.stage_tasks()
