@@ -218,7 +218,7 @@ ANALYSES: dict[str, Analysis] = {
 
 # The sweeps' back end: "auto" (fast path where it applies), or "hooks" to measure the
 # hook-loop fallback itself (`--method hooks`).
-SWEEP_METHOD = {"method": "auto"}
+SWEEP_METHOD: dict[str, Any] = {"method": "auto", "sites_per_forward": None}
 
 
 def ours(model: Any, analysis: str, clean: Tensor, corrupted: Tensor, metric: Any) -> Any:
@@ -227,7 +227,8 @@ def ours(model: Any, analysis: str, clean: Tensor, corrupted: Tensor, metric: An
         warnings.simplefilter("ignore", PatchingFallbackWarning)  # reported as "method"
         return run_sweep(
             model, sites, clean=clean, corrupted=corrupted, metric=metric,
-            method=SWEEP_METHOD["method"],  # type: ignore[arg-type]
+            method=SWEEP_METHOD["method"],
+            sites_per_forward=SWEEP_METHOD["sites_per_forward"],
         )  # fmt: skip
 
 
@@ -446,6 +447,8 @@ def _peak_kb_child(args: argparse.Namespace, arch: str, pairs: str, what: str) -
     argv += ["--threads", str(args.threads)] + (["--quick"] if args.quick else [])
     argv += ["--width", str(args.width or 0), "--layers", str(args.layers or 0)]
     argv += ["--edge-sample", str(args.edge_sample), "--method", args.method]
+    if args.sites_per_forward:
+        argv += ["--sites-per-forward", str(args.sites_per_forward)]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     return int(json.loads(out.strip().splitlines()[-1])["kb"])
 
@@ -494,6 +497,7 @@ def measure(args: argparse.Namespace, sizes: Sizes, arch: str, analysis: str, pa
         "ours_s": round(ours_s, 4),
         "reference_s": round(ref_s, 4),
         "method": values.method,
+        "sites_per_forward": SWEEP_METHOD["sites_per_forward"],
         "fallback_reason": values.fallback_reason,
         "n_sites": len(values.sites),
         "d_model": sizes.d_model,
@@ -525,6 +529,10 @@ def main() -> None:
         help="sweeps' back end (hooks: measure the hook-loop fallback)",
     )  # fmt: skip
     parser.add_argument(
+        "--sites-per-forward", type=int, default=None,
+        help="hook back end: sites stacked into one forward (fewer: less memory, slower)",
+    )  # fmt: skip
+    parser.add_argument(
         "--edge-sample", type=int, default=48, help="edges the naive edge loop is timed on"
     )
     parser.add_argument("--pairs", action="append", choices=["few", "all"], default=None)
@@ -535,6 +543,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     sizes = sizes_from(args)
     SWEEP_METHOD["method"] = args.method
+    SWEEP_METHOD["sites_per_forward"] = args.sites_per_forward
     args.repeats = args.repeats or (2 if args.quick else 3)
     args.arch = args.arch or list(ARCHS)
     args.analysis = args.analysis or [*ANALYSES, *OTHERS]
