@@ -19,9 +19,10 @@ from mesainterp.errors import ConfigError
 from mesainterp.mechanism.attention import attention_patterns
 from mesainterp.mechanism.claims import Claim
 from mesainterp.mechanism.relations import QueryRole
-from mesainterp.tasks.base import TaskBatch
+from mesainterp.mechanism.structural import position_names
+from mesainterp.tasks.base import Task, TaskBatch
 
-__all__ = ["head_attention_panels"]
+__all__ = ["attention_view", "head_attention_panels", "position_labels"]
 
 
 def _key_nodes(batch: TaskBatch, example: int, n_nodes: int) -> list[int | None]:
@@ -62,3 +63,36 @@ def head_attention_panels(
                 mass[node] = mass.get(node, 0.0) + float(w)
         panels[f"{c.query_role}: {c.head}"] = mass
     return panels
+
+
+def position_labels(task: Task, batch: TaskBatch, example: int) -> list[str]:
+    """One label per position of `example`: its token, prefixed by its role where the
+    position has one ("goal 7", "answer step 1 3", "edge 2 child 5")."""
+    vocab = list(getattr(task, "vocab", ()))
+    names = position_names(task, batch)
+    labels = []
+    for name, token in zip(names, batch.inputs[example].tolist(), strict=True):
+        text = vocab[token] if 0 <= token < len(vocab) else str(token)
+        labels.append(text if name in ("", text) else f"{name} {text}")
+    return labels
+
+
+@torch.no_grad()
+def attention_view(
+    model: TransformerBridge, task: Task, batch: TaskBatch, example: int, heads: Sequence[str]
+) -> dict[str, object]:
+    """The attention of `heads` ("L1H0", ...) on one example, in the report's attention
+    format: {"tokens", "attention" [head][query][key], "head_names"}, tokens labelled
+    with their roles."""
+    if not 0 <= example < batch.batch_size:
+        raise ConfigError("example", f"{example} is not in the batch", f"0..{batch.batch_size - 1}")
+    _, patterns = attention_patterns(model, batch.inputs[example : example + 1])
+    picked = []
+    for name in heads:
+        layer, head = (int(part) for part in name.removeprefix("L").split("H"))
+        picked.append(patterns[layer, 0, head])
+    return {
+        "tokens": position_labels(task, batch, example),
+        "attention": torch.stack(picked).tolist() if picked else [],
+        "head_names": list(heads),
+    }

@@ -10,17 +10,22 @@ the task's planted model) and its control twin, builds the card
     roles.csv, patching.csv, probes.csv, dla.csv, lens.csv / algorithm.csv
                         the tables the claims point to
     mechanism_tree.png  tree-path: where each head that matters attends, on one tree
+    attention.json      path tasks: those heads' attention on the same example, positions
+                        labelled with their roles and tokens (circuitsvis in the report)
     run.json            the manifest `mesainterp report DIR` reads (a "mechanism" result)
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mesainterp.atomic import atomic_write_text
 from mesainterp.mechanism.card import MechanismCard, mechanism_card
+from mesainterp.mechanism.instance import attention_view
 from mesainterp.provenance_stamp import provenance
 from mesainterp.report.rundir import Result, write_run
 from mesainterp.runs.evidence_run import EvidencePlan, evidence_subject
@@ -41,6 +46,12 @@ def _tree_figure(instance: dict[str, Any], stem: Path) -> Path:
         title="Attention of the heads that matter, per answer step",
     )  # fmt: skip
     return save_static(fig, stem, formats=("png",))[0]
+
+
+def _heads_that_matter(card: MechanismCard) -> list[str]:
+    """Heads with a supported patching claim, in layer order."""
+    heads = {c.head for c in card.claims if c.kind == "patching" and c.status == "supported"}
+    return sorted((h for h in heads if h), key=lambda h: tuple(int(x) for x in h[1:].split("H")))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,6 +109,22 @@ def run_mechanism_run(
                 "caption": "One panel per head whose ablation at a query role lowers the"
                 " answers (a supported patching claim): its attention there, summed per node"
                 " (an edge's tokens count for its child). Goal and root-to-goal path marked.",
+            }
+        )
+    heads = _heads_that_matter(card)
+    if heads and getattr(plan.task, "vocab", None):
+        batch = plan.task.sample(n, seed=seed)  # the card's examples; the figure's example 0
+        view = attention_view(subject.model, plan.task, batch, 0, heads)
+        paths["attention"] = out / "attention.json"
+        atomic_write_text(paths["attention"], json.dumps(view) + "\n")
+        results.append(
+            {
+                "name": "mechanism-attention",
+                "kind": "attention",
+                "path": "attention.json",
+                "title": "Attention of the heads that matter, on the same example",
+                "caption": "Every head with a supported patching claim, on example 0 of the"
+                " card's batch; positions are labelled with their role and token.",
             }
         )
     paths["run"] = write_run(

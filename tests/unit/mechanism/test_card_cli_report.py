@@ -64,3 +64,18 @@ def test_report_refuses_a_file_that_is_not_a_card(run_dir, tmp_path) -> None:  #
     (copy / "mechanism.json").write_text('{"format": "other"}')
     with pytest.raises(RunDirError, match="not a mechanism card"):
         sections_from_run(load_run(copy))
+
+
+def test_attention_view_shows_the_heads_that_matter_with_role_labels(run_dir) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads((run_dir / "mechanism.json").read_text())
+    view = json.loads((run_dir / "attention.json").read_text())
+    claimed = {c["head"] for c in data["claims"]
+               if c["kind"] == "patching" and c["status"] == "supported"}  # fmt: skip
+    assert set(view["head_names"]) == claimed
+    tokens = view["tokens"]
+    assert len(view["attention"][0]) == len(tokens) == len(view["attention"][0][0])
+    # Roles label the positions, not bare indices: the goal token and ":" carry theirs.
+    assert any(t.startswith("goal ") for t in tokens)
+    assert any(t.startswith("edge 0 parent ") for t in tokens)
+    titles = [s.title for s in sections_from_run(load_run(run_dir))]
+    assert "Attention of the heads that matter, on the same example" in titles
