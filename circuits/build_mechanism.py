@@ -1,6 +1,7 @@
 """Generate the committed mechanism cards of the shipped model organisms.
 
-    python circuits/build_mechanism.py tree-path graph-search maze icl-regression
+    python circuits/build_mechanism.py tree-path tree-path-brinkmann graph-search maze maze-4x4 \
+        icl-regression
 
 runs `mesainterp mechanism NAME` with the settings below (`runs.mechanism_run`) into
 circuits/NAME/: mechanism.md (the card), mechanism.json, the evidence tables it points
@@ -20,7 +21,7 @@ from mesainterp.runs.mechanism_run import run_mechanism_run
 __all__: list[str] = []
 
 HERE = Path(__file__).resolve().parent
-ORGANISMS = ("tree-path", "graph-search", "maze", "icl-regression")
+ORGANISMS = ("tree-path", "tree-path-brinkmann", "graph-search", "maze", "maze-4x4", "icl-regression")
 # The settings every committed card is generated with.
 SETTINGS = {"n": 64, "seed": 0, "steps": 3, "n_boot": 500}
 

@@ -33,7 +33,9 @@ __all__ = ["GOAL_LABELS", "GoalProbes", "goal_probe_lines", "goal_probes"]
 # The label that names the goal, and the position of the goal token, per path task.
 GOAL_LABELS: dict[str, tuple[str, str]] = {
     "tree-path": ("goal", "goal_pos"),
+    "tree-path-brinkmann": ("goal", "goal_pos"),
     "maze": ("target", "target_pos"),
+    "maze-4x4": ("target", "target_pos"),
 }
 
 
