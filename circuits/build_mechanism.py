@@ -21,7 +21,14 @@ from mesainterp.runs.mechanism_run import run_mechanism_run
 __all__: list[str] = []
 
 HERE = Path(__file__).resolve().parent
-ORGANISMS = ("tree-path", "tree-path-brinkmann", "graph-search", "maze", "maze-4x4", "icl-regression")
+ORGANISMS = (
+    "tree-path",
+    "tree-path-brinkmann",
+    "graph-search",
+    "maze",
+    "maze-4x4",
+    "icl-regression",
+)
 # The settings every committed card is generated with.
 SETTINGS = {"n": 64, "seed": 0, "steps": 3, "n_boot": 500}
 
