@@ -7,7 +7,7 @@ runs `mesainterp mechanism NAME` with the settings below (`runs.mechanism_run`) 
 circuits/NAME/: mechanism.md (the card), mechanism.json, the evidence tables it points
 to (roles.csv, dla.csv, lens.csv, or algorithm.csv) and run.json, so that
 `mesainterp report circuits/NAME` renders it. tests/integration/test_mechanism_cards.py
-re-runs tree-path and requires the committed mechanism.md.
+re-runs tree-path and tree-path-brinkmann and requires the committed mechanism.md.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ sys.path.insert(0, str(CIRCUITS))
 from build_mechanism import build  # noqa: E402
 
 
-@pytest.mark.parametrize("name", ["tree-path"])
+@pytest.mark.parametrize("name", ["tree-path", "tree-path-brinkmann"])
 def test_committed_card_is_reproduced(name: str, tmp_path: Path) -> None:
     committed = (CIRCUITS / name / "mechanism.md").read_text()
     regenerated = build(name, tmp_path).read_text()
