@@ -50,10 +50,9 @@ from mesainterp.mechanism.relations import (
     same_token,
     self_token,
 )
+from mesainterp.mechanism.staircase_rule import Staircase, staircase
 from mesainterp.mechanism.structural import (
-    Staircase,
     StructuralTable,
-    staircase,
     structural_labels,
     structural_probes,
 )

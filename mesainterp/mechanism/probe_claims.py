@@ -1,4 +1,4 @@
-"""Probe claims: does the search's chain climb one layer per step (`structural.staircase`)?
+"""Probe claims: does the search's chain climb one layer per step (`mechanism.staircase_rule`)?
 
 At the goal token and at ":" the chain quantities (tree-path: the goal's k-th
 ancestor; graph-search: the k-th node back from the goal) are probed at every layer
@@ -18,7 +18,8 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from mesainterp.evidence.profile import declared_positions
 from mesainterp.mechanism.claims import Claim
-from mesainterp.mechanism.structural import staircase, structural_probes
+from mesainterp.mechanism.staircase_rule import staircase
+from mesainterp.mechanism.structural import structural_probes
 from mesainterp.tasks.base import Task
 
 __all__ = ["CHAIN_RANKS", "PROBE_EXAMPLES", "probe_claims"]

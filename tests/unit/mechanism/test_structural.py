@@ -10,11 +10,11 @@ from sklearn.linear_model import Ridge
 from mesainterp.errors import MesaInterpError
 from mesainterp.evidence.planted_registry import planted_model
 from mesainterp.evidence.scorecard import twin_controls
+from mesainterp.mechanism.staircase_rule import staircase
 from mesainterp.mechanism.structural import (
     _cv_multilabel,
     _scores,
     position_names,
-    staircase,
     structural_labels,
     structural_probes,
 )
